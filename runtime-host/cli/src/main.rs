@@ -1,0 +1,55 @@
+//! `fado`: runs FaDO (`fado up`) or any Spin application (`fado serve`) on
+//! the embedded wasmtime host.
+
+mod host;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "fado", version, about = "FaDO, the Function and Data Orchestrator")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "FADO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FaDO orchestrator: the Spin application in ./spin.toml (or --manifest).
+    Up(host::HostArgs),
+    /// Run any Spin application (manifest version 2), the way `spin up` does.
+    Serve(host::HostArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let result = match cli.command {
+        Command::Up(args) | Command::Serve(args) => host::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime_cranelift=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

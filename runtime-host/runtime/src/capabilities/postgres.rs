@@ -1,0 +1,313 @@
+//! `spin:postgres/postgres@4.0.0`: parameterised queries over a pooled
+//! connection per address (deadpool), with every value type of the
+//! interface. A guest `connection` holds one pooled session for its life, so
+//! a transaction begun on it stays on the same server session; if the guest
+//! goes away mid-transaction the session is rolled back before reuse.
+
+mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use fado_manifest::AllowedHosts;
+use tokio_postgres::config::{Host, SslMode};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+
+use super::{Capability, ComponentIndex, StoreData};
+use crate::app::AppContext;
+use crate::bindings::spin::postgres::postgres::{
+    self as v4, DbError, Error, ParameterValue, QueryError, RowSet,
+};
+
+/// Sessions kept per address; more callers wait up to [`POOL_WAIT`].
+const POOL_SIZE: usize = 16;
+const POOL_WAIT: Duration = Duration::from_secs(30);
+/// Prepared statements cached per session before the cache is reset.
+const STATEMENT_CACHE_LIMIT: usize = 512;
+/// Open connections one instance may hold at once.
+const MAX_CONNECTIONS_PER_INSTANCE: usize = 16;
+
+pub struct OutboundPostgres {
+    pools: Arc<PgPools>,
+    allowed: Vec<Arc<AllowedHosts>>,
+}
+
+#[derive(Default)]
+struct PgPools {
+    by_address: Mutex<HashMap<String, Pool>>,
+}
+
+pub struct InstancePostgres {
+    pools: Arc<PgPools>,
+    allowed: Arc<AllowedHosts>,
+    table: ResourceTable,
+    open: usize,
+}
+
+/// The host side of a guest's `connection` resource: one pooled session.
+pub struct PgConnection {
+    client: Option<Object>,
+    in_transaction: bool,
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        if self.in_transaction
+            && let Some(client) = self.client.take()
+        {
+            // Never hand a session with an open transaction to the next caller.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if let Err(e) = client.batch_execute("ROLLBACK").await {
+                            tracing::warn!("rolling back an abandoned transaction failed: {e}");
+                            let _ = Object::take(client);
+                        }
+                    });
+                }
+                Err(_) => {
+                    let _ = Object::take(client);
+                }
+            }
+        }
+    }
+}
+
+impl Capability for OutboundPostgres {
+    type InstanceState = InstancePostgres;
+
+    fn add_to_linker(
+        linker: &mut Linker<StoreData>,
+        get: fn(&mut StoreData) -> &mut InstancePostgres,
+    ) -> Result<()> {
+        v4::add_to_linker::<StoreData, HasSelf<InstancePostgres>>(linker, get)
+            .map_err(anyhow::Error::from)
+    }
+
+    fn configure(app: &AppContext) -> Result<Self> {
+        Ok(Self {
+            pools: Arc::new(PgPools::default()),
+            allowed: app.components.iter().map(|c| c.allowed_hosts.clone()).collect(),
+        })
+    }
+
+    fn instance_state(&self, component: ComponentIndex) -> Result<InstancePostgres> {
+        Ok(InstancePostgres {
+            pools: self.pools.clone(),
+            allowed: self.allowed[component].clone(),
+            table: ResourceTable::new(),
+            open: 0,
+        })
+    }
+}
+
+impl PgPools {
+    fn pool(&self, address: &str, config: tokio_postgres::Config) -> Result<Pool, Error> {
+        let mut map = self.by_address.lock().expect("pg pool lock");
+        if let Some(p) = map.get(address) {
+            return Ok(p.clone());
+        }
+        let mgr_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if config.get_ssl_mode() == SslMode::Disable {
+            Manager::from_config(config, tokio_postgres::NoTls, mgr_config)
+        } else {
+            Manager::from_config(config, tls_connector(), mgr_config)
+        };
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        map.insert(address.to_string(), pool.clone());
+        Ok(pool)
+    }
+}
+
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+fn query_failed(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut extras = Vec::new();
+            let mut push = |k: &str, v: Option<&str>| {
+                if let Some(v) = v {
+                    extras.push((k.to_string(), v.to_string()));
+                }
+            };
+            push("hint", db.hint());
+            push("where", db.where_());
+            push("schema", db.schema());
+            push("table", db.table());
+            push("column", db.column());
+            push("datatype", db.datatype());
+            push("constraint", db.constraint());
+            push("routine", db.routine());
+            Error::QueryFailed(QueryError::DbError(DbError {
+                as_text: db.to_string(),
+                severity: db.severity().to_string(),
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                extras,
+            }))
+        }
+        None => Error::QueryFailed(QueryError::Text(e.to_string())),
+    }
+}
+
+/// Tracks whether the session is inside a transaction block, from the
+/// statements the guest sends.
+fn transaction_effect(statement: &str) -> Option<bool> {
+    let first = statement
+        .trim_start()
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .next()?
+        .to_ascii_uppercase();
+    match first.as_str() {
+        "BEGIN" | "START" => Some(true),
+        "COMMIT" | "ROLLBACK" | "END" | "ABORT" => Some(false),
+        _ => None,
+    }
+}
+
+impl InstancePostgres {
+    fn ensure_allowed(&self, config: &tokio_postgres::Config) -> Result<(), Error> {
+        let ports = config.get_ports();
+        for (i, host) in config.get_hosts().iter().enumerate() {
+            let host = match host {
+                Host::Tcp(h) => h,
+                Host::Unix(_) => {
+                    return Err(Error::ConnectionFailed(
+                        "Unix socket addresses are not supported; use host=... with a TCP address".into(),
+                    ));
+                }
+            };
+            let port = ports.get(i).or(if ports.len() == 1 { ports.first() } else { None });
+            if !self.allowed.allows("postgres", host, port.copied()) {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                tracing::info!(host, "outbound Postgres denied: not in allowed_outbound_hosts");
+                return Err(Error::ConnectionFailed(format!(
+                    "address postgres://{host}{port} is not permitted"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn prepared(
+        &mut self,
+        r: &Resource<PgConnection>,
+        statement: &str,
+    ) -> Result<tokio_postgres::Statement, Error> {
+        let conn = self.table.get_mut(r).map_err(|e| Error::Other(e.to_string()))?;
+        let client = conn.client.as_ref().ok_or_else(|| Error::Other("connection closed".into()))?;
+        if client.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
+            client.statement_cache.clear();
+        }
+        client.prepare_cached(statement).await.map_err(query_failed)
+    }
+
+    fn client(&mut self, r: &Resource<PgConnection>, statement: &str) -> Result<&Object, Error> {
+        let conn = self.table.get_mut(r).map_err(|e| Error::Other(e.to_string()))?;
+        if let Some(in_tx) = transaction_effect(statement) {
+            conn.in_transaction = in_tx;
+        }
+        conn.client.as_ref().ok_or_else(|| Error::Other("connection closed".into()))
+    }
+}
+
+impl v4::Host for InstancePostgres {}
+
+impl v4::HostConnection for InstancePostgres {
+    async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, Error> {
+        let config: tokio_postgres::Config = address
+            .parse()
+            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        self.ensure_allowed(&config)?;
+        if self.open >= MAX_CONNECTIONS_PER_INSTANCE {
+            return Err(Error::ConnectionFailed("too many connections".into()));
+        }
+        let pool = self.pools.pool(&address, config)?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        let r = self
+            .table
+            .push(PgConnection {
+                client: Some(client),
+                in_transaction: false,
+            })
+            .map_err(|e| Error::Other(e.to_string()))?;
+        self.open += 1;
+        Ok(r)
+    }
+
+    async fn query(
+        &mut self,
+        r: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> Result<RowSet, Error> {
+        let stmt = self.prepared(&r, &statement).await?;
+        let values = types::parameters(&params, stmt.params())?;
+        let refs = types::as_refs(&values);
+        let client = self.client(&r, &statement)?;
+        let rows = client.query(&stmt, &refs).await.map_err(query_failed)?;
+        types::row_set(&stmt, &rows)
+    }
+
+    async fn execute(
+        &mut self,
+        r: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> Result<u64, Error> {
+        let stmt = self.prepared(&r, &statement).await?;
+        let values = types::parameters(&params, stmt.params())?;
+        let refs = types::as_refs(&values);
+        let client = self.client(&r, &statement)?;
+        client.execute(&stmt, &refs).await.map_err(query_failed)
+    }
+
+    async fn drop(&mut self, r: Resource<PgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
+        self.open -= 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transaction_effect;
+
+    #[test]
+    fn tracks_transaction_statements() {
+        assert_eq!(transaction_effect("  begin"), Some(true));
+        assert_eq!(transaction_effect("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Some(true));
+        assert_eq!(transaction_effect("commit;"), Some(false));
+        assert_eq!(transaction_effect("ROLLBACK"), Some(false));
+        assert_eq!(transaction_effect("SELECT 1"), None);
+        assert_eq!(transaction_effect(""), None);
+    }
+}

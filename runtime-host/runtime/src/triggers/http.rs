@@ -1,0 +1,431 @@
+//! The HTTP trigger: a hyper server (HTTP/1.1 and HTTP/2, optional TLS)
+//! that routes each request with Spin's route rules and runs it in a fresh
+//! instance of the matched component's `wasi:http/incoming-handler`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use fado_manifest::{Route, Router, routes::WELL_KNOWN_PREFIX};
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
+
+use crate::app::App;
+use crate::capabilities::outbound_http::{LocalHandler, LocalTarget};
+use crate::capabilities::{ComponentIndex, StoreData};
+use crate::metrics::InvocationMetrics;
+
+pub struct HttpTrigger {
+    app: Arc<App>,
+    router: Router,
+    /// Indexed by component; `None` for components no HTTP trigger uses.
+    handlers: Vec<Option<HttpComponent>>,
+    tracker: TaskTracker,
+    app_name: String,
+}
+
+struct HttpComponent {
+    pre: ProxyPre<StoreData>,
+    metrics: InvocationMetrics,
+}
+
+/// How a request reached its component.
+struct Matched {
+    component: ComponentIndex,
+    route: String,
+    route_prefix: String,
+    path_info: String,
+    params: Vec<(String, String)>,
+}
+
+impl HttpTrigger {
+    pub fn new(app: Arc<App>, tracker: TaskTracker) -> Result<Arc<Self>> {
+        let manifest = &app.ctx.manifest;
+        let (router, _) = manifest.http_router()?;
+        let mut handlers: Vec<Option<HttpComponent>> = Vec::new();
+        for index in 0..app.ctx.components.len() {
+            let loaded = app.component(index);
+            let used = manifest.http_triggers.iter().any(|t| t.component == loaded.id);
+            if !used {
+                handlers.push(None);
+                continue;
+            }
+            let pre = ProxyPre::new(loaded.pre.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "component {:?} is used by an HTTP trigger but does not export \
+                     wasi:http/incoming-handler@0.2.x: {e:#}",
+                    loaded.id
+                )
+            })?;
+            handlers.push(Some(HttpComponent {
+                pre,
+                metrics: InvocationMetrics::new(&loaded.id, "http"),
+            }));
+        }
+        for t in &manifest.http_triggers {
+            match &t.route {
+                Route::Path(p) => tracing::info!(route = %p, component = %t.component, "HTTP route"),
+                Route::Private => tracing::info!(component = %t.component, "private HTTP component (http://{}.spin.internal)", t.component),
+            }
+        }
+        let app_name = manifest.application.name.clone();
+        let trigger = Arc::new(Self {
+            app: app.clone(),
+            router,
+            handlers,
+            tracker,
+            app_name,
+        });
+        app.capabilities
+            .http
+            .set_local_handler(Arc::new(LocalDispatch(Arc::downgrade(&trigger))));
+        Ok(trigger)
+    }
+
+    /// Accepts connections until `shutdown`, then waits up to `drain` for
+    /// in-flight requests to finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: CancellationToken,
+        drain: Duration,
+    ) -> Result<()> {
+        let graceful = GracefulShutdown::new();
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %listener.local_addr()?, scheme, "serving HTTP");
+        loop {
+            let (stream, client) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Usually EMFILE; back off briefly instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let trigger = self.clone();
+            let https = tls.is_some();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let trigger = trigger.clone();
+                async move { Ok::<_, Infallible>(trigger.handle(req, client, https).await) }
+            });
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let result = match tls {
+                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(s) => watcher.watch(builder.serve_connection(TokioIo::new(s), svc)).await,
+                        Err(e) => {
+                            tracing::debug!(%client, "TLS handshake failed: {e}");
+                            return;
+                        }
+                    },
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%client, "connection ended with error: {e}");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("draining in-flight HTTP requests");
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("HTTP connections drained"),
+            _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout; closing remaining connections"),
+        }
+        Ok(())
+    }
+
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>, client: SocketAddr, https: bool) -> Response<WasiBody> {
+        let path = req.uri().path().to_string();
+        if let Some(r) = self.well_known(&path) {
+            return r;
+        }
+        let Some(matched) = self.match_route(&path) else {
+            return error_response(StatusCode::NOT_FOUND, "not_found", &format!("no route matches {path}"));
+        };
+        let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
+        match self.invoke(matched, req, client, https).await {
+            Ok(r) => r,
+            Err(r) => r,
+        }
+    }
+
+    fn well_known(&self, path: &str) -> Option<Response<WasiBody>> {
+        let rest = path.strip_prefix(WELL_KNOWN_PREFIX)?;
+        Some(match rest {
+            "health" => text_response(StatusCode::OK, "OK"),
+            "info" => json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "host": "fado",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "application": self.app_name,
+                }),
+            ),
+            _ => error_response(StatusCode::NOT_FOUND, "not_found", &format!("no route matches {path}")),
+        })
+    }
+
+    fn match_route(&self, path: &str) -> Option<Matched> {
+        let m = self.router.route(path)?;
+        Some(Matched {
+            component: self.app.component_index(m.component)?,
+            route: m.route.to_string(),
+            route_prefix: m.route_prefix().to_string(),
+            path_info: m.path_info.clone(),
+            params: m.params.clone(),
+        })
+    }
+
+    async fn invoke(
+        self: &Arc<Self>,
+        matched: Matched,
+        mut req: Request<WasiBody>,
+        client: SocketAddr,
+        https: bool,
+    ) -> Result<Response<WasiBody>, Response<WasiBody>> {
+        let Some(handler) = self.handlers.get(matched.component).and_then(Option::as_ref) else {
+            let id = &self.app.component(matched.component).id;
+            return Err(error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("component {id:?} has no HTTP trigger"),
+            ));
+        };
+        add_spin_headers(&mut req, &matched, client, https);
+
+        let started = Instant::now();
+        handler.metrics.started();
+        let id = self.app.component(matched.component).id.clone();
+        let mut store = self.app.new_store(matched.component).map_err(|e| internal(&id, &e))?;
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (request, out) = {
+            let mut http = store.data_mut().http();
+            let request = http.new_incoming_request(scheme, req);
+            let out = http.new_response_outparam(tx);
+            (request, out)
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("{e:#}"),
+                ));
+            }
+        };
+        let out = out.map_err(|e| internal(&id, &anyhow::Error::from(e)))?;
+        let pre = handler.pre.clone();
+        let metrics = handler.metrics.clone();
+        let task_id = id.clone();
+        // The guest runs on its own task so the response body can stream
+        // while the handler is still writing it.
+        let task = self.tracker.spawn(async move {
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+            }
+            .await
+            .map_err(anyhow::Error::from);
+            metrics.finished(started.elapsed(), result.is_ok());
+            if let Err(e) = &result {
+                tracing::error!(component = %task_id, "HTTP handler failed: {e:?}");
+            }
+            result
+        });
+        match rx.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => {
+                tracing::error!(component = %id, "component answered with error {code:?}");
+                Err(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "component_error",
+                    &format!("component {id:?} failed: {code:?}"),
+                ))
+            }
+            Err(_) => {
+                // The outparam was dropped unset: the guest trapped or returned early.
+                let detail = match task.await {
+                    Ok(Err(e)) => classify(&e),
+                    Ok(Ok(())) => "the handler returned without setting a response".to_string(),
+                    Err(e) => format!("the handler task failed: {e}"),
+                };
+                let status = if detail.contains("pool") {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                Err(error_response(
+                    status,
+                    "component_error",
+                    &format!("component {id:?} failed: {detail}"),
+                ))
+            }
+        }
+    }
+
+    /// Serves a request a component made to `self` or `<id>.spin.internal`.
+    async fn local(self: Arc<Self>, target: LocalTarget, req: Request<WasiBody>) -> Result<Response<WasiBody>, HttpError> {
+        let path = req.uri().path().to_string();
+        let matched = match target {
+            LocalTarget::App => match self.match_route(&path) {
+                Some(m) => m,
+                None => return Ok(error_response(StatusCode::NOT_FOUND, "not_found", &format!("no route matches {path}"))),
+            },
+            LocalTarget::Component(id) => {
+                let Some(component) = self.app.component_index(&id) else {
+                    return Err(HttpError::DestinationNotFound);
+                };
+                Matched {
+                    component,
+                    route: "/...".into(),
+                    route_prefix: String::new(),
+                    path_info: path,
+                    params: Vec::new(),
+                }
+            }
+        };
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(match self.invoke(matched, req, loopback, false).await {
+            Ok(r) | Err(r) => r,
+        })
+    }
+}
+
+struct LocalDispatch(std::sync::Weak<HttpTrigger>);
+
+impl LocalHandler for LocalDispatch {
+    fn handle(&self, target: LocalTarget, request: Request<WasiBody>) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
+        let trigger = self.0.upgrade();
+        Box::pin(async move {
+            match trigger {
+                Some(t) => t.local(target, request).await,
+                None => Err(HttpError::DestinationUnavailable),
+            }
+        })
+    }
+}
+
+/// Adds the headers Spin gives components, and drops transport-only ones.
+fn add_spin_headers(req: &mut Request<WasiBody>, m: &Matched, client: SocketAddr, https: bool) {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_string());
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let scheme = if https { "https" } else { "http" };
+    let h = req.headers_mut();
+    h.remove(header::CONNECTION);
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (header::HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            h.insert(n, v);
+        }
+    };
+    set("spin-full-url", &format!("{scheme}://{host}{path_and_query}"));
+    set("spin-path-info", &m.path_info);
+    set("spin-matched-route", &m.route);
+    set("spin-base-path", "/");
+    set("spin-raw-component-route", &m.route);
+    set("spin-component-route", &m.route_prefix);
+    set("spin-client-addr", &client.to_string());
+    for (name, value) in &m.params {
+        set(&format!("spin-path-match-{}", name.to_ascii_lowercase()), value);
+    }
+}
+
+fn classify(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    if text.contains("maximum concurrent") || text.contains("instance limit") {
+        format!("instance pool exhausted ({text})")
+    } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        format!("trap: {trap}")
+    } else {
+        text
+    }
+}
+
+fn internal(component: &str, e: &anyhow::Error) -> Response<WasiBody> {
+    tracing::error!(component, "preparing an instance failed: {e:#}");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "host_error",
+        &format!("preparing component {component:?} failed: {e:#}"),
+    )
+}
+
+fn body(bytes: impl Into<Bytes>) -> WasiBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn text_response(status: StatusCode, text: &str) -> Response<WasiBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(body(text.to_string()))
+        .expect("static response parts")
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<WasiBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body(value.to_string()))
+        .expect("static response parts")
+}
+
+/// Host-generated errors use the same JSON shape as FaDO's API.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<WasiBody> {
+    json_response(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
+}
+
+/// Builds a TLS acceptor from PEM files (`--tls-cert`, `--tls-key`).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).with_context(|| format!("opening TLS certificate {}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).with_context(|| format!("opening TLS key {}", key.display()))?,
+    ))
+    .with_context(|| format!("reading TLS key {}", key.display()))?
+    .with_context(|| format!("no private key in {}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}

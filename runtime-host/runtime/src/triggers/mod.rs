@@ -1,0 +1,4 @@
+//! Triggers: what turns outside events into component invocations.
+
+pub mod http;
+pub mod redis;
