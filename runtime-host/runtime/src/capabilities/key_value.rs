@@ -61,18 +61,25 @@ impl Capability for KeyValue {
         configs
             .entry("default".to_string())
             .or_insert(KeyValueStoreConfig::Local { path: None });
-        let mut stores = HashMap::new();
-        let mut allowed = Vec::new();
+        // Check every label before opening anything, so configuration
+        // mistakes are reported ahead of I/O problems.
         for c in &app.components {
             for (i, label) in c.manifest.key_value_stores.iter().enumerate() {
-                let Some(cfg) = configs.get(label) else {
+                if !configs.contains_key(label) {
                     anyhow::bail!(
                         "{}: field `component.{}.key_value_stores[{i}]`: no key-value store {label:?}; \
                          only \"default\" exists unless a runtime-config file defines [key_value_store.{label}]",
                         app.manifest.file.display(),
                         c.id
                     );
-                };
+                }
+            }
+        }
+        let mut stores = HashMap::new();
+        let mut allowed = Vec::new();
+        for c in &app.components {
+            for label in &c.manifest.key_value_stores {
+                let cfg = &configs[label];
                 if !stores.contains_key(label) {
                     let backend = match cfg {
                         KeyValueStoreConfig::Local { path } => {
@@ -111,7 +118,13 @@ fn open_local(path: &Path) -> Result<redb::Database> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    redb::Database::create(path).with_context(|| format!("opening key-value store {}", path.display()))
+    redb::Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+            "key-value store {} is in use by another process (is another fado running on this state directory? pass --state-dir)",
+            path.display()
+        ),
+        e => anyhow::Error::from(e).context(format!("opening key-value store {}", path.display())),
+    })
 }
 
 fn other(e: impl std::fmt::Display) -> Error {

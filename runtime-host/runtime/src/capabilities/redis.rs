@@ -65,7 +65,7 @@ fn other(e: impl std::fmt::Display) -> Error {
 }
 
 fn redis_error(e: redis::RedisError) -> Error {
-    if e.kind() == redis::ErrorKind::UnexpectedReturnType {
+    if e.kind() == redis::ErrorKind::UnexpectedReturnType || e.code() == Some("WRONGTYPE") {
         Error::TypeError
     } else {
         Error::Other(e.to_string())
@@ -116,7 +116,12 @@ impl v2::HostConnection for InstanceRedis {
     }
 
     async fn incr(&mut self, r: Resource<RedisConnection>, key: String) -> Result<i64, Error> {
-        run(self.conn(&r)?, redis::cmd("INCR").arg(key)).await
+        match run(self.conn(&r)?, redis::cmd("INCR").arg(key)).await {
+            // The server refuses INCR on a value that is not an integer; the
+            // interface calls that a type error.
+            Err(Error::Other(msg)) if msg.contains("not an integer") => Err(Error::TypeError),
+            other => other,
+        }
     }
 
     async fn del(&mut self, r: Resource<RedisConnection>, keys: Vec<String>) -> Result<u32, Error> {

@@ -31,10 +31,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         "fetch" => fetch(&param("url"), out).await,
         "trap" => panic!("deliberate trap requested by the test"),
         "oom" => {
-            // Far beyond any sane instance memory limit.
-            let v: Vec<u8> = Vec::with_capacity(4 << 30);
+            // 1 GiB, far beyond the instance memory limit the test sets.
+            let v = vec![1u8; 1 << 30];
             std::hint::black_box(&v);
-            respond(out, 200, json!({"allocated": v.capacity()})).await
+            respond(out, 200, json!({"allocated": v.len()})).await
         }
         "spin" => {
             let mut x: u64 = 0;

@@ -1,0 +1,486 @@
+//! Test harness: starts real PostgreSQL and Redis servers and `fado`
+//! processes on free loopback ports, and cleans them up when the test (or
+//! the whole test process) ends.
+//!
+//! Binaries are not built here: `infra/test` builds the release `fado`
+//! binary and the test components first. The harness finds them under
+//! `$CARGO_TARGET_DIR` (or `target/`) and says what to run if they are missing.
+
+pub mod upstream;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The release `fado` binary.
+pub fn fado_bin() -> PathBuf {
+    let p = target_dir().join("release").join("fado");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --release -p fado` (infra/test does)",
+        p.display()
+    );
+    p
+}
+
+/// A test component built with `cargo build --profile wasm --target wasm32-wasip2`.
+pub fn component(name: &str) -> PathBuf {
+    let p = target_dir()
+        .join("wasm32-wasip2")
+        .join("wasm")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --profile wasm --target wasm32-wasip2 -p {name}` (infra/test does)",
+        p.display()
+    );
+    p
+}
+
+/// A loopback port nobody is listening on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Starts `cmd` under a shell watchdog that stops it when this test process
+/// exits, even if it exits without running destructors (statics, aborts).
+fn spawn_watched(start: &str, stop: &str, log: &Path) -> Result<Child> {
+    let me = std::process::id();
+    let script = format!(
+        "{start} & child=$!\n\
+         trap '{stop}; exit 0' TERM INT\n\
+         while kill -0 {me} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.3; done\n\
+         {stop}\n"
+    );
+    let out = std::fs::File::create(log)?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .context("spawning sh")
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "{what} did not start listening on port {port} within {timeout:?}; its log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )
+}
+
+/// A throw-away PostgreSQL server.
+pub struct Postgres {
+    _dir: tempfile::TempDir,
+    pub port: u16,
+    _watchdog: Child,
+}
+
+impl Postgres {
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("fado-pg-").tempdir()?;
+        let data = dir.path().join("data");
+        let port = free_port();
+        let root = running_as_root();
+        let as_pg = if root { "runuser -u postgres -- " } else { "" };
+        if root {
+            // The server refuses to run as root, so the data belongs to `postgres`.
+            let st = Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()).status()?;
+            anyhow::ensure!(st.success(), "chown of the Postgres directory failed");
+        }
+        let bin = pg_bin_dir()?;
+        let init = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{as_pg}{bin}/initdb -D {} -U postgres --auth=trust --no-sync -E UTF8",
+                data.display()
+            ))
+            .output()?;
+        if !init.status.success() {
+            bail!("initdb failed:\n{}", String::from_utf8_lossy(&init.stderr));
+        }
+        let log = dir.path().join("postgres.log");
+        let start = format!(
+            "{as_pg}{bin}/postgres -D {d} -p {port} -k {s} -c listen_addresses=127.0.0.1 \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            d = data.display(),
+            s = dir.path().display(),
+        );
+        let stop = format!("{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1", data.display());
+        let watchdog = spawn_watched(&start, &stop, &log)?;
+        wait_for_port(port, "postgres", &log, Duration::from_secs(30))?;
+        Ok(Self {
+            _dir: dir,
+            port,
+            _watchdog: watchdog,
+        })
+    }
+
+    /// A connection string the host and tests both accept.
+    pub fn address(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+    }
+
+    pub async fn client(&self) -> Result<tokio_postgres::Client> {
+        let (client, conn) = tokio_postgres::connect(&self.address(), tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+}
+
+fn pg_bin_dir() -> Result<String> {
+    for v in ["17", "16", "15", "14", "13"] {
+        let d = format!("/usr/lib/postgresql/{v}/bin");
+        if Path::new(&d).join("postgres").exists() {
+            return Ok(d);
+        }
+    }
+    bail!("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (run infra/setup)")
+}
+
+/// One Postgres server shared by every test in the process.
+pub fn shared_postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| Postgres::start().expect("starting PostgreSQL"))
+}
+
+/// A throw-away Redis server that can be stopped and started on the same port.
+pub struct Redis {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    watchdog: Option<Child>,
+    starts: u32,
+}
+
+impl Redis {
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("fado-redis-").tempdir()?;
+        let mut r = Self {
+            dir,
+            port: free_port(),
+            watchdog: None,
+            starts: 0,
+        };
+        r.up()?;
+        Ok(r)
+    }
+
+    fn up(&mut self) -> Result<()> {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("redis-{}.log", self.starts));
+        let start = format!(
+            "redis-server --port {} --bind 127.0.0.1 --save '' --appendonly no --dir {}",
+            self.port,
+            self.dir.path().display()
+        );
+        let stop = format!("redis-cli -p {} shutdown nosave >/dev/null 2>&1", self.port);
+        self.watchdog = Some(spawn_watched(&start, &stop, &log)?);
+        wait_for_port(self.port, "redis-server", &log, Duration::from_secs(10))
+    }
+
+    /// Stops the server (its data is gone: it keeps nothing on disk).
+    pub fn stop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            .output();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.up()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn conn(&self) -> Result<redis::aio::MultiplexedConnection> {
+        Ok(redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await?)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One Redis server shared by tests that do not restart it.
+pub fn shared_redis() -> &'static Redis {
+    static REDIS: OnceLock<Redis> = OnceLock::new();
+    REDIS.get_or_init(|| Redis::start().expect("starting Redis"))
+}
+
+/// Writes an application directory: `spin.toml` from `manifest`, where
+/// `{{wasm:NAME}}` becomes the path of test component NAME.
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    pub fn new(manifest: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("fado-app-").tempdir()?;
+        let mut text = manifest.to_string();
+        while let Some(start) = text.find("{{wasm:") {
+            let end = start + text[start..].find("}}").context("unclosed {{wasm:")?;
+            let name = &text[start + 7..end];
+            let path = component(name).display().to_string();
+            text.replace_range(start..end + 2, &path);
+        }
+        std::fs::write(dir.path().join("spin.toml"), text)?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.path().join("spin.toml")
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) -> Result<PathBuf> {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::File::create(&p)?.write_all(contents.as_bytes())?;
+        Ok(p)
+    }
+}
+
+/// A running `fado serve`.
+pub struct Fado {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+pub struct FadoOptions<'a> {
+    pub args: Vec<String>,
+    pub env: Vec<(&'a str, String)>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for FadoOptions<'_> {
+    fn default() -> Self {
+        Self {
+            args: Vec::new(),
+            env: Vec::new(),
+            cache_dir: None,
+        }
+    }
+}
+
+impl Fado {
+    pub fn start(app: &AppDir) -> Result<Self> {
+        Self::start_with(app, FadoOptions::default())
+    }
+
+    pub fn start_with(app: &AppDir, opts: FadoOptions<'_>) -> Result<Self> {
+        let port = free_port();
+        let admin_port = free_port();
+        let logdir = tempfile::Builder::new().prefix("fado-log-").tempdir()?;
+        let log = logdir.path().join("fado.log");
+        let out = std::fs::File::create(&log)?;
+        let cache = opts
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| target_dir().join("test-component-cache"));
+        let mut cmd = Command::new(fado_bin());
+        cmd.arg("serve")
+            .arg("--manifest")
+            .arg(app.manifest())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(&opts.args)
+            .env("RUST_LOG", "info,fado_runtime=debug")
+            .env_remove("FADO_MANIFEST")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("spawning fado")?;
+        let mut fado = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            log,
+            _logdir: logdir,
+        };
+        fado.wait_ready(Duration::from_secs(60))?;
+        Ok(fado)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("fado exited with {status} before serving; log:\n{}", self.log());
+            }
+            let log = self.log();
+            if (log.contains("Serving http") && std::net::TcpStream::connect(self.addr).is_ok())
+                || log.contains("Running application")
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("fado did not start within {timeout:?}; log:\n{}", self.log())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for exit; returns the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("fado did not exit within {timeout:?} of SIGTERM; log:\n{}", self.log())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Fado {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `fado serve` expecting it to fail at start-up; returns its output.
+pub fn fado_fails(app: &AppDir, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+    let mut cmd = Command::new(fado_bin());
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(app.manifest())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--admin-listen")
+        .arg("none")
+        .args(args)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let out = child.wait_with_output()?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            anyhow::ensure!(!status.success(), "fado unexpectedly succeeded:\n{text}");
+            return Ok(text);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("fado kept running although it should have failed at start-up");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reqwest client that does not pool (each test request is independent).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("building an HTTP client")
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,88 @@
+//! Failure behaviour: traps and limits give a 500 and the host keeps
+//! serving; manifest and start-up errors name the file and the field.
+
+use harness::{AppDir, Fado, FadoOptions, fado_fails, http};
+use serde_json::Value;
+
+const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "failures"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{{wasm:probe}}"
+"#;
+
+async fn get(fado: &Fado, path: &str) -> (u16, String) {
+    let r = http().get(fado.url(path)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn traps_and_memory_limits_give_500_and_serving_continues() {
+    let app = AppDir::new(APP).unwrap();
+    let fado = Fado::start_with(
+        &app,
+        FadoOptions {
+            args: vec!["--max-instance-memory".into(), "64MiB".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for path in ["/trap", "/oom"] {
+        let (status, body) = get(&fado, path).await;
+        assert_eq!(status, 500, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "component_error", "{path}: {v}");
+        let (status, _) = get(&fado, "/still-alive").await;
+        assert_eq!(status, 200, "serving continues after {path}");
+    }
+    let log = fado.log();
+    assert!(log.contains("deliberate trap requested by the test"), "the trap is logged:\n{log}");
+    let metrics = http().get(format!("http://{}/metrics", fado.admin)).send().await.unwrap().text().await.unwrap();
+    let errors = metrics
+        .lines()
+        .find(|l| l.starts_with("fado_component_errors_total") && l.contains("component=\"probe\""))
+        .unwrap_or_else(|| panic!("no error counter:\n{metrics}"));
+    assert!(errors.ends_with(" 2"), "{errors}");
+}
+
+#[tokio::test]
+async fn an_execution_time_budget_interrupts_a_busy_component() {
+    let app = AppDir::new(APP).unwrap();
+    let fado = Fado::start_with(
+        &app,
+        FadoOptions {
+            args: vec!["--max-execution-time".into(), "0.5".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = get(&fado, "/spin").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(get(&fado, "/ok").await.0, 200);
+}
+
+#[tokio::test]
+async fn manifest_errors_name_the_file_and_the_field() {
+    let app = AppDir::new(&APP.replace("route = \"/...\"", "route = \"/...\"\nroutes = 3")).unwrap();
+    let out = fado_fails(&app, &[], &[]).unwrap();
+    let file = app.manifest().display().to_string();
+    assert!(out.contains(&file) && out.contains("trigger.http[0].routes"), "{out}");
+
+    let app = AppDir::new(&APP.replace("source = \"{{wasm:probe}}\"", "source = \"missing.wasm\"")).unwrap();
+    let out = fado_fails(&app, &[], &[]).unwrap();
+    assert!(out.contains("component.probe.source") && out.contains("missing.wasm"), "{out}");
+
+    // A Redis-only component cannot serve HTTP.
+    let app = AppDir::new(&APP.replace("{{wasm:probe}}", "{{wasm:redis-sink}}")).unwrap();
+    let out = fado_fails(&app, &[], &[]).unwrap();
+    assert!(out.contains("wasi:http/incoming-handler"), "{out}");
+
+    let out = fado_fails(&AppDir::new(APP).unwrap(), &["--max-instance-memory", "lots"], &[]).unwrap();
+    assert!(out.contains("--max-instance-memory"), "{out}");
+}

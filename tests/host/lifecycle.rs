@@ -1,0 +1,83 @@
+//! Process lifecycle: graceful drain on SIGTERM, the compile cache, metrics.
+
+use std::time::Duration;
+
+use harness::upstream::upstream;
+use harness::{AppDir, Fado, FadoOptions, http};
+
+fn app() -> AppDir {
+    AppDir::new(&format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "lifecycle"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{{{{wasm:probe}}}}"
+allowed_outbound_hosts = ["http://127.0.0.1:{}"]
+"#,
+        upstream().port()
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits() {
+    let mut fado = Fado::start(&app()).unwrap();
+    let url = fado.url("/x/fetch");
+    let slow = format!("http://{}/slow?ms=1500", upstream());
+    let request = tokio::spawn(async move { http().get(url).query(&[("url", slow)]).send().await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let code = tokio::task::spawn_blocking(move || {
+        let code = fado.terminate(Duration::from_secs(20)).unwrap();
+        (code, fado.log())
+    });
+    let response = request.await.unwrap().expect("the in-flight request completes");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slow done");
+    let (code, log) = code.await.unwrap();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("draining"), "{log}");
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_across_restarts() {
+    let cache = tempfile::tempdir().unwrap();
+    let app = app();
+    let opts = || FadoOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let first = Fado::start_with(&app, opts()).unwrap();
+    assert!(first.log().contains("compiled component"), "{}", first.log());
+    drop(first);
+    let entries = std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(entries, 1, "one compiled component in the cache");
+    let second = Fado::start_with(&app, opts()).unwrap();
+    let log = second.log();
+    assert!(log.contains("using cached compiled component"), "{log}");
+    assert_eq!(
+        log.matches("compiled component").count(),
+        log.matches("using cached compiled component").count(),
+        "nothing recompiled:\n{log}"
+    );
+    assert_eq!(http().get(second.url("/x")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_invocations_per_component_and_trigger() {
+    let fado = Fado::start(&app()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(http().get(fado.url("/x")).send().await.unwrap().status(), 200);
+    }
+    let text = http().get(format!("http://{}/metrics", fado.admin)).send().await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("fado_component_invocations_total"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("component=\"probe\"") && line.contains("trigger=\"http\""), "{line}");
+    assert!(line.ends_with(" 3"), "{line}");
+    assert!(text.contains("fado_component_duration_seconds_bucket"), "{text}");
+}
