@@ -123,7 +123,11 @@ impl Postgres {
         let as_pg = if root { "runuser -u postgres -- " } else { "" };
         if root {
             // The server refuses to run as root, so the data belongs to `postgres`.
-            let st = Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()).status()?;
+            let st = Command::new("chown")
+                .arg("-R")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()?;
             anyhow::ensure!(st.success(), "chown of the Postgres directory failed");
         }
         let bin = pg_bin_dir()?;
@@ -144,7 +148,10 @@ impl Postgres {
             d = data.display(),
             s = dir.path().display(),
         );
-        let stop = format!("{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1", data.display());
+        let stop = format!(
+            "{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1",
+            data.display()
+        );
         let watchdog = spawn_watched(&start, &stop, &log)?;
         wait_for_port(port, "postgres", &log, Duration::from_secs(30))?;
         Ok(Self {
@@ -156,11 +163,15 @@ impl Postgres {
 
     /// A connection string the host and tests both accept.
     pub fn address(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
     }
 
     pub async fn client(&self) -> Result<tokio_postgres::Client> {
-        let (client, conn) = tokio_postgres::connect(&self.address(), tokio_postgres::NoTls).await?;
+        let (client, conn) =
+            tokio_postgres::connect(&self.address(), tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
         Ok(client)
     }
@@ -225,7 +236,9 @@ impl Redis {
             let _ = w.wait();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -305,20 +318,11 @@ pub struct Fado {
     _logdir: tempfile::TempDir,
 }
 
+#[derive(Default)]
 pub struct FadoOptions<'a> {
     pub args: Vec<String>,
     pub env: Vec<(&'a str, String)>,
     pub cache_dir: Option<PathBuf>,
-}
-
-impl Default for FadoOptions<'_> {
-    fn default() -> Self {
-        Self {
-            args: Vec::new(),
-            env: Vec::new(),
-            cache_dir: None,
-        }
-    }
 }
 
 impl Fado {
@@ -371,7 +375,10 @@ impl Fado {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                bail!("fado exited with {status} before serving; log:\n{}", self.log());
+                bail!(
+                    "fado exited with {status} before serving; log:\n{}",
+                    self.log()
+                );
             }
             let log = self.log();
             if (log.contains("Serving http") && std::net::TcpStream::connect(self.addr).is_ok())
@@ -381,7 +388,10 @@ impl Fado {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("fado did not start within {timeout:?}; log:\n{}", self.log())
+        bail!(
+            "fado did not start within {timeout:?}; log:\n{}",
+            self.log()
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -398,7 +408,10 @@ impl Fado {
 
     /// Sends SIGTERM and waits for exit; returns the exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
-        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
@@ -406,7 +419,10 @@ impl Fado {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("fado did not exit within {timeout:?} of SIGTERM; log:\n{}", self.log())
+        bail!(
+            "fado did not exit within {timeout:?} of SIGTERM; log:\n{}",
+            self.log()
+        )
     }
 
     /// Whether the process is still running.

@@ -29,13 +29,21 @@ pub fn upstream() -> SocketAddr {
                 .build()
                 .expect("upstream runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-                tx.send(listener.local_addr().expect("addr")).expect("report addr");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind upstream");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("report addr");
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else { continue };
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
                     tokio::spawn(async move {
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), hyper::service::service_fn(serve))
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                hyper::service::service_fn(serve),
+                            )
                             .await;
                     });
                 }
@@ -52,7 +60,9 @@ fn query_value(req: &Request<hyper::body::Incoming>, key: &str) -> Option<u64> {
     })
 }
 
-async fn serve(req: Request<hyper::body::Incoming>) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+async fn serve(
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
     let full = |status: u16, text: &str| {
         Response::builder()
             .status(status)

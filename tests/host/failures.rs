@@ -40,8 +40,18 @@ async fn traps_and_memory_limits_give_500_and_serving_continues() {
         assert_eq!(status, 200, "serving continues after {path}");
     }
     let log = fado.log();
-    assert!(log.contains("deliberate trap requested by the test"), "the trap is logged:\n{log}");
-    let metrics = http().get(format!("http://{}/metrics", fado.admin)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        log.contains("deliberate trap requested by the test"),
+        "the trap is logged:\n{log}"
+    );
+    let metrics = http()
+        .get(format!("http://{}/metrics", fado.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let errors = metrics
         .lines()
         .find(|l| l.starts_with("fado_component_errors_total") && l.contains("component=\"probe\""))
@@ -69,20 +79,33 @@ async fn an_execution_time_budget_interrupts_a_busy_component() {
 
 #[tokio::test]
 async fn manifest_errors_name_the_file_and_the_field() {
-    let app = AppDir::new(&APP.replace("route = \"/...\"", "route = \"/...\"\nroutes = 3")).unwrap();
+    let app =
+        AppDir::new(&APP.replace("route = \"/...\"", "route = \"/...\"\nroutes = 3")).unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
     let file = app.manifest().display().to_string();
-    assert!(out.contains(&file) && out.contains("trigger.http[0].routes"), "{out}");
+    assert!(
+        out.contains(&file) && out.contains("trigger.http[0].routes"),
+        "{out}"
+    );
 
-    let app = AppDir::new(&APP.replace("source = \"{{wasm:probe}}\"", "source = \"missing.wasm\"")).unwrap();
+    let app = AppDir::new(&APP.replace("source = \"{{wasm:probe}}\"", "source = \"missing.wasm\""))
+        .unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
-    assert!(out.contains("component.probe.source") && out.contains("missing.wasm"), "{out}");
+    assert!(
+        out.contains("component.probe.source") && out.contains("missing.wasm"),
+        "{out}"
+    );
 
     // A Redis-only component cannot serve HTTP.
     let app = AppDir::new(&APP.replace("{{wasm:probe}}", "{{wasm:redis-sink}}")).unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
     assert!(out.contains("wasi:http/incoming-handler"), "{out}");
 
-    let out = fado_fails(&AppDir::new(APP).unwrap(), &["--max-instance-memory", "lots"], &[]).unwrap();
+    let out = fado_fails(
+        &AppDir::new(APP).unwrap(),
+        &["--max-instance-memory", "lots"],
+        &[],
+    )
+    .unwrap();
     assert!(out.contains("--max-instance-memory"), "{out}");
 }

@@ -62,9 +62,17 @@ async fn most_specific_route_wins_and_gets_spin_headers() {
     let h = &body["headers"];
     assert_eq!(h["spin-path-match-id"], "42");
     assert_eq!(h["spin-matched-route"], "/users/:id");
-    assert_eq!(h["spin-full-url"], format!("http://{}/users/42?x=1", fado.addr));
+    assert_eq!(
+        h["spin-full-url"],
+        format!("http://{}/users/42?x=1", fado.addr)
+    );
     assert_eq!(h["spin-base-path"], "/");
-    assert!(h["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
 
     let (name, body) = get(&fado, "/users/42/posts/7").await;
     assert_eq!(name, "users");
@@ -77,7 +85,10 @@ async fn most_specific_route_wins_and_gets_spin_headers() {
     let (name, body) = get(&fado, "/elsewhere").await;
     assert_eq!(name, "catch-all");
     assert_eq!(body["headers"]["spin-path-info"], "/elsewhere");
-    assert!(body["headers"].get("connection").is_none(), "transport headers are not passed on");
+    assert!(
+        body["headers"].get("connection").is_none(),
+        "transport headers are not passed on"
+    );
 
     // A private component has no public route: the catch-all answers.
     assert_eq!(get(&fado, "/hidden").await.0, "catch-all");
@@ -106,7 +117,11 @@ source = "{{wasm:hello}}"
     assert!(body["error"]["message"].as_str().unwrap().contains("/nope"));
     let r = http().get(fado.url("/only")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "Hello from FaDO\n");
-    let r = http().get(fado.url("/.well-known/spin/health")).send().await.unwrap();
+    let r = http()
+        .get(fado.url("/.well-known/spin/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -126,7 +141,12 @@ async fn large_bodies_round_trip_intact() {
     let app = AppDir::new(ECHO).unwrap();
     let fado = Fado::start(&app).unwrap();
     let data = harness::upstream::pattern(8 << 20);
-    let r = http().post(fado.url("/echo")).body(data.clone()).send().await.unwrap();
+    let r = http()
+        .post(fado.url("/echo"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let back = r.bytes().await.unwrap();
     assert_eq!(back.len(), data.len());
@@ -140,18 +160,22 @@ async fn bodies_stream_both_ways_at_once() {
     let app = AppDir::new(ECHO).unwrap();
     let fado = Fado::start(&app).unwrap();
     let stream = tokio::net::TcpStream::connect(fado.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
-    let (tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(1);
+    let (tx, rx) =
+        futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(1);
     let req = hyper::Request::post("/echo")
         .header("host", fado.addr.to_string())
         .body(StreamBody::new(rx))
         .unwrap();
     let mut tx = tx;
     use futures::SinkExt;
-    tx.send(Ok(Frame::data(Bytes::from_static(b"chunk-0;")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"chunk-0;"))))
+        .await
+        .unwrap();
     let response = sender.send_request(req).await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
@@ -169,7 +193,9 @@ async fn bodies_stream_both_ways_at_once() {
             }
         }
         if i < 5 {
-            tx.send(Ok(Frame::data(Bytes::from(format!("chunk-{i};"))))).await.unwrap();
+            tx.send(Ok(Frame::data(Bytes::from(format!("chunk-{i};")))))
+                .await
+                .unwrap();
         }
     }
     drop(tx);
@@ -178,5 +204,8 @@ async fn bodies_stream_both_ways_at_once() {
             received.extend_from_slice(&d);
         }
     }
-    assert_eq!(String::from_utf8(received).unwrap(), "chunk-0;chunk-1;chunk-2;chunk-3;chunk-4;");
+    assert_eq!(
+        String::from_utf8(received).unwrap(),
+        "chunk-0;chunk-1;chunk-2;chunk-3;chunk-4;"
+    );
 }

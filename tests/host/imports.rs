@@ -59,7 +59,10 @@ fn allowed(name: &str, list: &[(&str, &str)]) -> bool {
     })
 }
 
-fn names<'a>(resolve: &Resolve, items: impl Iterator<Item = (&'a WorldKey, &'a WorldItem)>) -> Vec<String> {
+fn names<'a>(
+    resolve: &Resolve,
+    items: impl Iterator<Item = (&'a WorldKey, &'a WorldItem)>,
+) -> Vec<String> {
     items
         .map(|(key, item)| match (key, item) {
             (WorldKey::Interface(id), _) => resolve
@@ -76,16 +79,24 @@ fn workspace_components() -> Vec<(String, PathBuf)> {
     let root = harness::workspace();
     let mut out = Vec::new();
     for dir in ["components", "tests/components", "examples/functions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for e in entries.flatten() {
             let manifest = e.path().join("Cargo.toml");
-            let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+            let Ok(text) = std::fs::read_to_string(&manifest) else {
+                continue;
+            };
             if !text.contains("cdylib") {
                 continue;
             }
             let name = text
                 .lines()
-                .find_map(|l| l.trim().strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("name = \"")
+                        .and_then(|r| r.strip_suffix('"'))
+                })
                 .unwrap_or_else(|| panic!("no package name in {}", manifest.display()))
                 .to_string();
             let wasm = harness::target_dir()
@@ -99,8 +110,14 @@ fn workspace_components() -> Vec<(String, PathBuf)> {
 }
 
 fn check(path: &Path) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e} (infra/test builds every component)", path.display()));
-    let decoded = wit_component::decode(&bytes).unwrap_or_else(|e| panic!("{}: not a component: {e:#}", path.display()));
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (infra/test builds every component)",
+            path.display()
+        )
+    });
+    let decoded = wit_component::decode(&bytes)
+        .unwrap_or_else(|e| panic!("{}: not a component: {e:#}", path.display()));
     let wit_component::DecodedWasm::Component(resolve, world) = decoded else {
         return vec!["is a WIT package, not a component".into()];
     };
@@ -126,14 +143,21 @@ fn check(path: &Path) -> Vec<String> {
 #[test]
 fn every_component_imports_only_what_spin_provides() {
     let components = workspace_components();
-    assert!(components.len() >= 4, "found too few components: {components:?}");
+    assert!(
+        components.len() >= 4,
+        "found too few components: {components:?}"
+    );
     let mut failures = Vec::new();
     for (name, wasm) in &components {
         for p in check(wasm) {
             failures.push(format!("{name}: {p}"));
         }
     }
-    assert!(failures.is_empty(), "components outside Spin's platform world:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "components outside Spin's platform world:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -152,5 +176,8 @@ fn the_allowlist_rejects_what_spin_or_fado_lack() {
     ] {
         assert!(!allowed(bad, IMPORTS), "{bad} must be refused");
     }
-    assert!(!allowed("wasi:cli/run@0.2.0", EXPORTS), "a command component is not a trigger handler");
+    assert!(
+        !allowed("wasi:cli/run@0.2.0", EXPORTS),
+        "a command component is not a trigger handler"
+    );
 }

@@ -34,7 +34,10 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         let code = fado.terminate(Duration::from_secs(20)).unwrap();
         (code, fado.log())
     });
-    let response = request.await.unwrap().expect("the in-flight request completes");
+    let response = request
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slow done");
     let (code, log) = code.await.unwrap();
@@ -51,7 +54,11 @@ async fn compiled_components_are_cached_across_restarts() {
         ..Default::default()
     };
     let first = Fado::start_with(&app, opts()).unwrap();
-    assert!(first.log().contains("compiled component"), "{}", first.log());
+    assert!(
+        first.log().contains("compiled component"),
+        "{}",
+        first.log()
+    );
     drop(first);
     let entries = std::fs::read_dir(cache.path()).unwrap().count();
     assert_eq!(entries, 1, "one compiled component in the cache");
@@ -63,21 +70,40 @@ async fn compiled_components_are_cached_across_restarts() {
         log.matches("using cached compiled component").count(),
         "nothing recompiled:\n{log}"
     );
-    assert_eq!(http().get(second.url("/x")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http().get(second.url("/x")).send().await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn metrics_count_invocations_per_component_and_trigger() {
     let fado = Fado::start(&app()).unwrap();
     for _ in 0..3 {
-        assert_eq!(http().get(fado.url("/x")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            http().get(fado.url("/x")).send().await.unwrap().status(),
+            200
+        );
     }
-    let text = http().get(format!("http://{}/metrics", fado.admin)).send().await.unwrap().text().await.unwrap();
+    let text = http()
+        .get(format!("http://{}/metrics", fado.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let line = text
         .lines()
         .find(|l| l.starts_with("fado_component_invocations_total"))
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("component=\"probe\"") && line.contains("trigger=\"http\""), "{line}");
+    assert!(
+        line.contains("component=\"probe\"") && line.contains("trigger=\"http\""),
+        "{line}"
+    );
     assert!(line.ends_with(" 3"), "{line}");
-    assert!(text.contains("fado_component_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("fado_component_duration_seconds_bucket"),
+        "{text}"
+    );
 }

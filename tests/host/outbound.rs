@@ -69,7 +69,10 @@ async fn allowed_hosts_are_reached_and_bodies_stream_through() {
 
     let (status, body) = fetch(&fado, "/x", &format!("http://{up}/big?bytes=5242880")).await;
     assert_eq!(status, 200);
-    assert!(body[..] == pattern(5 << 20)[..], "streamed upstream body differs");
+    assert!(
+        body[..] == pattern(5 << 20)[..],
+        "streamed upstream body differs"
+    );
 
     let (status, _) = fetch(&fado, "/x", &format!("http://{up}/status/418")).await;
     assert_eq!(status, 418, "upstream status passes through");
@@ -92,7 +95,10 @@ async fn other_hosts_ports_and_schemes_are_denied_as_in_spin() {
         let (status, body) = fetch(&fado, "/x", &url).await;
         assert_eq!(status, 502, "{url} should be denied");
         let v: Value = serde_json::from_slice(&body).unwrap();
-        assert!(v["error"].as_str().unwrap().contains("HttpRequestDenied"), "{url}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("HttpRequestDenied"),
+            "{url}: {v}"
+        );
     }
     // The templated component may reach only its templated host.
     let (status, _) = fetch(&fado, "/templated/x", "http://self.alt/hello").await;
@@ -113,5 +119,9 @@ async fn self_requests_and_service_chaining_stay_in_process() {
     assert_eq!(v["path"], "/info");
     assert_eq!(v["headers"]["spin-path-info"], "/info");
     let r = http().get(fado.url("/info")).send().await.unwrap();
-    assert_eq!(r.headers()["x-probe-name"], "caller", "no public route reaches the private component");
+    assert_eq!(
+        r.headers()["x-probe-name"],
+        "caller",
+        "no public route reaches the private component"
+    );
 }

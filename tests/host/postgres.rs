@@ -39,7 +39,10 @@ async fn every_value_type_round_trips() {
     let (status, v) = call(&fado, "/pg", &[("table", "types_round_trip")]).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["inserted"], 1);
-    assert_eq!(v["lookup_rows"], 1, "a timestamp parameter matches a timestamptz column");
+    assert_eq!(
+        v["lookup_rows"], 1,
+        "a timestamp parameter matches a timestamptz column"
+    );
     let expected = json!([
         {"int32": 1},
         {"boolean": true},
@@ -80,31 +83,81 @@ async fn every_value_type_round_trips() {
     }
     let nulls = rows[1].as_array().unwrap();
     assert_eq!(nulls[0], json!({"int32": 2}));
-    assert!(nulls[1..].iter().all(|x| x == "null"), "every NULL parameter reads back as db-null: {nulls:?}");
-    let types: Vec<&str> = v["columns"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
-    for t in ["Boolean", "Int8", "Int16", "Int32", "Int64", "Floating32", "Floating64", "Str", "Binary", "Date", "Time",
-        "Datetime", "Uuid", "Jsonb", "Decimal", "RangeInt32", "RangeInt64", "RangeDecimal", "ArrayInt32", "ArrayInt64",
-        "ArrayDecimal", "ArrayStr", "Interval"]
-    {
-        assert!(types.iter().any(|x| x.ends_with(t)), "no column reported as {t}: {types:?}");
+    assert!(
+        nulls[1..].iter().all(|x| x == "null"),
+        "every NULL parameter reads back as db-null: {nulls:?}"
+    );
+    let types: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "Boolean",
+        "Int8",
+        "Int16",
+        "Int32",
+        "Int64",
+        "Floating32",
+        "Floating64",
+        "Str",
+        "Binary",
+        "Date",
+        "Time",
+        "Datetime",
+        "Uuid",
+        "Jsonb",
+        "Decimal",
+        "RangeInt32",
+        "RangeInt64",
+        "RangeDecimal",
+        "ArrayInt32",
+        "ArrayInt64",
+        "ArrayDecimal",
+        "ArrayStr",
+        "Interval",
+    ] {
+        assert!(
+            types.iter().any(|x| x.ends_with(t)),
+            "no column reported as {t}: {types:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn transactions_stay_on_one_session_and_abandoned_ones_roll_back() {
     let fado = Fado::start(&app(&allowed())).unwrap();
-    let (s, v) = call(&fado, "/pg-tx", &[("table", "tx_rollback"), ("mode", "rollback")]).await;
+    let (s, v) = call(
+        &fado,
+        "/pg-tx",
+        &[("table", "tx_rollback"), ("mode", "rollback")],
+    )
+    .await;
     assert_eq!((s, &v["count"]), (200, &json!(0)), "{v}");
     // More abandoned transactions than the pool has sessions: each must be
     // rolled back before its session is reused.
     for _ in 0..20 {
-        let (s, v) = call(&fado, "/pg-tx", &[("table", "tx_abandon"), ("mode", "abandon")]).await;
+        let (s, v) = call(
+            &fado,
+            "/pg-tx",
+            &[("table", "tx_abandon"), ("mode", "abandon")],
+        )
+        .await;
         assert_eq!(s, 200, "{v}");
     }
     let client = shared_postgres().client().await.unwrap();
-    let row = client.query_one("SELECT count(*) FROM tx_abandon", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM tx_abandon", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 0, "no abandoned insert was committed");
-    let (s, v) = call(&fado, "/pg-tx", &[("table", "tx_abandon"), ("mode", "count")]).await;
+    let (s, v) = call(
+        &fado,
+        "/pg-tx",
+        &[("table", "tx_abandon"), ("mode", "count")],
+    )
+    .await;
     assert_eq!((s, &v["count"]), (200, &json!(0)), "{v}");
 }
 
@@ -123,5 +176,8 @@ async fn addresses_outside_allowed_hosts_fail_to_connect() {
     let (s, v) = call(&fado, "/pg", &[("table", "never_created")]).await;
     assert_eq!(s, 500);
     let e = v["error"].as_str().unwrap();
-    assert!(e.contains("ConnectionFailed") && e.contains("not permitted"), "{e}");
+    assert!(
+        e.contains("ConnectionFailed") && e.contains("not permitted"),
+        "{e}"
+    );
 }

@@ -60,6 +60,10 @@ async fn addresses_outside_allowed_hosts_are_invalid() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "open: Error::InvalidAddress");
     let mut conn = redis.conn().await.unwrap();
-    let exists: bool = redis::cmd("EXISTS").arg("denied:str").query_async(&mut conn).await.unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("denied:str")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(!exists, "nothing was written through a denied address");
 }

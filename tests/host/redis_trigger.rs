@@ -31,12 +31,23 @@ sink_key = "{{{{ sink_key }}}}"
 
 async fn received(redis: &Redis, key: &str) -> Vec<String> {
     let mut conn = redis.conn().await.unwrap();
-    redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query_async(&mut conn).await.unwrap()
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 async fn publish(redis: &Redis, payload: &str) -> i64 {
     let mut conn = redis.conn().await.unwrap();
-    redis::cmd("PUBLISH").arg("jobs").arg(payload).query_async(&mut conn).await.unwrap()
+    redis::cmd("PUBLISH")
+        .arg("jobs")
+        .arg(payload)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -48,7 +59,11 @@ async fn messages_reach_the_handler_and_a_trap_does_not_stop_delivery() {
         (publish(redis, "first").await > 0).then_some(())
     })
     .await;
-    assert!(subscribed.is_some(), "fado never subscribed; log:\n{}", fado.log());
+    assert!(
+        subscribed.is_some(),
+        "fado never subscribed; log:\n{}",
+        fado.log()
+    );
     publish(redis, "trap").await;
     publish(redis, "second").await;
     let got = eventually(Duration::from_secs(10), || async {
@@ -60,7 +75,10 @@ async fn messages_reach_the_handler_and_a_trap_does_not_stop_delivery() {
     assert_eq!(got.first().map(String::as_str), Some("first"));
     assert!(got.contains(&"second".to_string()));
     assert!(!got.contains(&"trap".to_string()));
-    assert!(fado.log().contains("Redis handler failed"), "the trap is logged");
+    assert!(
+        fado.log().contains("Redis handler failed"),
+        "the trap is logged"
+    );
 }
 
 #[tokio::test]
@@ -84,8 +102,15 @@ async fn the_trigger_resubscribes_when_redis_restarts() {
         got.contains(&"after".to_string()).then_some(got)
     })
     .await;
-    assert!(got.is_some(), "no message handled after the restart; log:\n{}", fado.log());
+    assert!(
+        got.is_some(),
+        "no message handled after the restart; log:\n{}",
+        fado.log()
+    );
     let log = fado.log();
     assert!(log.contains("resubscribing"), "the loss is logged:\n{log}");
-    assert!(log.matches("subscribed to Redis channels").count() >= 2, "{log}");
+    assert!(
+        log.matches("subscribed to Redis channels").count() >= 2,
+        "{log}"
+    );
 }

@@ -24,7 +24,12 @@ token = "Bearer {{ token }}"
 "#;
 
 async fn var(fado: &Fado, name: &str) -> (u16, Value) {
-    let r = http().get(fado.url("/vars")).query(&[("name", name)]).send().await.unwrap();
+    let r = http()
+        .get(fado.url("/vars"))
+        .query(&[("name", name)])
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -44,7 +49,10 @@ async fn defaults_environment_and_flags_resolve_in_order() {
     )
     .unwrap();
     assert_eq!(var(&fado, "greeting").await.1["value"], "hello");
-    assert_eq!(var(&fado, "env_value").await.1["value"], "env=from-environment");
+    assert_eq!(
+        var(&fado, "env_value").await.1["value"],
+        "env=from-environment"
+    );
     assert_eq!(var(&fado, "token").await.1["value"], "Bearer from-flag");
     let (status, v) = var(&fado, "nope").await;
     assert_eq!(status, 404);
@@ -58,8 +66,17 @@ async fn defaults_environment_and_flags_resolve_in_order() {
 async fn a_missing_required_variable_stops_start_up_naming_it() {
     let app = AppDir::new(APP).unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
-    assert!(out.contains("token") && out.contains("SPIN_VARIABLE_TOKEN"), "{out}");
-    assert!(out.contains(&app.manifest().display().to_string()), "names the manifest: {out}");
+    assert!(
+        out.contains("token") && out.contains("SPIN_VARIABLE_TOKEN"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&app.manifest().display().to_string()),
+        "names the manifest: {out}"
+    );
     let out = fado_fails(&app, &["--variable", "tokn=x"], &[]).unwrap();
-    assert!(out.contains("tokn"), "an unknown --variable is named: {out}");
+    assert!(
+        out.contains("tokn"),
+        "an unknown --variable is named: {out}"
+    );
 }

@@ -13,7 +13,13 @@ use tokio_util::sync::CancellationToken;
 #[derive(Args, Debug)]
 pub struct HostArgs {
     /// The application manifest.
-    #[arg(long, short = 'f', visible_alias = "from", default_value = "spin.toml", env = "FADO_MANIFEST")]
+    #[arg(
+        long,
+        short = 'f',
+        visible_alias = "from",
+        default_value = "spin.toml",
+        env = "FADO_MANIFEST"
+    )]
     manifest: PathBuf,
 
     /// Address the HTTP trigger listens on.
@@ -95,20 +101,27 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{flag} {v}: expected a non-negative number of seconds"))
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| anyhow::anyhow!("{flag} {v}: expected a non-negative number of seconds"))
 }
 
 impl HostArgs {
     fn options(&self) -> Result<(HostOptions, ServeOptions)> {
-        let max_memory: bytesize::ByteSize = self
-            .max_instance_memory
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--max-instance-memory {:?}: {e}", self.max_instance_memory))?;
+        let max_memory: bytesize::ByteSize = self.max_instance_memory.parse().map_err(|e| {
+            anyhow::anyhow!("--max-instance-memory {:?}: {e}", self.max_instance_memory)
+        })?;
         let admin_listen = match self.admin_listen.as_str() {
             "none" | "off" | "" => None,
-            a => Some(a.parse().with_context(|| format!("--admin-listen {a:?}: expected HOST:PORT or none"))?),
+            a => Some(
+                a.parse()
+                    .with_context(|| format!("--admin-listen {a:?}: expected HOST:PORT or none"))?,
+            ),
         };
-        let variables = self.variables.iter().map(|v| parse_variable(v)).collect::<Result<_>>()?;
+        let variables = self
+            .variables
+            .iter()
+            .map(|v| parse_variable(v))
+            .collect::<Result<_>>()?;
         let host = HostOptions {
             manifest: self.manifest.clone(),
             variables,
@@ -120,7 +133,8 @@ impl HostArgs {
                 self.cache_dir.clone().or_else(default_cache_dir)
             },
             limits: InstanceLimits {
-                max_memory_bytes: usize::try_from(max_memory.as_u64()).context("--max-instance-memory is too large")?,
+                max_memory_bytes: usize::try_from(max_memory.as_u64())
+                    .context("--max-instance-memory is too large")?,
                 max_instances: self.max_instances,
                 max_execution_time: self
                     .max_execution_time
@@ -156,7 +170,10 @@ pub fn run(args: HostArgs) -> Result<()> {
 /// First SIGTERM or Ctrl-C starts a graceful drain; a second one exits at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "fado", version, about = "FaDO, the Function and Data Orchestrator")]
+#[command(
+    name = "fado",
+    version,
+    about = "FaDO, the Function and Data Orchestrator"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "FADO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -42,8 +46,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime_cranelift=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime_cranelift=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -99,8 +99,12 @@ impl AllowedHost {
             Some("*") => PortRule::Any,
             Some(p) => match p.split_once("..") {
                 Some((a, b)) => {
-                    let start = a.parse().map_err(|_| fail("port range start is not a number"))?;
-                    let end = b.parse().map_err(|_| fail("port range end is not a number"))?;
+                    let start = a
+                        .parse()
+                        .map_err(|_| fail("port range start is not a number"))?;
+                    let end = b
+                        .parse()
+                        .map_err(|_| fail("port range end is not a number"))?;
                     if start >= end {
                         return Err(fail("port range is empty"));
                     }
@@ -313,7 +317,11 @@ mod tests {
 
     #[test]
     fn ip_literals_and_cidr() {
-        let h = hosts(&["http://127.0.0.1:*", "postgres://10.0.0.0/8", "http://[::1]:8080"]);
+        let h = hosts(&[
+            "http://127.0.0.1:*",
+            "postgres://10.0.0.0/8",
+            "http://[::1]:8080",
+        ]);
         assert!(h.allows("http", "127.0.0.1", Some(1234)));
         assert!(h.allows("postgres", "10.200.0.1", None));
         assert!(!h.allows("postgres", "11.0.0.1", None));
@@ -337,7 +345,10 @@ mod tests {
         assert_eq!(r.service_chaining_target(), Some("catalog"));
         let r = AllowedHost::parse("http://*.spin.internal").unwrap();
         assert_eq!(r.service_chaining_target(), Some("*"));
-        assert_eq!(service_chaining_component("catalog.spin.internal"), Some("catalog"));
+        assert_eq!(
+            service_chaining_component("catalog.spin.internal"),
+            Some("catalog")
+        );
         assert_eq!(service_chaining_component("spin.internal"), None);
     }
 

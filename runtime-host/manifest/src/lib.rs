@@ -356,7 +356,11 @@ impl Manifest {
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
-        let _ = (&raw.spin_manifest_version, &raw.application.targets, &raw.application.tool);
+        let _ = (
+            &raw.spin_manifest_version,
+            &raw.application.targets,
+            &raw.application.tool,
+        );
         Loader {
             file,
             dir: &dir,
@@ -376,7 +380,8 @@ impl Manifest {
             Route::Path(p) => Some((p.as_str(), t.component.as_str())),
             Route::Private => None,
         });
-        Router::build(public).map_err(|e| ManifestError::new(&self.file, "trigger.http", e.to_string()))
+        Router::build(public)
+            .map_err(|e| ManifestError::new(&self.file, "trigger.http", e.to_string()))
     }
 }
 
@@ -402,7 +407,10 @@ impl Loader<'_> {
             template::validate_variable_name(&name)
                 .map_err(|reason| self.err(&field, format!("invalid variable name: {reason}")))?;
             if v.required && v.default.is_some() {
-                return Err(self.err(&field, "a variable cannot be both required and have a default"));
+                return Err(self.err(
+                    &field,
+                    "a variable cannot be both required and have a default",
+                ));
             }
             if !v.required && v.default.is_none() {
                 return Err(self.err(
@@ -429,7 +437,8 @@ impl Loader<'_> {
                     let cfg: RawRedisAppConfig =
                         deserialize_value(self.file, &field, toml::Value::Table(cfg))?;
                     if let Some(a) = cfg.address {
-                        redis_address = Some(self.template(&format!("{field}.address"), &a, &variables)?);
+                        redis_address =
+                            Some(self.template(&format!("{field}.address"), &a, &variables)?);
                     }
                 }
                 // Spin 3 ignores these global HTTP settings; accepting them keeps old manifests working.
@@ -466,7 +475,10 @@ impl Loader<'_> {
                         {
                             return Err(self.err(
                                 format!("{field}.executor.type"),
-                                format!("executor {:?} is not supported by fado (supported: \"spin\")", exec.kind),
+                                format!(
+                                    "executor {:?} is not supported by fado (supported: \"spin\")",
+                                    exec.kind
+                                ),
                             ));
                         }
                         let route = match t.route {
@@ -479,8 +491,11 @@ impl Loader<'_> {
                                 ));
                             }
                         };
-                        let component =
-                            self.component_ref(&format!("{field}.component"), t.component, &variables)?;
+                        let component = self.component_ref(
+                            &format!("{field}.component"),
+                            t.component,
+                            &variables,
+                        )?;
                         http_triggers.push(HttpTrigger {
                             id: t.id.unwrap_or_else(|| format!("http-{i}")),
                             route,
@@ -502,8 +517,11 @@ impl Loader<'_> {
                                 )
                             })?,
                         };
-                        let component =
-                            self.component_ref(&format!("{field}.component"), t.component, &variables)?;
+                        let component = self.component_ref(
+                            &format!("{field}.component"),
+                            t.component,
+                            &variables,
+                        )?;
                         redis_triggers.push(RedisTrigger {
                             id: t.id.unwrap_or_else(|| format!("redis-{i}")),
                             channel: t.channel,
@@ -560,10 +578,9 @@ impl Loader<'_> {
             warnings: Vec::new(),
         };
         let (router, mut warnings) = manifest.http_router()?;
-        if router
-            .entries()
-            .any(|(route, _)| route.starts_with(routes::WELL_KNOWN_PREFIX) || route == "/.well-known/spin/...")
-        {
+        if router.entries().any(|(route, _)| {
+            route.starts_with(routes::WELL_KNOWN_PREFIX) || route == "/.well-known/spin/..."
+        }) {
             warnings.push(format!(
                 "routes under {} are answered by the host and never reach components",
                 routes::WELL_KNOWN_PREFIX
@@ -602,18 +619,25 @@ impl Loader<'_> {
                 if self.components.contains_key(&id) {
                     Ok(id)
                 } else {
-                    Err(self.err(field, format!("no component named {id:?} (declare it as [component.{id}])")))
+                    Err(self.err(
+                        field,
+                        format!("no component named {id:?} (declare it as [component.{id}])"),
+                    ))
                 }
             }
             toml::Value::Table(table) => {
                 self.inline_count += 1;
                 let id = format!("inline-component{}", self.inline_count);
-                let c: RawComponent = deserialize_value(self.file, field, toml::Value::Table(table))?;
+                let c: RawComponent =
+                    deserialize_value(self.file, field, toml::Value::Table(table))?;
                 let component = self.component(&id, field, c, variables)?;
                 self.components.insert(id.clone(), component);
                 Ok(id)
             }
-            _ => Err(self.err(field, "expected a component id or an inline component table")),
+            _ => Err(self.err(
+                field,
+                "expected a component id or an inline component table",
+            )),
         }
     }
 
@@ -639,8 +663,11 @@ impl Loader<'_> {
         let source = match c.source {
             toml::Value::String(p) if !p.is_empty() => ComponentSource::Local(self.dir.join(p)),
             toml::Value::Table(t) if t.contains_key("url") => {
-                let r: RawRemoteSource =
-                    deserialize_value(self.file, &format!("{field}.source"), toml::Value::Table(t))?;
+                let r: RawRemoteSource = deserialize_value(
+                    self.file,
+                    &format!("{field}.source"),
+                    toml::Value::Table(t),
+                )?;
                 if !r.digest.starts_with("sha256:") {
                     return Err(self.err(
                         format!("{field}.source.digest"),
@@ -683,10 +710,15 @@ impl Loader<'_> {
                     FileMount::Pattern(pattern)
                 }
                 toml::Value::Table(t) => {
-                    let p: RawPlacement = deserialize_value(self.file, &ffield, toml::Value::Table(t))?;
-                    check_relative(&p.source).map_err(|m| self.err(format!("{ffield}.source"), m))?;
+                    let p: RawPlacement =
+                        deserialize_value(self.file, &ffield, toml::Value::Table(t))?;
+                    check_relative(&p.source)
+                        .map_err(|m| self.err(format!("{ffield}.source"), m))?;
                     if !p.destination.starts_with('/') {
-                        return Err(self.err(format!("{ffield}.destination"), "must be an absolute guest path"));
+                        return Err(self.err(
+                            format!("{ffield}.destination"),
+                            "must be an absolute guest path",
+                        ));
                     }
                     FileMount::Directory {
                         source: self.dir.join(p.source),
@@ -713,8 +745,11 @@ impl Loader<'_> {
             } else {
                 format!("https://{host}")
             };
-            AllowedHost::parse(&rule).map_err(|e| self.err(format!("{field}.allowed_http_hosts[{i}]"), e.to_string()))?;
-            rules.push(Template::parse(&rule).map_err(|e| self.err(format!("{field}.allowed_http_hosts[{i}]"), e.to_string()))?);
+            AllowedHost::parse(&rule)
+                .map_err(|e| self.err(format!("{field}.allowed_http_hosts[{i}]"), e.to_string()))?;
+            rules.push(Template::parse(&rule).map_err(|e| {
+                self.err(format!("{field}.allowed_http_hosts[{i}]"), e.to_string())
+            })?);
         }
         for (i, rule) in c.allowed_outbound_hosts.iter().enumerate() {
             let rfield = format!("{field}.allowed_outbound_hosts[{i}]");
@@ -727,7 +762,10 @@ impl Loader<'_> {
 
         for (i, label) in c.key_value_stores.iter().enumerate() {
             if label.is_empty() {
-                return Err(self.err(format!("{field}.key_value_stores[{i}]"), "must not be empty"));
+                return Err(self.err(
+                    format!("{field}.key_value_stores[{i}]"),
+                    "must not be empty",
+                ));
             }
         }
         for (name, _) in &c.environment {
@@ -748,10 +786,17 @@ impl Loader<'_> {
                         .into_iter()
                         .map(|v| match v {
                             toml::Value::String(s) => Ok(s),
-                            _ => Err(self.err(format!("{field}.build.command"), "expected strings")),
+                            _ => {
+                                Err(self.err(format!("{field}.build.command"), "expected strings"))
+                            }
                         })
                         .collect::<Result<_, _>>()?,
-                    _ => return Err(self.err(format!("{field}.build.command"), "expected a string or a list of strings")),
+                    _ => {
+                        return Err(self.err(
+                            format!("{field}.build.command"),
+                            "expected a string or a list of strings",
+                        ));
+                    }
                 };
                 Some(BuildConfig {
                     commands,
@@ -781,7 +826,9 @@ fn check_relative(path: &str) -> Result<(), String> {
     if p.is_absolute() {
         return Err("must be relative to the manifest directory".into());
     }
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err("must not leave the manifest directory ('..')".into());
     }
     Ok(())

@@ -77,10 +77,12 @@ impl Router {
                 Some(prefix) => format!("{prefix}/*"),
                 None => entry.route.clone(),
             };
-            inner.add(spec.as_str(), entry).map_err(|reason| RouteError {
-                route: spec.clone(),
-                reason,
-            })?;
+            inner
+                .add(spec.as_str(), entry)
+                .map_err(|reason| RouteError {
+                    route: spec.clone(),
+                    reason,
+                })?;
         }
         Ok((Self { inner }, warnings))
     }

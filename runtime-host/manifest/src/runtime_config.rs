@@ -26,8 +26,12 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyValueStoreConfig {
     /// A local persistent store; `None` means the host's default location.
-    Local { path: Option<PathBuf> },
-    Redis { url: String },
+    Local {
+        path: Option<PathBuf>,
+    },
+    Redis {
+        url: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -143,8 +147,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.file, Path::new("rt.toml"));
         assert!(err.field.starts_with("key_value_store.default"), "{err}");
-        let err = RuntimeConfig::parse(Path::new("rt.toml"), "[sqlite_database.default]\n")
-            .unwrap_err();
+        let err =
+            RuntimeConfig::parse(Path::new("rt.toml"), "[sqlite_database.default]\n").unwrap_err();
         assert_eq!(err.field, "sqlite_database");
         let err = RuntimeConfig::parse(
             Path::new("rt.toml"),

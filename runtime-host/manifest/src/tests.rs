@@ -56,7 +56,10 @@ fn parses_a_full_manifest() {
     assert_eq!(m.dir, Path::new("/apps/demo"));
     assert_eq!(m.http_triggers.len(), 3);
     assert_eq!(m.http_triggers[1].route, Route::Private);
-    assert_eq!(m.redis_triggers[0].address.as_str(), "redis://{{ redis_host }}:6379");
+    assert_eq!(
+        m.redis_triggers[0].address.as_str(),
+        "redis://{{ redis_host }}:6379"
+    );
     let api = m.component("api").unwrap();
     match &api.source {
         ComponentSource::Local(p) => assert_eq!(p, Path::new("/apps/demo/target/api.wasm")),
@@ -64,13 +67,19 @@ fn parses_a_full_manifest() {
     }
     assert_eq!(api.allowed_outbound_hosts.len(), 2);
     assert_eq!(api.files.len(), 2);
-    assert_eq!(api.variables["api_token"].references().collect::<Vec<_>>(), ["token"]);
+    assert_eq!(
+        api.variables["api_token"].references().collect::<Vec<_>>(),
+        ["token"]
+    );
     assert!(m.variables["token"].secret);
     assert_eq!(m.http_triggers[2].component, "inline-component1");
     assert!(m.components.contains_key("inline-component1"));
     let (router, _) = m.http_router().unwrap();
     assert_eq!(router.route("/api/x").unwrap().component, "api");
-    assert!(router.route("/worker").is_none(), "private routes are not public");
+    assert!(
+        router.route("/worker").is_none(),
+        "private routes are not public"
+    );
 }
 
 fn expect_field(text: &str, field: &str) -> ManifestError {
@@ -83,13 +92,19 @@ fn expect_field(text: &str, field: &str) -> ManifestError {
 
 #[test]
 fn errors_name_the_field() {
-    expect_field("spin_manifest_version = 1\n[application]\nname='x'\n", "spin_manifest_version");
+    expect_field(
+        "spin_manifest_version = 1\n[application]\nname='x'\n",
+        "spin_manifest_version",
+    );
     expect_field(
         &GOOD.replace("route = \"/api/...\"", "route = \"/api/...\"\nroutes = 1"),
         "trigger.http[0].routes",
     );
     expect_field(
-        &GOOD.replace("source = \"worker.wasm\"", "source = \"worker.wasm\"\nsqlite_databases = [\"default\"]"),
+        &GOOD.replace(
+            "source = \"worker.wasm\"",
+            "source = \"worker.wasm\"\nsqlite_databases = [\"default\"]",
+        ),
         "component.worker.sqlite_databases",
     );
     expect_field(
@@ -97,38 +112,66 @@ fn errors_name_the_field() {
         "component.api.allowed_outbound_hosts[1]",
     );
     expect_field(
-        &GOOD.replace("\"http://worker.spin.internal\"", "\"worker.spin.internal\""),
+        &GOOD.replace(
+            "\"http://worker.spin.internal\"",
+            "\"worker.spin.internal\"",
+        ),
         "component.api.allowed_outbound_hosts[0]",
     );
     expect_field(
-        &GOOD.replace("\"http://worker.spin.internal\"", "\"http://nobody.spin.internal\""),
+        &GOOD.replace(
+            "\"http://worker.spin.internal\"",
+            "\"http://nobody.spin.internal\"",
+        ),
         "component.api.allowed_outbound_hosts[0]",
     );
-    expect_field(&GOOD.replace("component = \"api\"", "component = \"apx\""), "trigger.http[0].component");
     expect_field(
-        &GOOD.replace("token = { required = true, secret = true }", "token = { required = true, default = \"x\" }"),
+        &GOOD.replace("component = \"api\"", "component = \"apx\""),
+        "trigger.http[0].component",
+    );
+    expect_field(
+        &GOOD.replace(
+            "token = { required = true, secret = true }",
+            "token = { required = true, default = \"x\" }",
+        ),
         "variables.token",
     );
-    expect_field(&GOOD.replace("[component.worker]", "[component.Worker]"), "component.Worker");
+    expect_field(
+        &GOOD.replace("[component.worker]", "[component.Worker]"),
+        "component.Worker",
+    );
     expect_field(
         &GOOD.replace("destination = \"/assets\"", "destination = \"assets\""),
         "component.api.files[1].destination",
     );
-    expect_field(&GOOD.replace("[[trigger.redis]]", "[[trigger.cron]]"), "trigger.cron");
-    let e = expect_field(&GOOD.replace("channel = \"jobs\"", "channel = 5"), "trigger.redis[0].channel");
+    expect_field(
+        &GOOD.replace("[[trigger.redis]]", "[[trigger.cron]]"),
+        "trigger.cron",
+    );
+    let e = expect_field(
+        &GOOD.replace("channel = \"jobs\"", "channel = 5"),
+        "trigger.redis[0].channel",
+    );
     assert!(e.message.contains("string"), "{e}");
 }
 
 #[test]
 fn redis_trigger_needs_an_address() {
-    let text = GOOD.replace("[application.trigger.redis]\naddress = \"redis://{{ redis_host }}:6379\"\n", "");
+    let text = GOOD.replace(
+        "[application.trigger.redis]\naddress = \"redis://{{ redis_host }}:6379\"\n",
+        "",
+    );
     expect_field(&text, "trigger.redis[0].address");
 }
 
 #[test]
 fn invalid_toml_names_the_file() {
     let err = parse("spin_manifest_version = \n").unwrap_err();
-    assert!(err.to_string().starts_with("/apps/demo/spin.toml: invalid TOML"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("/apps/demo/spin.toml: invalid TOML"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -76,7 +76,8 @@ impl App {
             Some(f) => RuntimeConfig::load(f)?,
             None => RuntimeConfig::default(),
         };
-        let resolver = VariableResolver::new(&manifest, &options.variables, |k| std::env::var(k).ok())?;
+        let resolver =
+            VariableResolver::new(&manifest, &options.variables, |k| std::env::var(k).ok())?;
         let state_dir = match &options.state_dir {
             Some(d) => d.clone(),
             None => manifest.dir.join(".fado"),
@@ -89,9 +90,9 @@ impl App {
             let mut rules = Vec::new();
             for (i, t) in c.allowed_outbound_hosts.iter().enumerate() {
                 let field = || format!("component.{id}.allowed_outbound_hosts[{i}]");
-                let rendered = resolver.render(t).with_context(|| {
-                    format!("{}: field `{}`", manifest.file.display(), field())
-                })?;
+                let rendered = resolver
+                    .render(t)
+                    .with_context(|| format!("{}: field `{}`", manifest.file.display(), field()))?;
                 // A variable that renders empty drops the rule, as in Spin.
                 if !rendered.trim().is_empty() {
                     fado_manifest::AllowedHost::parse(&rendered).map_err(|e| {
@@ -218,7 +219,10 @@ fn read_local(manifest: &Manifest, field: &str, path: &Path) -> Result<Vec<u8>> 
 }
 
 async fn fetch_remote(url: &str, digest: &str) -> Result<Vec<u8>> {
-    let expected = digest.strip_prefix("sha256:").unwrap_or(digest).to_ascii_lowercase();
+    let expected = digest
+        .strip_prefix("sha256:")
+        .unwrap_or(digest)
+        .to_ascii_lowercase();
     let bytes = reqwest::get(url)
         .await
         .and_then(|r| r.error_for_status())

@@ -120,7 +120,11 @@ fn compile(engine: &Engine, bytes: &[u8], name: &str) -> Result<Component> {
     let c = Component::new(engine, bytes)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("compiling component {name:?}"))?;
-    tracing::info!(component = name, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+    tracing::info!(
+        component = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compiled component"
+    );
     Ok(c)
 }
 
@@ -128,7 +132,9 @@ fn compile(engine: &Engine, bytes: &[u8], name: &str) -> Result<Component> {
 /// affects compiled code (wasmtime version, target, settings).
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let mut h = Sha256::new();
     h.update(bytes);
     h.update(engine_hash.finish().to_le_bytes());

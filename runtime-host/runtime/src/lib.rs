@@ -41,7 +41,11 @@ pub struct ServeOptions {
 
 /// Loads the application and serves it until `shutdown` is cancelled, then
 /// drains in-flight requests and messages.
-pub async fn run(host: HostOptions, serve: ServeOptions, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    host: HostOptions,
+    serve: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let prometheus = metrics::install()?;
     let engine = engine::build_engine(&host.limits)?;
     engine::spawn_epoch_ticker(engine.clone());
@@ -56,9 +60,12 @@ pub async fn run(host: HostOptions, serve: ServeOptions, shutdown: CancellationT
         None
     } else {
         let trigger = triggers::http::HttpTrigger::new(app.clone(), tracker.clone())?;
-        let listener = TcpListener::bind(serve.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (is another server using it? pass --listen ADDR)", serve.listen))?;
+        let listener = TcpListener::bind(serve.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (is another server using it? pass --listen ADDR)",
+                serve.listen
+            )
+        })?;
         Some((trigger, listener))
     };
     if let Some(addr) = serve.admin_listen {
@@ -74,8 +81,13 @@ pub async fn run(host: HostOptions, serve: ServeOptions, shutdown: CancellationT
     match http {
         Some((trigger, listener)) => {
             let scheme = if tls.is_some() { "https" } else { "http" };
-            println!("Serving {scheme}://{} (application {name:?})", listener.local_addr()?);
-            trigger.serve(listener, tls, shutdown.clone(), serve.drain_timeout).await?;
+            println!(
+                "Serving {scheme}://{} (application {name:?})",
+                listener.local_addr()?
+            );
+            trigger
+                .serve(listener, tls, shutdown.clone(), serve.drain_timeout)
+                .await?;
         }
         None => {
             println!("Running application {name:?} (Redis triggers only)");
@@ -86,8 +98,14 @@ pub async fn run(host: HostOptions, serve: ServeOptions, shutdown: CancellationT
         let _ = t.await;
     }
     tracker.close();
-    if tokio::time::timeout(serve.drain_timeout, tracker.wait()).await.is_err() {
-        tracing::warn!("{} invocation(s) still running at the drain deadline", tracker.len());
+    if tokio::time::timeout(serve.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} invocation(s) still running at the drain deadline",
+            tracker.len()
+        );
     }
     Ok(())
 }

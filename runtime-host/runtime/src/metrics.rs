@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Latency buckets in seconds: 100 µs to 60 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 30.0, 60.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Installs the process-wide Prometheus recorder. Call once, before any
@@ -54,8 +54,14 @@ impl InvocationMetrics {
             ("component", component.to_string()),
             ("trigger", trigger.to_string()),
         ];
-        metrics::describe_counter!("fado_component_invocations_total", "Invocations started, per component and trigger");
-        metrics::describe_counter!("fado_component_errors_total", "Invocations that trapped or failed, per component and trigger");
+        metrics::describe_counter!(
+            "fado_component_invocations_total",
+            "Invocations started, per component and trigger"
+        );
+        metrics::describe_counter!(
+            "fado_component_errors_total",
+            "Invocations that trapped or failed, per component and trigger"
+        );
         metrics::describe_histogram!(
             "fado_component_duration_seconds",
             metrics::Unit::Seconds,

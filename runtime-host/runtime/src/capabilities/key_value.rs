@@ -84,7 +84,9 @@ impl Capability for KeyValue {
                     let backend = match cfg {
                         KeyValueStoreConfig::Local { path } => {
                             let path = path.clone().unwrap_or_else(|| {
-                                app.state_dir.join("key_value").join(format!("{label}.redb"))
+                                app.state_dir
+                                    .join("key_value")
+                                    .join(format!("{label}.redb"))
                             });
                             Backend::Local(Arc::new(open_local(&path)?))
                         }
@@ -181,27 +183,45 @@ impl v2::HostStore for InstanceKeyValue {
         Ok(r)
     }
 
-    async fn get(&mut self, r: Resource<KeyValueHandle>, key: String) -> Result<Option<Vec<u8>>, Error> {
+    async fn get(
+        &mut self,
+        r: Resource<KeyValueHandle>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, Error> {
         match self.backend(&r)? {
             Backend::Local(db) => {
                 local(db, move |db| {
-                    read_table(db, |t| Ok(t.get(key.as_str())?.map(|v| v.value().to_vec())), None)
+                    read_table(
+                        db,
+                        |t| Ok(t.get(key.as_str())?.map(|v| v.value().to_vec())),
+                        None,
+                    )
                 })
                 .await
             }
             Backend::Redis { pool, url } => {
                 let mut c = pool.get(&url).await.map_err(other)?;
-                redis::cmd("GET").arg(key).query_async(&mut c).await.map_err(other)
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(other)
             }
         }
     }
 
-    async fn set(&mut self, r: Resource<KeyValueHandle>, key: String, value: Vec<u8>) -> Result<(), Error> {
+    async fn set(
+        &mut self,
+        r: Resource<KeyValueHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), Error> {
         match self.backend(&r)? {
             Backend::Local(db) => {
                 local(db, move |db| {
                     let txn = db.begin_write()?;
-                    txn.open_table(TABLE)?.insert(key.as_str(), value.as_slice())?;
+                    txn.open_table(TABLE)?
+                        .insert(key.as_str(), value.as_slice())?;
                     txn.commit()?;
                     Ok(())
                 })
@@ -209,7 +229,12 @@ impl v2::HostStore for InstanceKeyValue {
             }
             Backend::Redis { pool, url } => {
                 let mut c = pool.get(&url).await.map_err(other)?;
-                redis::cmd("SET").arg(key).arg(value).query_async(&mut c).await.map_err(other)
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(other)
             }
         }
     }
@@ -227,7 +252,12 @@ impl v2::HostStore for InstanceKeyValue {
             }
             Backend::Redis { pool, url } => {
                 let mut c = pool.get(&url).await.map_err(other)?;
-                redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await.map(drop).map_err(other)
+                redis::cmd("DEL")
+                    .arg(key)
+                    .query_async::<i64>(&mut c)
+                    .await
+                    .map(drop)
+                    .map_err(other)
             }
         }
     }
@@ -235,11 +265,18 @@ impl v2::HostStore for InstanceKeyValue {
     async fn exists(&mut self, r: Resource<KeyValueHandle>, key: String) -> Result<bool, Error> {
         match self.backend(&r)? {
             Backend::Local(db) => {
-                local(db, move |db| read_table(db, |t| Ok(t.get(key.as_str())?.is_some()), false)).await
+                local(db, move |db| {
+                    read_table(db, |t| Ok(t.get(key.as_str())?.is_some()), false)
+                })
+                .await
             }
             Backend::Redis { pool, url } => {
                 let mut c = pool.get(&url).await.map_err(other)?;
-                redis::cmd("EXISTS").arg(key).query_async(&mut c).await.map_err(other)
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(other)
             }
         }
     }

@@ -275,10 +275,13 @@ impl Capability for OutboundHttp {
 
 type SendFuture = Box<
     dyn Future<
-            Output = Result<(
-                http::Response<WasiBody>,
-                Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ), Error>,
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
         > + Send,
 >;
 
@@ -287,7 +290,10 @@ fn finished(
 ) -> SendFuture {
     Box::new(async move {
         let r = response.await?;
-        Ok((r, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
+        Ok((
+            r,
+            Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+        ))
     })
 }
 

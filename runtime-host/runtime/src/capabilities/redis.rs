@@ -10,7 +10,9 @@ use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use super::{Capability, ComponentIndex, StoreData};
 use crate::app::AppContext;
-use crate::bindings::fermyon::spin2_0_0::redis::{self as v2, Error, Payload, RedisParameter, RedisResult};
+use crate::bindings::fermyon::spin2_0_0::redis::{
+    self as v2, Error, Payload, RedisParameter, RedisResult,
+};
 use crate::redis_pool::RedisPool;
 
 /// Open connections one instance may hold at once.
@@ -40,13 +42,18 @@ impl Capability for OutboundRedis {
         linker: &mut Linker<StoreData>,
         get: fn(&mut StoreData) -> &mut InstanceRedis,
     ) -> Result<()> {
-        v2::add_to_linker::<StoreData, HasSelf<InstanceRedis>>(linker, get).map_err(anyhow::Error::from)
+        v2::add_to_linker::<StoreData, HasSelf<InstanceRedis>>(linker, get)
+            .map_err(anyhow::Error::from)
     }
 
     fn configure(app: &AppContext) -> Result<Self> {
         Ok(Self {
             pool: app.redis_pool.clone(),
-            allowed: app.components.iter().map(|c| c.allowed_hosts.clone()).collect(),
+            allowed: app
+                .components
+                .iter()
+                .map(|c| c.allowed_hosts.clone())
+                .collect(),
         })
     }
 
@@ -76,10 +83,12 @@ impl InstanceRedis {
     fn conn(&self, r: &Resource<RedisConnection>) -> Result<ConnectionManager, Error> {
         Ok(self.table.get(r).map_err(other)?.conn.clone())
     }
-
 }
 
-async fn run<T: redis::FromRedisValue>(mut conn: ConnectionManager, cmd: &redis::Cmd) -> Result<T, Error> {
+async fn run<T: redis::FromRedisValue>(
+    mut conn: ConnectionManager,
+    cmd: &redis::Cmd,
+) -> Result<T, Error> {
     cmd.query_async(&mut conn).await.map_err(redis_error)
 }
 
@@ -98,20 +107,42 @@ impl v2::HostConnection for InstanceRedis {
             return Err(Error::TooManyConnections);
         }
         let conn = self.pool.get(&address).await.map_err(other)?;
-        let r = self.table.push(RedisConnection { conn }).map_err(|_| Error::TooManyConnections)?;
+        let r = self
+            .table
+            .push(RedisConnection { conn })
+            .map_err(|_| Error::TooManyConnections)?;
         self.open += 1;
         Ok(r)
     }
 
-    async fn publish(&mut self, r: Resource<RedisConnection>, channel: String, payload: Payload) -> Result<(), Error> {
-        run::<i64>(self.conn(&r)?, redis::cmd("PUBLISH").arg(channel).arg(payload)).await.map(drop)
+    async fn publish(
+        &mut self,
+        r: Resource<RedisConnection>,
+        channel: String,
+        payload: Payload,
+    ) -> Result<(), Error> {
+        run::<i64>(
+            self.conn(&r)?,
+            redis::cmd("PUBLISH").arg(channel).arg(payload),
+        )
+        .await
+        .map(drop)
     }
 
-    async fn get(&mut self, r: Resource<RedisConnection>, key: String) -> Result<Option<Payload>, Error> {
+    async fn get(
+        &mut self,
+        r: Resource<RedisConnection>,
+        key: String,
+    ) -> Result<Option<Payload>, Error> {
         run(self.conn(&r)?, redis::cmd("GET").arg(key)).await
     }
 
-    async fn set(&mut self, r: Resource<RedisConnection>, key: String, value: Payload) -> Result<(), Error> {
+    async fn set(
+        &mut self,
+        r: Resource<RedisConnection>,
+        key: String,
+        value: Payload,
+    ) -> Result<(), Error> {
         run::<()>(self.conn(&r)?, redis::cmd("SET").arg(key).arg(value)).await
     }
 
@@ -128,15 +159,29 @@ impl v2::HostConnection for InstanceRedis {
         run(self.conn(&r)?, redis::cmd("DEL").arg(keys)).await
     }
 
-    async fn sadd(&mut self, r: Resource<RedisConnection>, key: String, values: Vec<String>) -> Result<u32, Error> {
+    async fn sadd(
+        &mut self,
+        r: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, Error> {
         run(self.conn(&r)?, redis::cmd("SADD").arg(key).arg(values)).await
     }
 
-    async fn smembers(&mut self, r: Resource<RedisConnection>, key: String) -> Result<Vec<String>, Error> {
+    async fn smembers(
+        &mut self,
+        r: Resource<RedisConnection>,
+        key: String,
+    ) -> Result<Vec<String>, Error> {
         run(self.conn(&r)?, redis::cmd("SMEMBERS").arg(key)).await
     }
 
-    async fn srem(&mut self, r: Resource<RedisConnection>, key: String, values: Vec<String>) -> Result<u32, Error> {
+    async fn srem(
+        &mut self,
+        r: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, Error> {
         run(self.conn(&r)?, redis::cmd("SREM").arg(key).arg(values)).await
     }
 

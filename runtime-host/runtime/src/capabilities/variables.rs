@@ -32,14 +32,23 @@ impl VariableResolver {
             if !manifest.variables.contains_key(name) {
                 bail!(
                     "--variable {name}: the application declares no variable {name:?} (declared: {})",
-                    manifest.variables.keys().cloned().collect::<Vec<_>>().join(", ")
+                    manifest
+                        .variables
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
         }
         let mut values = HashMap::new();
         let mut missing = Vec::new();
         for (name, var) in &manifest.variables {
-            let from_cli = cli.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+            let from_cli = cli
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone());
             let value = from_cli
                 .or_else(|| env(&env_name(name)))
                 .or_else(|| var.default.clone());
@@ -182,13 +191,18 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("token") && err.contains("SPIN_VARIABLE_TOKEN"), "{err}");
+        assert!(
+            err.contains("token") && err.contains("SPIN_VARIABLE_TOKEN"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_cli_variable_is_an_error() {
         let cli = vec![("nope".to_string(), "x".to_string())];
-        let err = VariableResolver::new(&manifest(), &cli, |_| None).err().unwrap();
+        let err = VariableResolver::new(&manifest(), &cli, |_| None)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("nope"));
     }
 }

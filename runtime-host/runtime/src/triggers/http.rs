@@ -60,7 +60,10 @@ impl HttpTrigger {
         let mut handlers: Vec<Option<HttpComponent>> = Vec::new();
         for index in 0..app.ctx.components.len() {
             let loaded = app.component(index);
-            let used = manifest.http_triggers.iter().any(|t| t.component == loaded.id);
+            let used = manifest
+                .http_triggers
+                .iter()
+                .any(|t| t.component == loaded.id);
             if !used {
                 handlers.push(None);
                 continue;
@@ -79,8 +82,12 @@ impl HttpTrigger {
         }
         for t in &manifest.http_triggers {
             match &t.route {
-                Route::Path(p) => tracing::info!(route = %p, component = %t.component, "HTTP route"),
-                Route::Private => tracing::info!(component = %t.component, "private HTTP component (http://{}.spin.internal)", t.component),
+                Route::Path(p) => {
+                    tracing::info!(route = %p, component = %t.component, "HTTP route")
+                }
+                Route::Private => {
+                    tracing::info!(component = %t.component, "private HTTP component (http://{}.spin.internal)", t.component)
+                }
             }
         }
         let app_name = manifest.application.name.clone();
@@ -135,9 +142,17 @@ impl HttpTrigger {
             let tls = tls.clone();
             tokio::spawn(async move {
                 let result = match tls {
-                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await,
+                    None => {
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                            .await
+                    }
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(s) => watcher.watch(builder.serve_connection(TokioIo::new(s), svc)).await,
+                        Ok(s) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(s), svc))
+                                .await
+                        }
                         Err(e) => {
                             tracing::debug!(%client, "TLS handshake failed: {e}");
                             return;
@@ -158,13 +173,22 @@ impl HttpTrigger {
         Ok(())
     }
 
-    async fn handle(self: &Arc<Self>, req: Request<Incoming>, client: SocketAddr, https: bool) -> Response<WasiBody> {
+    async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        https: bool,
+    ) -> Response<WasiBody> {
         let path = req.uri().path().to_string();
         if let Some(r) = self.well_known(&path) {
             return r;
         }
         let Some(matched) = self.match_route(&path) else {
-            return error_response(StatusCode::NOT_FOUND, "not_found", &format!("no route matches {path}"));
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no route matches {path}"),
+            );
         };
         let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
         match self.invoke(matched, req, client, https).await {
@@ -185,7 +209,11 @@ impl HttpTrigger {
                     "application": self.app_name,
                 }),
             ),
-            _ => error_response(StatusCode::NOT_FOUND, "not_found", &format!("no route matches {path}")),
+            _ => error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no route matches {path}"),
+            ),
         })
     }
 
@@ -207,7 +235,11 @@ impl HttpTrigger {
         client: SocketAddr,
         https: bool,
     ) -> Result<Response<WasiBody>, Response<WasiBody>> {
-        let Some(handler) = self.handlers.get(matched.component).and_then(Option::as_ref) else {
+        let Some(handler) = self
+            .handlers
+            .get(matched.component)
+            .and_then(Option::as_ref)
+        else {
             let id = &self.app.component(matched.component).id;
             return Err(error_response(
                 StatusCode::NOT_FOUND,
@@ -220,7 +252,10 @@ impl HttpTrigger {
         let started = Instant::now();
         handler.metrics.started();
         let id = self.app.component(matched.component).id.clone();
-        let mut store = self.app.new_store(matched.component).map_err(|e| internal(&id, &e))?;
+        let mut store = self
+            .app
+            .new_store(matched.component)
+            .map_err(|e| internal(&id, &e))?;
         let scheme = if https { Scheme::Https } else { Scheme::Http };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (request, out) = {
@@ -293,12 +328,22 @@ impl HttpTrigger {
     }
 
     /// Serves a request a component made to `self` or `<id>.spin.internal`.
-    async fn local(self: Arc<Self>, target: LocalTarget, req: Request<WasiBody>) -> Result<Response<WasiBody>, HttpError> {
+    async fn local(
+        self: Arc<Self>,
+        target: LocalTarget,
+        req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, HttpError> {
         let path = req.uri().path().to_string();
         let matched = match target {
             LocalTarget::App => match self.match_route(&path) {
                 Some(m) => m,
-                None => return Ok(error_response(StatusCode::NOT_FOUND, "not_found", &format!("no route matches {path}"))),
+                None => {
+                    return Ok(error_response(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        &format!("no route matches {path}"),
+                    ));
+                }
             },
             LocalTarget::Component(id) => {
                 let Some(component) = self.app.component_index(&id) else {
@@ -323,7 +368,11 @@ impl HttpTrigger {
 struct LocalDispatch(std::sync::Weak<HttpTrigger>);
 
 impl LocalHandler for LocalDispatch {
-    fn handle(&self, target: LocalTarget, request: Request<WasiBody>) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
+    fn handle(
+        &self,
+        target: LocalTarget,
+        request: Request<WasiBody>,
+    ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
         let trigger = self.0.upgrade();
         Box::pin(async move {
             match trigger {
@@ -343,16 +392,27 @@ fn add_spin_headers(req: &mut Request<WasiBody>, m: &Matched, client: SocketAddr
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost".to_string());
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
     let scheme = if https { "https" } else { "http" };
     let h = req.headers_mut();
     h.remove(header::CONNECTION);
     let mut set = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (header::HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
             h.insert(n, v);
         }
     };
-    set("spin-full-url", &format!("{scheme}://{host}{path_and_query}"));
+    set(
+        "spin-full-url",
+        &format!("{scheme}://{host}{path_and_query}"),
+    );
     set("spin-path-info", &m.path_info);
     set("spin-matched-route", &m.route);
     set("spin-base-path", "/");
@@ -360,7 +420,10 @@ fn add_spin_headers(req: &mut Request<WasiBody>, m: &Matched, client: SocketAddr
     set("spin-component-route", &m.route_prefix);
     set("spin-client-addr", &client.to_string());
     for (name, value) in &m.params {
-        set(&format!("spin-path-match-{}", name.to_ascii_lowercase()), value);
+        set(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        );
     }
 }
 
@@ -385,7 +448,9 @@ fn internal(component: &str, e: &anyhow::Error) -> Response<WasiBody> {
 }
 
 fn body(bytes: impl Into<Bytes>) -> WasiBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 fn text_response(status: StatusCode, text: &str) -> Response<WasiBody> {
@@ -406,13 +471,17 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Wasi
 
 /// Host-generated errors use the same JSON shape as FaDO's API.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<WasiBody> {
-    json_response(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
+    json_response(
+        status,
+        &serde_json::json!({ "error": { "code": code, "message": message } }),
+    )
 }
 
 /// Builds a TLS acceptor from PEM files (`--tls-cert`, `--tls-key`).
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert).with_context(|| format!("opening TLS certificate {}", cert.display()))?,
+        std::fs::File::open(cert)
+            .with_context(|| format!("opening TLS certificate {}", cert.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
@@ -421,11 +490,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor
     ))
     .with_context(|| format!("reading TLS key {}", key.display()))?
     .with_context(|| format!("no private key in {}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS certificate and key do not match")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("TLS certificate and key do not match")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

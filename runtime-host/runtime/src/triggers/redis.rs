@@ -50,11 +50,15 @@ impl RedisTrigger {
         if manifest.redis_triggers.is_empty() {
             return Ok(None);
         }
-        let mut subscriptions: BTreeMap<String, BTreeMap<String, Vec<ComponentIndex>>> = BTreeMap::new();
+        let mut subscriptions: BTreeMap<String, BTreeMap<String, Vec<ComponentIndex>>> =
+            BTreeMap::new();
         let mut handlers = HashMap::new();
         for (i, t) in manifest.redis_triggers.iter().enumerate() {
             let address = app.ctx.resolver.render(&t.address).with_context(|| {
-                format!("{}: field `trigger.redis[{i}].address`", manifest.file.display())
+                format!(
+                    "{}: field `trigger.redis[{i}].address`",
+                    manifest.file.display()
+                )
             })?;
             let index = app
                 .component_index(&t.component)
@@ -96,7 +100,8 @@ impl RedisTrigger {
             let address = address.clone();
             let channels = channels.clone();
             let shutdown = shutdown.clone();
-            subscribers.spawn(async move { me.subscribe_forever(&address, &channels, shutdown).await });
+            subscribers
+                .spawn(async move { me.subscribe_forever(&address, &channels, shutdown).await });
         }
         while subscribers.join_next().await.is_some() {}
     }
@@ -151,7 +156,9 @@ impl RedisTrigger {
         };
         let payload = Arc::new(msg.get_payload_bytes().to_vec());
         for &index in components {
-            let Some(handler) = self.handlers.get(&index) else { continue };
+            let Some(handler) = self.handlers.get(&index) else {
+                continue;
+            };
             let pre = handler.pre.clone();
             let metrics = handler.metrics.clone();
             let app = self.app.clone();
@@ -180,7 +187,10 @@ impl RedisTrigger {
     }
 }
 
-async fn subscribe(address: &str, channels: &[&String]) -> redis::RedisResult<redis::aio::PubSubStream> {
+async fn subscribe(
+    address: &str,
+    channels: &[&String],
+) -> redis::RedisResult<redis::aio::PubSubStream> {
     let client = redis::Client::open(address)?;
     let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
         .await

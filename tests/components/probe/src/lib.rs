@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, Request, ResponseOutparam};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingResponse, Request, ResponseOutparam,
+};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use spin_sdk::pg4::{self as pg, DbValue, ParameterValue, RangeBoundKind};
@@ -76,7 +78,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
                 .collect();
             let method = format!("{:?}", req.method());
-            respond(out, 200, json!({"path": path_and_query, "method": method, "headers": headers})).await
+            respond(
+                out,
+                200,
+                json!({"path": path_and_query, "method": method, "headers": headers}),
+            )
+            .await
         }
     }
 }
@@ -122,7 +129,9 @@ fn probe_headers(content_type: &str) -> Fields {
 async fn respond(out: ResponseOutparam, status: u16, body: Value) {
     let response = OutgoingResponse::new(probe_headers("application/json"));
     response.set_status_code(status).expect("valid status");
-    let _ = out.set_with_body(response, body.to_string().into_bytes()).await;
+    let _ = out
+        .set_with_body(response, body.to_string().into_bytes())
+        .await;
 }
 
 async fn respond_result(out: ResponseOutparam, r: Result<Value, String>) {
@@ -159,7 +168,9 @@ async fn fetch(url: &str, out: ResponseOutparam) {
     match response {
         Ok(upstream) => {
             let response = OutgoingResponse::new(probe_headers("application/octet-stream"));
-            response.set_status_code(upstream.status()).expect("valid status");
+            response
+                .set_status_code(upstream.status())
+                .expect("valid status");
             let mut sink = response.take_body();
             out.set(response);
             let mut stream = upstream.take_body_stream();
@@ -177,17 +188,20 @@ fn redis_ops(addr: &str, prefix: &str) -> Result<Value, String> {
     let conn = RedisConnection::open(addr).map_err(|e| format!("open: {e:?}"))?;
     let k = |s: &str| format!("{prefix}:{s}");
     let e = |what: &'static str| move |err| format!("{what}: {err:?}");
-    conn.set(&k("str"), &b"hello".to_vec()).map_err(e("set"))?;
+    conn.set(&k("str"), b"hello".as_ref()).map_err(e("set"))?;
     let got = conn.get(&k("str")).map_err(e("get"))?;
     let missing = conn.get(&k("missing")).map_err(e("get missing"))?;
     let incr1 = conn.incr(&k("counter")).map_err(e("incr"))?;
     let incr2 = conn.incr(&k("counter")).map_err(e("incr"))?;
     let type_error = conn.incr(&k("str")).map_err(|err| format!("{err:?}")).err();
-    let added = conn.sadd(&k("set"), &["a".into(), "b".into(), "c".into()]).map_err(e("sadd"))?;
+    let added = conn
+        .sadd(&k("set"), &["a".into(), "b".into(), "c".into()])
+        .map_err(e("sadd"))?;
     let removed = conn.srem(&k("set"), &["b".into()]).map_err(e("srem"))?;
     let mut members = conn.smembers(&k("set")).map_err(e("smembers"))?;
     members.sort();
-    conn.publish(&k("channel"), &b"ping".to_vec()).map_err(e("publish"))?;
+    conn.publish(&k("channel"), b"ping".as_ref())
+        .map_err(e("publish"))?;
     let exec = conn
         .execute(
             "HSET",
@@ -238,8 +252,11 @@ fn pg_types(addr: &str, table: &str) -> Result<Value, String> {
     let conn = pg::Connection::open(addr).map_err(|e| format!("open: {e:?}"))?;
     conn.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])
         .map_err(|e| format!("drop: {e:?}"))?;
-    conn.execute(&format!("CREATE TABLE {table} (id int primary key, {PG_COLUMNS})"), &[])
-        .map_err(|e| format!("create: {e:?}"))?;
+    conn.execute(
+        &format!("CREATE TABLE {table} (id int primary key, {PG_COLUMNS})"),
+        &[],
+    )
+    .map_err(|e| format!("create: {e:?}"))?;
     use ParameterValue as P;
     let incl = RangeBoundKind::Inclusive;
     let excl = RangeBoundKind::Exclusive;
@@ -271,16 +288,26 @@ fn pg_types(addr: &str, table: &str) -> Result<Value, String> {
         P::ArrayInt64(vec![Some(i64::MAX), Some(i64::MIN)]),
         P::ArrayDecimal(vec![Some("0.1".into()), None]),
         P::ArrayStr(vec![Some("x".into()), None, Some("z".into())]),
-        P::Interval(pg::Interval { micros: 3_600_000_123, days: 2, months: 14 }),
+        P::Interval(pg::Interval {
+            micros: 3_600_000_123,
+            days: 2,
+            months: 14,
+        }),
     ];
     let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
     let inserted = conn
-        .execute(&format!("INSERT INTO {table} VALUES ({})", placeholders.join(", ")), &values)
+        .execute(
+            &format!("INSERT INTO {table} VALUES ({})", placeholders.join(", ")),
+            &values,
+        )
         .map_err(|e| format!("insert: {e:?}"))?;
     let mut nulls = vec![P::Int32(2)];
     nulls.extend(std::iter::repeat_n(P::DbNull, values.len() - 1));
-    conn.execute(&format!("INSERT INTO {table} VALUES ({})", placeholders.join(", ")), &nulls)
-        .map_err(|e| format!("insert nulls: {e:?}"))?;
+    conn.execute(
+        &format!("INSERT INTO {table} VALUES ({})", placeholders.join(", ")),
+        &nulls,
+    )
+    .map_err(|e| format!("insert nulls: {e:?}"))?;
     let rows = conn
         .query(&format!("SELECT * FROM {table} ORDER BY id"), &[])
         .map_err(|e| format!("select: {e:?}"))?;
@@ -289,12 +316,21 @@ fn pg_types(addr: &str, table: &str) -> Result<Value, String> {
         .iter()
         .map(|c| json!({"name": c.name, "type": format!("{:?}", c.data_type)}))
         .collect();
-    let rows: Vec<Vec<Value>> = rows.rows.iter().map(|r| r.iter().map(db_value).collect()).collect();
+    let rows: Vec<Vec<Value>> = rows
+        .rows
+        .iter()
+        .map(|r| r.iter().map(db_value).collect())
+        .collect();
     // A parameterised lookup binding a timestamptz through `timestamp`.
     let found = conn
-        .query(&format!("SELECT id FROM {table} WHERE ts2 = $1"), &[P::Timestamp(1_700_000_000)])
+        .query(
+            &format!("SELECT id FROM {table} WHERE ts2 = $1"),
+            &[P::Timestamp(1_700_000_000)],
+        )
         .map_err(|e| format!("lookup: {e:?}"))?;
-    Ok(json!({"inserted": inserted, "columns": columns, "rows": rows, "lookup_rows": found.rows.len()}))
+    Ok(
+        json!({"inserted": inserted, "columns": columns, "rows": rows, "lookup_rows": found.rows.len()}),
+    )
 }
 
 fn db_value(v: &DbValue) -> Value {
@@ -347,8 +383,11 @@ fn pg_transaction(addr: &str, table: &str, mode: &str) -> Result<Value, String> 
     match mode {
         "rollback" | "abandon" => {
             conn.execute("BEGIN", &[]).map_err(e("begin"))?;
-            conn.execute(&format!("INSERT INTO {table} VALUES ($1)"), &[ParameterValue::Int32(1)])
-                .map_err(e("insert"))?;
+            conn.execute(
+                &format!("INSERT INTO {table} VALUES ($1)"),
+                &[ParameterValue::Int32(1)],
+            )
+            .map_err(e("insert"))?;
             if mode == "rollback" {
                 conn.execute("ROLLBACK", &[]).map_err(e("rollback"))?;
             }
@@ -384,7 +423,9 @@ fn kv(store: &str, op: &str, key: &str, body: Vec<u8>) -> Result<Value, String> 
             store.set(key, &body).map_err(e)?;
             json!({"ok": true})
         }
-        "get" => json!({"value": store.get(key).map_err(e)?.map(|v| String::from_utf8_lossy(&v).into_owned())}),
+        "get" => {
+            json!({"value": store.get(key).map_err(e)?.map(|v| String::from_utf8_lossy(&v).into_owned())})
+        }
         "delete" => {
             store.delete(key).map_err(e)?;
             json!({"ok": true})

@@ -21,7 +21,10 @@ type BoxedSql = Box<dyn ToSql + Sync + Send>;
 type BoxError = Box<dyn StdError + Sync + Send>;
 
 pub fn as_refs(values: &[BoxedSql]) -> Vec<&(dyn ToSql + Sync)> {
-    values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect()
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 pub fn parameters(params: &[ParameterValue], types: &[Type]) -> Result<Vec<BoxedSql>, Error> {
@@ -53,9 +56,10 @@ fn parameter(p: &ParameterValue, ty: &Type) -> Result<BoxedSql, String> {
         P::Floating32(v) if *ty == Type::FLOAT8 => Box::new(*v as f64),
         P::Floating32(v) => Box::new(*v),
         P::Floating64(v) => Box::new(*v),
-        P::Str(s) if *ty == Type::JSON || *ty == Type::JSONB => {
-            Box::new(serde_json::from_str::<serde_json::Value>(s).map_err(|e| format!("invalid JSON: {e}"))?)
-        }
+        P::Str(s) if *ty == Type::JSON || *ty == Type::JSONB => Box::new(
+            serde_json::from_str::<serde_json::Value>(s)
+                .map_err(|e| format!("invalid JSON: {e}"))?,
+        ),
         P::Str(s) if *ty == Type::UUID => Box::new(parse_uuid(s)?),
         P::Str(s) => Box::new(s.clone()),
         P::Binary(b) => Box::new(b.clone()),
@@ -80,7 +84,8 @@ fn parameter(p: &ParameterValue, ty: &Type) -> Result<BoxedSql, String> {
         }
         P::Uuid(s) => Box::new(parse_uuid(s)?),
         P::Jsonb(bytes) => Box::new(
-            serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| format!("invalid JSON: {e}"))?,
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .map_err(|e| format!("invalid JSON: {e}"))?,
         ),
         P::Decimal(s) => Box::new(decimal(s)?),
         P::RangeInt32(r) => Box::new(range(*r)),
@@ -129,7 +134,8 @@ fn decimal(s: &str) -> Result<Decimal, String> {
 }
 
 fn date((y, m, d): (i32, u8, u8)) -> Result<NaiveDate, String> {
-    NaiveDate::from_ymd_opt(y, m.into(), d.into()).ok_or_else(|| format!("invalid date {y}-{m}-{d}"))
+    NaiveDate::from_ymd_opt(y, m.into(), d.into())
+        .ok_or_else(|| format!("invalid date {y}-{m}-{d}"))
 }
 
 fn time((h, m, s, ns): (u8, u8, u8, u32)) -> Result<NaiveTime, String> {
@@ -137,7 +143,9 @@ fn time((h, m, s, ns): (u8, u8, u8, u32)) -> Result<NaiveTime, String> {
         .ok_or_else(|| format!("invalid time {h}:{m}:{s}.{ns}"))
 }
 
-fn datetime((y, mo, d, h, mi, s, ns): (i32, u8, u8, u8, u8, u8, u32)) -> Result<NaiveDateTime, String> {
+fn datetime(
+    (y, mo, d, h, mi, s, ns): (i32, u8, u8, u8, u8, u8, u32),
+) -> Result<NaiveDateTime, String> {
     Ok(NaiveDateTime::new(date((y, mo, d))?, time((h, mi, s, ns))?))
 }
 
@@ -154,9 +162,9 @@ fn range<T: PartialOrd + Normalizable>((lo, hi): WitRange<T>) -> Range<T> {
     Range::new(lo.map(bound), hi.map(bound))
 }
 
-fn wit_range<T: Clone, U>(r: &Range<T>, f: impl Fn(&T) -> U) -> WitRange<U>
+fn wit_range<T, U>(r: &Range<T>, f: impl Fn(&T) -> U) -> WitRange<U>
 where
-    T: PartialOrd + Normalizable,
+    T: Clone + PartialOrd + Normalizable,
 {
     fn kind(t: BoundType) -> RangeBoundKind {
         match t {
@@ -299,7 +307,11 @@ pub fn row_set(stmt: &Statement, rows: &[Row]) -> Result<RowSet, Error> {
         .collect();
     let rows = rows
         .iter()
-        .map(|row| (0..row.len()).map(|i| value(row, i)).collect::<Result<Vec<_>, _>>())
+        .map(|row| {
+            (0..row.len())
+                .map(|i| value(row, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RowSet { columns, rows })
 }
@@ -331,30 +343,44 @@ fn value(row: &Row, i: usize) -> Result<DbValue, Error> {
         Type::FLOAT8 => map!(f64, V::Floating64),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => map!(String, V::Str),
         Type::BYTEA => map!(Vec<u8>, V::Binary),
-        Type::DATE => map!(NaiveDate, |d: NaiveDate| V::Date((d.year(), d.month() as u8, d.day() as u8))),
+        Type::DATE => map!(NaiveDate, |d: NaiveDate| V::Date((
+            d.year(),
+            d.month() as u8,
+            d.day() as u8
+        ))),
         Type::TIME => map!(NaiveTime, |t: NaiveTime| V::Time((
             t.hour() as u8,
             t.minute() as u8,
             t.second() as u8,
             t.nanosecond()
         ))),
-        Type::TIMESTAMP => map!(NaiveDateTime, |dt: NaiveDateTime| V::Datetime(wit_datetime(dt))),
-        Type::TIMESTAMPTZ => map!(DateTime<Utc>, |dt: DateTime<Utc>| V::Datetime(wit_datetime(dt.naive_utc()))),
+        Type::TIMESTAMP => map!(NaiveDateTime, |dt: NaiveDateTime| V::Datetime(
+            wit_datetime(dt)
+        )),
+        Type::TIMESTAMPTZ => map!(DateTime<Utc>, |dt: DateTime<Utc>| V::Datetime(
+            wit_datetime(dt.naive_utc())
+        )),
         Type::UUID => map!(uuid::Uuid, |u: uuid::Uuid| V::Uuid(u.to_string())),
         Type::JSON | Type::JSONB => map!(serde_json::Value, |j: serde_json::Value| V::Jsonb(
             serde_json::to_vec(&j).expect("a JSON value serialises")
         )),
         Type::NUMERIC => map!(Decimal, |d: Decimal| V::Decimal(d.to_string())),
-        Type::INT4_RANGE => map!(Range<i32>, |r: Range<i32>| V::RangeInt32(wit_range(&r, |v| *v))),
-        Type::INT8_RANGE => map!(Range<i64>, |r: Range<i64>| V::RangeInt64(wit_range(&r, |v| *v))),
-        Type::NUM_RANGE => map!(Range<RangeableDecimal>, |r: Range<RangeableDecimal>| V::RangeDecimal(
-            wit_range(&r, |v| v.0.to_string())
-        )),
+        Type::INT4_RANGE => map!(Range<i32>, |r: Range<i32>| V::RangeInt32(wit_range(
+            &r,
+            |v| *v
+        ))),
+        Type::INT8_RANGE => map!(Range<i64>, |r: Range<i64>| V::RangeInt64(wit_range(
+            &r,
+            |v| *v
+        ))),
+        Type::NUM_RANGE => map!(Range<RangeableDecimal>, |r: Range<RangeableDecimal>| {
+            V::RangeDecimal(wit_range(&r, |v| v.0.to_string()))
+        }),
         Type::INT4_ARRAY => map!(Vec<Option<i32>>, V::ArrayInt32),
         Type::INT8_ARRAY => map!(Vec<Option<i64>>, V::ArrayInt64),
-        Type::NUMERIC_ARRAY => map!(Vec<Option<Decimal>>, |v: Vec<Option<Decimal>>| V::ArrayDecimal(
-            v.into_iter().map(|d| d.map(|d| d.to_string())).collect()
-        )),
+        Type::NUMERIC_ARRAY => map!(Vec<Option<Decimal>>, |v: Vec<Option<Decimal>>| {
+            V::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_string())).collect())
+        }),
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => {
             map!(Vec<Option<String>>, V::ArrayStr)
         }
