@@ -368,3 +368,46 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `*://*:*` allows everything; an empty list allows nothing.
+        #[test]
+        fn allow_all_and_deny_all(
+            scheme in "(http|https|redis|postgres|mqtt)",
+            host in "[a-z]{1,10}(\\.[a-z]{1,10}){0,3}",
+            port in proptest::option::of(1u16..),
+        ) {
+            prop_assert!(AllowedHosts::allow_all().allows(&scheme, &host, port));
+            prop_assert!(!AllowedHosts::default().allows(&scheme, &host, port));
+        }
+
+        /// A literal rule allows exactly its own scheme, host and port.
+        #[test]
+        fn literal_rules_are_exact(
+            host in "[a-z]{1,10}\\.[a-z]{2,5}",
+            other in "[a-z]{1,10}\\.[a-z]{2,5}",
+            port in 1u16..,
+            other_port in 1u16..,
+        ) {
+            let rules = AllowedHosts::parse(&[format!("https://{host}:{port}")]).unwrap();
+            prop_assert!(rules.allows("https", &host, Some(port)));
+            prop_assert!(!rules.allows("http", &host, Some(port)));
+            prop_assert_eq!(rules.allows("https", &host, Some(other_port)), other_port == port);
+            prop_assert_eq!(rules.allows("https", &other, Some(port)), other == host);
+        }
+
+        /// `*.domain` allows every subdomain and never the domain itself.
+        #[test]
+        fn subdomain_wildcards(label in "[a-z]{1,8}", domain in "[a-z]{1,8}\\.[a-z]{2,4}") {
+            let rules = AllowedHosts::parse(&[format!("https://*.{domain}")]).unwrap();
+            let sub = format!("{label}.{domain}");
+            prop_assert!(rules.allows("https", &sub, None));
+            prop_assert!(!rules.allows("https", &domain, None));
+        }
+    }
+}

@@ -243,3 +243,56 @@ mod tests {
         assert_eq!(normalize("/"), "/");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        // Dots only inside a segment: "." and ".." are resolved by clients
+        // before a request is sent, and "..." is route syntax.
+        "[a-z0-9_-]([a-z0-9_-]|\\.[a-z0-9_-]){0,4}"
+    }
+
+    proptest! {
+        /// A wildcard route's fixed part plus `spin-path-info` is the request path.
+        #[test]
+        fn wildcard_prefix_plus_path_info_is_the_path(
+            prefix in prop::collection::vec(segment(), 1..4),
+            rest in prop::collection::vec(segment(), 0..5),
+            trailing_slash in any::<bool>(),
+        ) {
+            let prefix = format!("/{}", prefix.join("/"));
+            let route = format!("{prefix}/...");
+            let (router, _) = Router::build([(route.as_str(), "c")]).unwrap();
+            let mut path = prefix.clone();
+            for s in &rest {
+                path.push('/');
+                path.push_str(s);
+            }
+            if trailing_slash {
+                path.push('/');
+            }
+            let m = router.route(&path).expect("a wildcard matches everything under its prefix");
+            prop_assert_eq!(m.route_prefix(), prefix.as_str());
+            prop_assert_eq!(format!("{}{}", m.route_prefix(), m.path_info), path);
+        }
+
+        /// An exact route never beats a more specific exact route, and
+        /// never matches a different path.
+        #[test]
+        fn exact_routes_match_only_themselves(
+            a in prop::collection::vec(segment(), 1..4),
+            b in prop::collection::vec(segment(), 1..4),
+        ) {
+            let (pa, pb) = (format!("/{}", a.join("/")), format!("/{}", b.join("/")));
+            prop_assume!(pa != pb);
+            let (router, _) = Router::build([(pa.as_str(), "a"), (pb.as_str(), "b")]).unwrap();
+            prop_assert_eq!(router.route(&pa).map(|m| m.component), Some("a"));
+            prop_assert_eq!(router.route(&pb).map(|m| m.component), Some("b"));
+            let other = format!("{pa}/x");
+            prop_assert!(router.route(&other).is_none_or(|m| m.component != "a"));
+        }
+    }
+}

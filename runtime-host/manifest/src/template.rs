@@ -187,3 +187,26 @@ mod tests {
         assert!(validate_variable_name("pg-url").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Text without `{{` is a literal and renders to itself.
+        #[test]
+        fn literals_render_unchanged(text in "[^{]*") {
+            let t = Template::parse(&text).unwrap();
+            prop_assert!(t.is_literal());
+            prop_assert_eq!(t.render(|_| Err::<String, ()>(())).unwrap(), text);
+        }
+
+        /// Substitution puts each value exactly where its reference was.
+        #[test]
+        fn substitution_is_positional(a in "[^{}]*", b in "[^{}]*", v in "[a-z0-9]*") {
+            let t = Template::parse(&format!("{a}{{{{ name }}}}{b}")).unwrap();
+            prop_assert_eq!(t.render(|_| Ok::<_, ()>(v.clone())).unwrap(), format!("{a}{v}{b}"));
+        }
+    }
+}
