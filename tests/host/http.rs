@@ -95,6 +95,20 @@ async fn most_specific_route_wins_and_gets_spin_headers() {
 }
 
 #[tokio::test]
+async fn env_flag_overrides_component_environment() {
+    let app = AppDir::new(ROUTES).unwrap();
+    let fado = harness::Fado::start_with(
+        &app,
+        harness::FadoOptions {
+            args: vec!["--env".into(), "PROBE_NAME=from-flag".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(get(&fado, "/users/me").await.0, "from-flag");
+}
+
+#[tokio::test]
 async fn unknown_route_is_a_json_404_and_health_answers() {
     let app = AppDir::new(
         r#"

@@ -34,6 +34,10 @@ pub struct HostArgs {
     #[arg(long = "variable", value_name = "NAME=VALUE")]
     variables: Vec<String>,
 
+    /// Set an environment variable for every component: NAME=VALUE.
+    #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
+    env: Vec<String>,
+
     /// A Spin runtime-config file (key-value store backends).
     #[arg(long, env = "FADO_RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
@@ -122,9 +126,18 @@ impl HostArgs {
             .iter()
             .map(|v| parse_variable(v))
             .collect::<Result<_>>()?;
+        let env = self
+            .env
+            .iter()
+            .map(|spec| match spec.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => bail!("--env {spec:?}: expected NAME=VALUE"),
+            })
+            .collect::<Result<_>>()?;
         let host = HostOptions {
             manifest: self.manifest.clone(),
             variables,
+            env,
             runtime_config_file: self.runtime_config_file.clone(),
             state_dir: self.state_dir.clone(),
             cache_dir: if self.no_cache {

@@ -23,6 +23,8 @@ pub struct HostOptions {
     pub manifest: PathBuf,
     /// `--variable name=value` pairs, in order (later wins).
     pub variables: Vec<(String, String)>,
+    /// `--env NAME=VALUE` pairs given to every component's environment.
+    pub env: Vec<(String, String)>,
     pub runtime_config_file: Option<PathBuf>,
     /// Where the default key-value store and staged files live.
     pub state_dir: Option<PathBuf>,

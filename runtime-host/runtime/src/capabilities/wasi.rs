@@ -48,11 +48,14 @@ impl Capability for Wasi {
         let mut components = Vec::new();
         for c in &app.components {
             let m = &c.manifest;
-            let env = m
+            // Like `spin up --env`, command-line values override the manifest's.
+            let mut env: Vec<(String, String)> = m
                 .environment
                 .iter()
+                .filter(|(k, _)| !app.options.env.iter().any(|(n, _)| n == *k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            env.extend(app.options.env.iter().cloned());
             let mut mounts = Vec::new();
             let patterns: Vec<&str> = m
                 .files
