@@ -309,6 +309,34 @@ impl AppDir {
     }
 }
 
+/// An application with one `probe` component on `/...` that may reach
+/// `allowed_outbound_hosts`.
+pub fn probe_app(allowed_outbound_hosts: &[String]) -> AppDir {
+    AppDir::new(&probe_manifest(allowed_outbound_hosts)).expect("writing the probe app")
+}
+
+/// The manifest [`probe_app`] writes, for tests that alter it.
+pub fn probe_manifest(allowed_outbound_hosts: &[String]) -> String {
+    let rules: Vec<String> = allowed_outbound_hosts
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "probe"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{{{{wasm:probe}}}}"
+allowed_outbound_hosts = [{}]
+"#,
+        rules.join(", ")
+    )
+}
+
 /// A running `fado serve`.
 pub struct Fado {
     child: Child,
@@ -400,6 +428,29 @@ impl Fado {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The Prometheus text from the admin listener.
+    pub async fn metrics(&self) -> String {
+        http()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// The sample line of metric `name` for `component`.
+    pub async fn metric(&self, name: &str, component: &str) -> Option<String> {
+        let label = format!("component=\"{component}\"");
+        self.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(&label))
+            .map(str::to_string)
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,19 +1,8 @@
 //! Failure behaviour: traps and limits give a 500 and the host keeps
 //! serving; manifest and start-up errors name the file and the field.
 
-use harness::{AppDir, Fado, FadoOptions, fado_fails, http};
+use harness::{AppDir, Fado, FadoOptions, fado_fails, http, probe_app, probe_manifest};
 use serde_json::Value;
-
-const APP: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "failures"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{{wasm:probe}}"
-"#;
 
 async fn get(fado: &Fado, path: &str) -> (u16, String) {
     let r = http().get(fado.url(path)).send().await.unwrap();
@@ -22,7 +11,7 @@ async fn get(fado: &Fado, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn traps_and_memory_limits_give_500_and_serving_continues() {
-    let app = AppDir::new(APP).unwrap();
+    let app = probe_app(&[]);
     let fado = Fado::start_with(
         &app,
         FadoOptions {
@@ -44,24 +33,16 @@ async fn traps_and_memory_limits_give_500_and_serving_continues() {
         log.contains("deliberate trap requested by the test"),
         "the trap is logged:\n{log}"
     );
-    let metrics = http()
-        .get(format!("http://{}/metrics", fado.admin))
-        .send()
+    let errors = fado
+        .metric("fado_component_errors_total", "probe")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let errors = metrics
-        .lines()
-        .find(|l| l.starts_with("fado_component_errors_total") && l.contains("component=\"probe\""))
-        .unwrap_or_else(|| panic!("no error counter:\n{metrics}"));
+        .expect("an error counter for the probe");
     assert!(errors.ends_with(" 2"), "{errors}");
 }
 
 #[tokio::test]
 async fn an_execution_time_budget_interrupts_a_busy_component() {
-    let app = AppDir::new(APP).unwrap();
+    let app = probe_app(&[]);
     let fado = Fado::start_with(
         &app,
         FadoOptions {
@@ -79,8 +60,10 @@ async fn an_execution_time_budget_interrupts_a_busy_component() {
 
 #[tokio::test]
 async fn manifest_errors_name_the_file_and_the_field() {
-    let app =
-        AppDir::new(&APP.replace("route = \"/...\"", "route = \"/...\"\nroutes = 3")).unwrap();
+    let app = AppDir::new(
+        &probe_manifest(&[]).replace("route = \"/...\"", "route = \"/...\"\nroutes = 3"),
+    )
+    .unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
     let file = app.manifest().display().to_string();
     assert!(
@@ -88,8 +71,10 @@ async fn manifest_errors_name_the_file_and_the_field() {
         "{out}"
     );
 
-    let app = AppDir::new(&APP.replace("source = \"{{wasm:probe}}\"", "source = \"missing.wasm\""))
-        .unwrap();
+    let app = AppDir::new(
+        &probe_manifest(&[]).replace("source = \"{{wasm:probe}}\"", "source = \"missing.wasm\""),
+    )
+    .unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
     assert!(
         out.contains("component.probe.source") && out.contains("missing.wasm"),
@@ -97,15 +82,11 @@ async fn manifest_errors_name_the_file_and_the_field() {
     );
 
     // A Redis-only component cannot serve HTTP.
-    let app = AppDir::new(&APP.replace("{{wasm:probe}}", "{{wasm:redis-sink}}")).unwrap();
+    let app =
+        AppDir::new(&probe_manifest(&[]).replace("{{wasm:probe}}", "{{wasm:redis-sink}}")).unwrap();
     let out = fado_fails(&app, &[], &[]).unwrap();
     assert!(out.contains("wasi:http/incoming-handler"), "{out}");
 
-    let out = fado_fails(
-        &AppDir::new(APP).unwrap(),
-        &["--max-instance-memory", "lots"],
-        &[],
-    )
-    .unwrap();
+    let out = fado_fails(&probe_app(&[]), &["--max-instance-memory", "lots"], &[]).unwrap();
     assert!(out.contains("--max-instance-memory"), "{out}");
 }

@@ -139,20 +139,9 @@ source = "{{wasm:hello}}"
     assert_eq!(r.status(), 200);
 }
 
-const ECHO: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "echo"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{{wasm:probe}}"
-"#;
-
 #[tokio::test]
 async fn large_bodies_round_trip_intact() {
-    let app = AppDir::new(ECHO).unwrap();
+    let app = harness::probe_app(&[]);
     let fado = Fado::start(&app).unwrap();
     let data = harness::upstream::pattern(8 << 20);
     let r = http()
@@ -171,7 +160,7 @@ async fn large_bodies_round_trip_intact() {
 /// response stream at the same time, nothing is buffered whole.
 #[tokio::test]
 async fn bodies_stream_both_ways_at_once() {
-    let app = AppDir::new(ECHO).unwrap();
+    let app = harness::probe_app(&[]);
     let fado = Fado::start(&app).unwrap();
     let stream = tokio::net::TcpStream::connect(fado.addr).await.unwrap();
     let (mut sender, conn) =

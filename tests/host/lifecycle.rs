@@ -3,24 +3,10 @@
 use std::time::Duration;
 
 use harness::upstream::upstream;
-use harness::{AppDir, Fado, FadoOptions, http};
+use harness::{Fado, FadoOptions, http, probe_app};
 
-fn app() -> AppDir {
-    AppDir::new(&format!(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "lifecycle"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{{{{wasm:probe}}}}"
-allowed_outbound_hosts = ["http://127.0.0.1:{}"]
-"#,
-        upstream().port()
-    ))
-    .unwrap()
+fn app() -> harness::AppDir {
+    probe_app(&[format!("http://127.0.0.1:{}", upstream().port())])
 }
 
 #[tokio::test]
@@ -85,25 +71,20 @@ async fn metrics_count_invocations_per_component_and_trigger() {
             200
         );
     }
-    let text = http()
-        .get(format!("http://{}/metrics", fado.admin))
-        .send()
+    let line = fado
+        .metric("fado_component_invocations_total", "probe")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("fado_component_invocations_total"))
-        .unwrap_or_else(|| panic!("{text}"));
+        .expect("an invocation counter for the probe");
     assert!(
         line.contains("component=\"probe\"") && line.contains("trigger=\"http\""),
         "{line}"
     );
     assert!(line.ends_with(" 3"), "{line}");
+    let histogram = fado
+        .metric("fado_component_duration_seconds_count", "probe")
+        .await;
     assert!(
-        text.contains("fado_component_duration_seconds_bucket"),
-        "{text}"
+        histogram.is_some_and(|l| l.ends_with(" 3")),
+        "a latency histogram"
     );
 }

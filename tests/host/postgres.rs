@@ -1,25 +1,8 @@
 //! `spin:postgres/postgres@4.0.0` against a real PostgreSQL: every value
 //! type, transactions on one session, errors, and denial.
 
-use harness::{AppDir, Fado, http, shared_postgres};
+use harness::{Fado, http, probe_app, shared_postgres};
 use serde_json::{Value, json};
-
-fn app(allowed: &str) -> AppDir {
-    AppDir::new(&format!(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "pg"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{{{{wasm:probe}}}}"
-allowed_outbound_hosts = ["{allowed}"]
-"#
-    ))
-    .unwrap()
-}
 
 fn allowed() -> String {
     format!("postgres://127.0.0.1:{}", shared_postgres().port)
@@ -35,7 +18,7 @@ async fn call(fado: &Fado, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
 
 #[tokio::test]
 async fn every_value_type_round_trips() {
-    let fado = Fado::start(&app(&allowed())).unwrap();
+    let fado = Fado::start(&probe_app(&[allowed()])).unwrap();
     let (status, v) = call(&fado, "/pg", &[("table", "types_round_trip")]).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["inserted"], 1);
@@ -127,7 +110,7 @@ async fn every_value_type_round_trips() {
 
 #[tokio::test]
 async fn transactions_stay_on_one_session_and_abandoned_ones_roll_back() {
-    let fado = Fado::start(&app(&allowed())).unwrap();
+    let fado = Fado::start(&probe_app(&[allowed()])).unwrap();
     let (s, v) = call(
         &fado,
         "/pg-tx",
@@ -163,7 +146,7 @@ async fn transactions_stay_on_one_session_and_abandoned_ones_roll_back() {
 
 #[tokio::test]
 async fn database_errors_carry_sqlstate() {
-    let fado = Fado::start(&app(&allowed())).unwrap();
+    let fado = Fado::start(&probe_app(&[allowed()])).unwrap();
     let (s, v) = call(&fado, "/pg-error", &[]).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["code"], "42P01");
@@ -172,7 +155,7 @@ async fn database_errors_carry_sqlstate() {
 
 #[tokio::test]
 async fn addresses_outside_allowed_hosts_fail_to_connect() {
-    let fado = Fado::start(&app("postgres://db.example.com")).unwrap();
+    let fado = Fado::start(&probe_app(&["postgres://db.example.com".into()])).unwrap();
     let (s, v) = call(&fado, "/pg", &[("table", "never_created")]).await;
     assert_eq!(s, 500);
     let e = v["error"].as_str().unwrap();

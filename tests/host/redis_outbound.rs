@@ -1,29 +1,12 @@
 //! `fermyon:spin/redis`: every command against a real Redis, and denial.
 
-use harness::{AppDir, Fado, http, shared_redis};
+use harness::{Fado, http, probe_app, shared_redis};
 use serde_json::{Value, json};
-
-fn app(allowed: &str) -> AppDir {
-    AppDir::new(&format!(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "redis-out"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{{{{wasm:probe}}}}"
-allowed_outbound_hosts = ["{allowed}"]
-"#
-    ))
-    .unwrap()
-}
 
 #[tokio::test]
 async fn every_redis_command_round_trips() {
     let redis = shared_redis();
-    let fado = Fado::start(&app(&redis.url())).unwrap();
+    let fado = Fado::start(&probe_app(&[redis.url()])).unwrap();
     let r = http()
         .get(fado.url("/redis"))
         .query(&[("addr", redis.url().as_str()), ("prefix", "ops")])
@@ -49,7 +32,11 @@ async fn every_redis_command_round_trips() {
 async fn addresses_outside_allowed_hosts_are_invalid() {
     let redis = shared_redis();
     // Allowed: a different port than the server's.
-    let fado = Fado::start(&app(&format!("redis://127.0.0.1:{}", redis.port + 1))).unwrap();
+    let fado = Fado::start(&probe_app(&[format!(
+        "redis://127.0.0.1:{}",
+        redis.port + 1
+    )]))
+    .unwrap();
     let r = http()
         .get(fado.url("/redis"))
         .query(&[("addr", redis.url().as_str()), ("prefix", "denied")])
