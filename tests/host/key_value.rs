@@ -40,15 +40,23 @@ fn runtime_config(app: &AppDir) -> Vec<String> {
     vec!["--runtime-config-file".into(), path.display().to_string()]
 }
 
+/// Starts the app with the runtime config that defines the `shared` store.
+fn start(app: &AppDir) -> Fado {
+    Fado::start_with(
+        app,
+        FadoOptions {
+            args: runtime_config(app),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn default_store_persists_across_restarts() {
     let app = AppDir::new(APP).unwrap();
-    let opts = || FadoOptions {
-        args: runtime_config(&app),
-        ..Default::default()
-    };
     {
-        let fado = Fado::start_with(&app, opts()).unwrap();
+        let fado = start(&app);
         assert_eq!(kv(&fado, "default", "set", "alpha", "one").await.0, 200);
         assert_eq!(kv(&fado, "default", "set", "beta", "two").await.0, 200);
         assert_eq!(kv(&fado, "default", "delete", "beta", "").await.0, 200);
@@ -57,7 +65,7 @@ async fn default_store_persists_across_restarts() {
             json!({"exists": false})
         );
     }
-    let fado = Fado::start_with(&app, opts()).unwrap();
+    let fado = start(&app);
     assert_eq!(
         kv(&fado, "default", "get", "alpha", "").await.1,
         json!({"value": "one"})
@@ -76,14 +84,7 @@ async fn default_store_persists_across_restarts() {
 #[tokio::test]
 async fn runtime_config_backs_a_store_with_redis() {
     let app = AppDir::new(APP).unwrap();
-    let fado = Fado::start_with(
-        &app,
-        FadoOptions {
-            args: runtime_config(&app),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let fado = start(&app);
     let key = format!("kv-test-{}", std::process::id());
     assert_eq!(kv(&fado, "shared", "set", &key, "in redis").await.0, 200);
     let mut conn = shared_redis().conn().await.unwrap();
@@ -109,14 +110,7 @@ async fn runtime_config_backs_a_store_with_redis() {
 #[tokio::test]
 async fn stores_not_granted_are_denied_and_unknown_labels_stop_start_up() {
     let app = AppDir::new(APP).unwrap();
-    let fado = Fado::start_with(
-        &app,
-        FadoOptions {
-            args: runtime_config(&app),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let fado = start(&app);
     let (status, v) = kv(&fado, "other", "get", "x", "").await;
     assert_eq!(status, 500);
     assert!(v["error"].as_str().unwrap().contains("AccessDenied"), "{v}");
