@@ -1,0 +1,106 @@
+//! CPU accounting from /proc, to tell how much of the machine other work took
+//! while a benchmark ran: on a small shared machine that is the main source of
+//! noise, so every sample records it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Kernel clock ticks per second in /proc (USER_HZ): 100 on every Linux
+/// platform this runs on, and asking sysconf would need libc.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Machine-wide busy ticks and the ticks of fado-bench and its servers.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSnapshot {
+    busy: u64,
+    steal: u64,
+    own: u64,
+    at: Instant,
+}
+
+impl CpuSnapshot {
+    /// `children` are running servers whose CPU counts as ours. Children
+    /// already waited for are in our own cutime/cstime.
+    pub fn take(children: &[u32]) -> CpuSnapshot {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal; guest time is inside
+        // user. Interrupt time is left out: loopback traffic of the benchmark
+        // itself is mostly accounted there, charged to no process.
+        let busy = field(0) + field(1) + field(2);
+        let own = process_ticks("self", 4)
+            + children
+                .iter()
+                .map(|p| process_ticks(&p.to_string(), 2))
+                .sum::<u64>();
+        CpuSnapshot {
+            busy,
+            steal: field(7),
+            own,
+            at: Instant::now(),
+        }
+    }
+}
+
+/// utime, stime (and with `fields` = 4 also cutime, cstime) of a process.
+fn process_ticks(pid: &str, fields: usize) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may contain spaces; fields are counted after its ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    rest.split_whitespace()
+        .skip(11)
+        .take(fields)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU use between two snapshots, in CPU-seconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    pub wall_seconds: f64,
+    /// fado-bench (load generator, upstream) and the servers it started.
+    pub own_seconds: f64,
+    /// Everything else on the machine.
+    pub other_seconds: f64,
+    /// Time the hypervisor gave to other guests.
+    pub steal_seconds: f64,
+}
+
+impl CpuUse {
+    pub fn between(a: CpuSnapshot, b: CpuSnapshot) -> CpuUse {
+        let secs = |t: u64| t as f64 / TICKS_PER_SECOND;
+        let own = b.own.saturating_sub(a.own);
+        CpuUse {
+            wall_seconds: (b.at - a.at).as_secs_f64(),
+            own_seconds: secs(own),
+            other_seconds: secs(b.busy.saturating_sub(a.busy).saturating_sub(own)),
+            steal_seconds: secs(b.steal.saturating_sub(a.steal)),
+        }
+    }
+}
+
+/// Waits until the machine has been quiet (other processes using under a
+/// fifth of one core) for half a second, at most `max`; returns how long it
+/// waited. A build or test running beside the benchmark would otherwise
+/// decide the result.
+pub fn wait_quiet(children: &[u32], max: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < max {
+        let a = CpuSnapshot::take(children);
+        std::thread::sleep(Duration::from_millis(500));
+        let used = CpuUse::between(a, CpuSnapshot::take(children));
+        if used.other_seconds < 0.2 * used.wall_seconds {
+            break;
+        }
+    }
+    start.elapsed()
+}

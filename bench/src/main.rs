@@ -1,0 +1,192 @@
+//! `fado-bench`: reproducible benchmarks of the FaDO host, one subcommand per
+//! experiment. Each builds what it needs, measures FaDO against a peer in the
+//! same run, and writes its section of docs/benchmarks.md plus raw JSON.
+
+mod cpu;
+mod host;
+mod load;
+mod peers;
+mod prepare;
+mod report;
+mod upstream;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "fado-bench",
+    about = "Benchmarks of the FaDO host; results go to docs/benchmarks.md"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Host overhead: hello under `fado serve` vs `wasmtime serve`, and the cost
+    /// of one outbound HTTP call with and without fado's connection pooling.
+    Host(HostArgs),
+}
+
+#[derive(Args)]
+struct HostArgs {
+    /// Measured seconds per run of each variant.
+    #[arg(long, default_value_t = 8.0)]
+    duration: f64,
+
+    /// Warm-up seconds before each measurement (same connections, not recorded).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+
+    /// Runs per variant and concurrency; medians are taken over them.
+    #[arg(long, default_value_t = 5)]
+    runs: u32,
+
+    /// Connections for experiment A (fado vs wasmtime serve), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 64])]
+    concurrency: Vec<u32>,
+
+    /// Connections for experiment B (outbound calls), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
+    outbound_concurrency: Vec<u32>,
+
+    /// Seconds a server may take to become ready.
+    #[arg(long, default_value_t = 120.0)]
+    startup_timeout: f64,
+
+    /// Longest wait, in seconds, for other processes to go quiet before each
+    /// measurement (0: do not wait).
+    #[arg(long, default_value_t = 60.0)]
+    quiet_wait: f64,
+
+    /// Let idle vCPUs sleep instead of running one nice-19 spin loop per core
+    /// (on a VM, waking a sleeping vCPU swamps single-connection latency).
+    #[arg(long)]
+    no_keep_cpus_awake: bool,
+
+    /// Use the existing fado binary and components instead of building them.
+    #[arg(long)]
+    skip_build: bool,
+
+    /// Where `wasmtime-cli` is installed [default: ~/.cache/fado/tools].
+    #[arg(long)]
+    tools_dir: Option<PathBuf>,
+
+    /// Directory holding benchmarks.md [default: the workspace's docs/].
+    #[arg(long)]
+    docs_dir: Option<PathBuf>,
+
+    /// Print the section instead of writing docs/benchmarks.md and the JSON file.
+    #[arg(long)]
+    no_write: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = peers::kill_children_on_signal().and_then(|()| match cli.command {
+        Command::Host(args) => host_command(args),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fado-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn seconds(flag: &str, v: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .with_context(|| format!("--{flag} {v}: expected a non-negative number of seconds"))
+}
+
+fn default_tools_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("fado").join("tools")
+}
+
+fn host_command(args: HostArgs) -> Result<()> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let cfg = host::HostConfig {
+        duration: seconds("duration", args.duration)?,
+        warmup: seconds("warmup", args.warmup)?,
+        runs: args.runs.max(1),
+        concurrency: args.concurrency.clone(),
+        outbound_concurrency: args.outbound_concurrency.clone(),
+        startup_timeout: seconds("startup-timeout", args.startup_timeout)?,
+        quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
+        keep_cpus_awake: !args.no_keep_cpus_awake,
+    };
+    let tools_dir = args.tools_dir.clone().unwrap_or_else(default_tools_dir);
+    let art = prepare::prepare(args.skip_build, &tools_dir)?;
+
+    let measurements = u64::from(cfg.runs)
+        * (2 * cfg.concurrency.len() + 3 * cfg.outbound_concurrency.len()) as u64;
+    let estimate = (cfg.warmup + cfg.duration).as_secs_f64() * measurements as f64;
+    eprintln!(
+        "fado-bench: {measurements} measurements, about {:.0} minutes",
+        estimate / 60.0
+    );
+
+    let before = cpu::CpuSnapshot::take(&[]);
+    let results = host::run(&cfg, &art)?;
+    let cpu = cpu::CpuUse::between(before, cpu::CpuSnapshot::take(&[]));
+    let finished = chrono::Utc::now();
+
+    // The command as a reader would type it, with the flags actually given.
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let report = report::HostReport {
+        experiment: "host",
+        started_utc: started.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        finished_utc: finished.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        elapsed_seconds: clock.elapsed().as_secs_f64(),
+        command: format!("cargo run --release -p fado-bench -- {}", given.join(" ")),
+        cpu,
+        workspace_head: report::workspace_head(&art.workspace),
+        machine: report::Machine::detect(),
+        config: serde_json::json!({
+            "duration_seconds": cfg.duration.as_secs_f64(),
+            "warmup_seconds": cfg.warmup.as_secs_f64(),
+            "runs": cfg.runs,
+            "concurrency": cfg.concurrency,
+            "outbound_concurrency": cfg.outbound_concurrency,
+            "quiet_wait_seconds": cfg.quiet_wait.as_secs_f64(),
+            "keep_cpus_awake": cfg.keep_cpus_awake,
+            "wasmtime_serve_flags": host::WASMTIME_SERVE_FLAGS,
+        }),
+        load_generator: "fado-bench's closed-loop HTTP/1.1 client (hyper, keep-alive, one connection per \
+                         unit of concurrency, one thread, HdrHistogram); each measurement starts new \
+                         connections, warms up, then records"
+            .into(),
+        results,
+    };
+
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
+    let json_name = format!("host-{stamp}.json");
+    let section = report::host_markdown(
+        &report,
+        &json_name,
+        &cfg.concurrency,
+        &cfg.outbound_concurrency,
+    );
+    if args.no_write {
+        println!("{section}");
+        return Ok(());
+    }
+    let docs = args.docs_dir.unwrap_or_else(|| art.workspace.join("docs"));
+    let json = report::write_json(&docs, &stamp, &report)?;
+    let md = report::write_section(&docs, "host", &section)?;
+    println!("{section}");
+    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
+    Ok(())
+}
