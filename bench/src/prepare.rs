@@ -38,9 +38,9 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
     eprintln!("fado-bench: {what}");
     let status = cmd
         .status()
-        .with_context(|| format!("{what}: cannot run cargo"))?;
+        .with_context(|| format!("{what}: cannot start it"))?;
     if !status.success() {
-        bail!("{what}: cargo exited with {status}");
+        bail!("{what}: exited with {status}");
     }
     Ok(())
 }
@@ -51,23 +51,12 @@ pub fn prepare(skip_build: bool, tools_dir: &Path) -> Result<Artifacts> {
     let target_dir = target_dir(&workspace)?;
 
     if !skip_build {
-        let mut cmd = cargo();
-        cmd.current_dir(&workspace)
-            .args(["build", "--release", "-p", "fado"]);
-        run(cmd, "building fado (release)")?;
-        let mut cmd = cargo();
-        cmd.current_dir(&workspace).args([
-            "build",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "hello",
-            "-p",
-            "probe",
-        ]);
-        run(cmd, "building the hello and probe components")?;
+        // infra/build is the one build entry point: it builds every native
+        // target together, so the binary measured here is the one the tests
+        // use, with the same features, and nothing is rebuilt afterwards.
+        let mut cmd = Command::new(workspace.join("infra").join("build"));
+        cmd.current_dir(&workspace);
+        run(cmd, "building fado and the components (infra/build)")?;
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("wasm");
