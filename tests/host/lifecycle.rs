@@ -13,9 +13,16 @@ fn app() -> harness::AppDir {
 async fn sigterm_drains_in_flight_requests_then_exits() {
     let mut fado = Fado::start(&app()).unwrap();
     let url = fado.url("/x/fetch");
-    let slow = format!("http://{}/slow?ms=1500", upstream());
+    let slow = format!("http://{}/slow?ms=2000", upstream());
     let request = tokio::spawn(async move { http().get(url).query(&[("url", slow)]).send().await });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Signal only once the request is inside the component.
+    let inside = harness::eventually(Duration::from_secs(20), || async {
+        fado.metric("fado_component_invocations_total", "probe")
+            .await
+            .filter(|l| l.ends_with(" 1"))
+    })
+    .await;
+    assert!(inside.is_some(), "the request never reached the component");
     let code = tokio::task::spawn_blocking(move || {
         let code = fado.terminate(Duration::from_secs(20)).unwrap();
         (code, fado.log())
