@@ -6,6 +6,7 @@
 //! binary and the test components first. The harness finds them under
 //! `$CARGO_TARGET_DIR` (or `target/`) and says what to run if they are missing.
 
+pub mod orchestrator;
 pub mod upstream;
 
 use std::io::Write;
@@ -148,9 +149,11 @@ impl Postgres {
             d = data.display(),
             s = dir.path().display(),
         );
+        // Stop the server, then remove its files: the TempDir of a static is never dropped.
         let stop = format!(
-            "{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1",
-            data.display()
+            "{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1; rm -rf {}",
+            data.display(),
+            dir.path().display()
         );
         let watchdog = spawn_watched(&start, &stop, &log)?;
         wait_for_port(port, "postgres", &log, Duration::from_secs(30))?;
@@ -167,6 +170,32 @@ impl Postgres {
             "host=127.0.0.1 port={} user=postgres dbname=postgres",
             self.port
         )
+    }
+
+    /// Creates an empty database for one test and returns its name.
+    pub async fn create_database(&self) -> Result<String> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fado_test_{}_{n}", std::process::id());
+        self.client()
+            .await?
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        Ok(name)
+    }
+
+    /// A client connected to database `name`.
+    pub async fn client_for(&self, name: &str) -> Result<tokio_postgres::Client> {
+        let (client, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname={name}",
+                self.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await?;
+        tokio::spawn(conn);
+        Ok(client)
     }
 
     pub async fn client(&self) -> Result<tokio_postgres::Client> {

@@ -1,6 +1,7 @@
 //! `fado`: runs FaDO (`fado up`) or any Spin application (`fado serve`) on
 //! the embedded wasmtime host.
 
+mod db;
 mod host;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Up(host::HostArgs),
     /// Run any Spin application (manifest version 2), the way `spin up` does.
     Serve(host::HostArgs),
+    /// Manage the catalog database schema.
+    Db(db::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log_format);
     let result = match cli.command {
         Command::Up(args) | Command::Serve(args) => host::run(args),
+        Command::Db(args) => db::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,7 +51,9 @@ fn main() -> ExitCode {
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,cranelift_codegen=warn,wasmtime_cranelift=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,cranelift_codegen=warn,wasmtime_cranelift=warn,tokio_postgres=warn",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

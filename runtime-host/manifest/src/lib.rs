@@ -71,8 +71,22 @@ pub struct Manifest {
     pub http_triggers: Vec<HttpTrigger>,
     pub redis_triggers: Vec<RedisTrigger>,
     pub components: IndexMap<String, Component>,
+    /// Periodic wake-ups the host publishes (`[application.tool.fado] sweeps`).
+    pub sweeps: Vec<Sweep>,
     /// Non-fatal findings (e.g. duplicated routes), to be logged.
     pub warnings: Vec<String>,
+}
+
+/// A periodic Redis publish that drives a component's sweep. Spin ignores
+/// `tool` tables, so under Spin the same wake-up comes from elsewhere (a
+/// Kubernetes CronJob, see infra/k8s).
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub name: String,
+    pub every: std::time::Duration,
+    pub channel: String,
+    pub payload: String,
+    pub address: Template,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -200,6 +214,28 @@ struct RawVariable {
     required: bool,
     #[serde(default)]
     secret: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFadoTool {
+    #[serde(default)]
+    sweeps: Vec<RawSweep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: String,
+    every: String,
+    channel: String,
+    #[serde(default = "default_sweep_payload")]
+    payload: String,
+    address: Option<String>,
+}
+
+fn default_sweep_payload() -> String {
+    "sweep".to_string()
 }
 
 #[derive(Deserialize)]
@@ -538,6 +574,12 @@ impl Loader<'_> {
                 }
             }
         }
+        let sweeps = self.sweeps(
+            raw.application.tool.get("fado").cloned(),
+            &redis_address,
+            &variables,
+        )?;
+
         if http_triggers.is_empty() && redis_triggers.is_empty() {
             return Err(self.err("trigger", "the application has no triggers"));
         }
@@ -575,6 +617,7 @@ impl Loader<'_> {
             http_triggers,
             redis_triggers,
             components: self.components,
+            sweeps,
             warnings: Vec::new(),
         };
         let (router, mut warnings) = manifest.http_router()?;
@@ -588,6 +631,57 @@ impl Loader<'_> {
         }
         manifest.warnings = warnings;
         Ok(manifest)
+    }
+
+    fn sweeps(
+        &self,
+        tool: Option<toml::Value>,
+        app_redis: &Option<Template>,
+        variables: &IndexMap<String, Variable>,
+    ) -> Result<Vec<Sweep>, ManifestError> {
+        let Some(tool) = tool else {
+            return Ok(Vec::new());
+        };
+        let raw: RawFadoTool = deserialize_value(self.file, "application.tool.fado", tool)?;
+        let mut out: Vec<Sweep> = Vec::new();
+        for (i, s) in raw.sweeps.into_iter().enumerate() {
+            let field = format!("application.tool.fado.sweeps[{i}]");
+            if out.iter().any(|o| o.name == s.name) {
+                return Err(self.err(
+                    format!("{field}.name"),
+                    format!("sweep {:?} is declared twice", s.name),
+                ));
+            }
+            let every = humantime::parse_duration(&s.every).map_err(|e| {
+                self.err(
+                    format!("{field}.every"),
+                    format!("{:?}: {e} (e.g. \"30s\", \"5m\")", s.every),
+                )
+            })?;
+            if every < std::time::Duration::from_millis(100) {
+                return Err(self.err(format!("{field}.every"), "must be at least 100ms"));
+            }
+            if s.channel.is_empty() {
+                return Err(self.err(format!("{field}.channel"), "must not be empty"));
+            }
+            let address = match s.address {
+                Some(a) => self.template(&format!("{field}.address"), &a, variables)?,
+                None => app_redis.clone().ok_or_else(|| {
+                    self.err(
+                        format!("{field}.address"),
+                        "no Redis address: set it here or in [application.trigger.redis] address",
+                    )
+                })?,
+            };
+            out.push(Sweep {
+                name: s.name,
+                every,
+                channel: s.channel,
+                payload: s.payload,
+                address,
+            });
+        }
+        Ok(out)
     }
 
     fn template(

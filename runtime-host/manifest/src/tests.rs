@@ -182,3 +182,23 @@ fn wagi_is_refused() {
     );
     expect_field(&text, "trigger.http[0].executor.type");
 }
+
+#[test]
+fn sweeps_are_read_from_the_fado_tool_table() {
+    let text = GOOD.replace(
+        "[application.trigger.redis]",
+        "[application.tool.fado]\nsweeps = [{ name = \"planner\", every = \"30s\", channel = \"fado.planner\" }]\n\n[application.trigger.redis]",
+    );
+    let m = parse(&text).unwrap();
+    assert_eq!(m.sweeps.len(), 1);
+    assert_eq!(m.sweeps[0].every, std::time::Duration::from_secs(30));
+    assert_eq!(m.sweeps[0].payload, "sweep");
+    assert_eq!(
+        m.sweeps[0].address.as_str(),
+        "redis://{{ redis_host }}:6379"
+    );
+    let bad = text.replace("every = \"30s\"", "every = \"soon\"");
+    expect_field(&bad, "application.tool.fado.sweeps[0].every");
+    let bad = text.replace("channel = \"fado.planner\"", "chanel = \"fado.planner\"");
+    expect_field(&bad, "application.tool.fado.sweeps[0].chanel");
+}

@@ -11,7 +11,7 @@ mod bindings;
 pub mod capabilities;
 pub mod engine;
 pub mod metrics;
-mod redis_pool;
+pub mod redis_pool;
 pub mod triggers;
 
 use std::net::SocketAddr;
@@ -76,6 +76,8 @@ pub async fn run(
     }
     let redis = triggers::redis::RedisTrigger::new(app.clone(), tracker.clone())?;
     let redis_task = redis.map(|r| tokio::spawn(r.run(shutdown.clone())));
+    let sweeps_task = (!app.ctx.manifest.sweeps.is_empty())
+        .then(|| tokio::spawn(triggers::sweeps::run(app.clone(), shutdown.clone())));
 
     let name = &app.ctx.manifest.application.name;
     match http {
@@ -94,7 +96,7 @@ pub async fn run(
             shutdown.cancelled().await;
         }
     }
-    if let Some(t) = redis_task {
+    for t in [redis_task, sweeps_task].into_iter().flatten() {
         let _ = t.await;
     }
     tracker.close();

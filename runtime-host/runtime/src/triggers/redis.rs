@@ -180,7 +180,7 @@ impl RedisTrigger {
                 .await;
                 metrics.finished(started.elapsed(), result.is_ok());
                 if let Err(e) = result {
-                    tracing::error!(component = %id, %channel, "Redis handler failed: {e:?}");
+                    tracing::error!(component = %id, %channel, "Redis handler failed: {e:#}");
                 }
             });
         }

@@ -1,0 +1,559 @@
+//! `/api/buckets`: buckets with their placement policy (allowed zones,
+//! target replica count, replica override), their route override, their
+//! replicas' states, and their objects' metadata.
+
+use std::collections::HashMap;
+
+use fado_model::{
+    Bucket, BucketInput, JobKind, ObjectInfo, Ref, Replica, ReplicaState, RouteOverride,
+    RouteOverrideInput, SelectionPolicy, required, validate,
+};
+use fado_store::{Db, Param, Row, id_array, text_array};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Reply, Req, page, text_cursor};
+use crate::{Ctx, lookup};
+
+const SELECT: &str =
+    "SELECT b.id, b.name, b.master_storage_id, s.name AS master_storage, c.name AS master_cluster,
+        b.allowed_zones, b.target_replicas, b.replica_override, b.route_override, b.route_policy,
+        b.replica_shortfall, b.plan_notes, b.created_at, b.updated_at,
+        coalesce(st.object_count, 0) AS object_count, coalesce(st.total_bytes, 0) AS total_bytes,
+        CASE WHEN b.replica_override THEN (SELECT array_agg(o.storage_id ORDER BY o.storage_id)
+            FROM bucket_replica_overrides o WHERE o.bucket_id = b.id) END AS replica_override_ids,
+        CASE WHEN b.route_override THEN (SELECT array_agg(o.faas_id ORDER BY o.faas_id)
+            FROM bucket_route_overrides o WHERE o.bucket_id = b.id) END AS route_override_ids
+    FROM buckets b
+    JOIN storage_deployments s ON s.id = b.master_storage_id
+    JOIN clusters c ON c.id = s.cluster_id
+    LEFT JOIN bucket_stats st ON st.bucket_id = b.id";
+
+fn from_row(r: Row<'_>, replicas: Vec<Replica>) -> ApiResult<Bucket> {
+    let route_override = if r.bool("route_override")? {
+        Some(RouteOverride {
+            faas_ids: r.ids("route_override_ids")?,
+            policy: r
+                .opt_str("route_policy")?
+                .map(|p| SelectionPolicy::parse("route_policy", &p))
+                .transpose()?,
+        })
+    } else {
+        None
+    };
+    let shortfall = r.i64("replica_shortfall")?;
+    Ok(Bucket {
+        id: r.i64("id")?,
+        name: r.str("name")?,
+        master_storage_id: r.i64("master_storage_id")?,
+        master_storage: r.str("master_storage")?,
+        master_cluster: r.str("master_cluster")?,
+        allowed_zones: r.strings("allowed_zones")?,
+        target_replicas: r.i64("target_replicas")?,
+        replica_override: if r.bool("replica_override")? {
+            Some(r.ids("replica_override_ids")?)
+        } else {
+            None
+        },
+        route_override,
+        replicas,
+        replica_shortfall: shortfall,
+        under_replicated: shortfall > 0,
+        plan_notes: r.strings("plan_notes")?,
+        object_count: r.i64("object_count")?,
+        total_bytes: r.i64("total_bytes")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// Replicas of the given buckets, grouped by bucket id.
+fn replicas_of(db: &Db, bucket_ids: &[i64]) -> ApiResult<HashMap<i64, Vec<Replica>>> {
+    let rows = db.query(
+        "SELECT r.bucket_id, r.storage_id, s.name AS storage, c.name AS cluster, r.state, r.last_sync_at,
+                r.lag_objects, r.lag_bytes, r.oldest_unsynced_at, r.last_error
+         FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id JOIN clusters c ON c.id = s.cluster_id
+         WHERE r.bucket_id = ANY($1) ORDER BY r.bucket_id, r.storage_id",
+        &[id_array(bucket_ids)],
+    )?;
+    let mut out: HashMap<i64, Vec<Replica>> = HashMap::new();
+    for r in rows.iter() {
+        out.entry(r.i64("bucket_id")?).or_default().push(Replica {
+            storage_id: r.i64("storage_id")?,
+            storage: r.str("storage")?,
+            cluster: r.str("cluster")?,
+            state: ReplicaState::parse("state", &r.str("state")?)?,
+            last_sync_at: r.opt_time("last_sync_at")?,
+            lag_objects: r.i64("lag_objects")?,
+            lag_bytes: r.i64("lag_bytes")?,
+            oldest_unsynced_at: r.opt_time("oldest_unsynced_at")?,
+            last_error: r.opt_str("last_error")?,
+        });
+    }
+    Ok(out)
+}
+
+pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    match req.method.as_str() {
+        "GET" => list(&ctx.db, req),
+        "POST" => create(ctx, req),
+        _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
+    }
+}
+
+pub fn item(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
+    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
+    match req.method.as_str() {
+        "GET" => Reply::ok(get(&ctx.db, id)?),
+        "PATCH" | "PUT" => update(ctx, req, id),
+        "DELETE" => delete(ctx, req, id),
+        _ => Err(ApiError::method_not_allowed(&[
+            "GET", "PATCH", "PUT", "DELETE",
+        ])),
+    }
+}
+
+fn list(db: &Db, req: &Req) -> ApiResult<Reply> {
+    let p = req.page()?;
+    let prefix = req.param("prefix").unwrap_or("");
+    let under = req.flag("under_replicated")?;
+    let rows = db.query(
+        &format!(
+            "{SELECT} WHERE b.id > $1 AND b.name LIKE $2 AND (NOT $3 OR b.replica_shortfall > 0)
+             ORDER BY b.id LIMIT $4"
+        ),
+        &[
+            Param::Int64(p.id_cursor()?),
+            Param::Str(format!("{}%", like_escape(prefix))),
+            Param::Boolean(under),
+            Param::Int64(p.limit + 1),
+        ],
+    )?;
+    let ids = rows
+        .iter()
+        .map(|r| r.i64("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut replicas = replicas_of(db, &ids)?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            let id = r.i64("id")?;
+            from_row(r, replicas.remove(&id).unwrap_or_default())
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Reply::ok(page(items, p.limit, |b| b.id.to_string()))
+}
+
+pub fn get(db: &Db, id: i64) -> ApiResult<Bucket> {
+    let rows = db.query(&format!("{SELECT} WHERE b.id = $1"), &[Param::Int64(id)])?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("bucket {id}")))?;
+    let replicas = replicas_of(db, &[id])?.remove(&id).unwrap_or_default();
+    from_row(row, replicas)
+}
+
+/// `%` and `_` in a user's prefix are literal.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The zones of the cluster a storage deployment belongs to.
+fn storage_zones(db: &Db, storage_id: i64) -> ApiResult<Vec<String>> {
+    let rows = db.query(
+        "SELECT c.zones FROM storage_deployments s JOIN clusters c ON c.id = s.cluster_id WHERE s.id = $1",
+        &[Param::Int64(storage_id)],
+    )?;
+    Ok(rows.one()?.strings("zones")?)
+}
+
+fn zones_allow(allowed: &[String], zones: &[String]) -> bool {
+    allowed.is_empty() || zones.iter().any(|z| allowed.contains(z))
+}
+
+/// The master copy is data like any other: it must sit inside the zones.
+fn check_master_zones(db: &Db, master: i64, allowed: &[String], field: &str) -> ApiResult<()> {
+    let zones = storage_zones(db, master)?;
+    if zones_allow(allowed, &zones) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!(
+                "the master storage is in zones [{}], outside the allowed zones [{}]",
+                zones.join(", "),
+                allowed.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Resolves and checks a replica override: existing storage, not the
+/// master, inside the allowed zones, no duplicates.
+fn check_override(db: &Db, refs: &[Ref], master: i64, allowed: &[String]) -> ApiResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(refs.len());
+    for (i, r) in refs.iter().enumerate() {
+        let field = format!("replica_override[{i}]");
+        let id = lookup::resolve(
+            db,
+            "storage_deployments",
+            "storage deployment",
+            r,
+            Some(&field),
+        )?;
+        if id == master {
+            return Err(ApiError::invalid(
+                field,
+                "the master storage cannot also hold a replica",
+            ));
+        }
+        if ids.contains(&id) {
+            return Err(ApiError::invalid(
+                field,
+                format!("storage deployment {r} is listed twice"),
+            ));
+        }
+        let zones = storage_zones(db, id)?;
+        if !zones_allow(allowed, &zones) {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "storage deployment {r} is in zones [{}], outside the allowed zones [{}]",
+                    zones.join(", "),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn set_override(db: &Db, bucket: i64, ids: Option<&[i64]>) -> ApiResult<()> {
+    db.execute(
+        "DELETE FROM bucket_replica_overrides WHERE bucket_id = $1",
+        &[Param::Int64(bucket)],
+    )?;
+    if let Some(ids) = ids {
+        db.execute(
+            "INSERT INTO bucket_replica_overrides (bucket_id, storage_id) SELECT $1, unnest($2::bigint[])",
+            &[Param::Int64(bucket), id_array(ids)],
+        )?;
+    }
+    db.execute(
+        "UPDATE buckets SET replica_override = $2 WHERE id = $1",
+        &[Param::Int64(bucket), Param::Boolean(ids.is_some())],
+    )?;
+    Ok(())
+}
+
+/// Adds a job to the ledger unless the same one is already waiting.
+pub fn enqueue(db: &Db, kind: JobKind, bucket: &str, storage_id: Option<i64>) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO jobs (kind, bucket_name, storage_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[
+            Param::Str(kind.as_str().into()),
+            Param::Str(bucket.into()),
+            storage_id.map(Param::Int64).unwrap_or(Param::DbNull),
+        ],
+    )?;
+    Ok(())
+}
+
+fn check_target(v: i64) -> ApiResult<()> {
+    if (0..=64).contains(&v) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "target_replicas",
+            format!("{v} is out of range (0 to 64)"),
+        ))
+    }
+}
+
+fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    let input: BucketInput = req.json()?;
+    let name = required("name", &input.name)?;
+    validate::bucket_name("name", &name)?;
+    let master_ref = required("master_storage", &input.master_storage)?;
+    let master = lookup::resolve(
+        &ctx.db,
+        "storage_deployments",
+        "storage deployment",
+        &master_ref,
+        Some("master_storage"),
+    )?;
+    let zones = validate::labels(
+        "allowed_zones",
+        &input.allowed_zones.clone().unwrap_or_default(),
+    )?;
+    let target = input.target_replicas.unwrap_or(0);
+    check_target(target)?;
+    let bucket = ctx.db.transaction(|db| {
+        check_master_zones(db, master, &zones, "master_storage")?;
+        let deleting = db.query(
+            "SELECT 1 FROM jobs WHERE bucket_name = $1 AND kind = 'delete_bucket' AND state IN ('queued', 'running')",
+            &[Param::Str(name.clone())],
+        )?;
+        if !deleting.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "bucket {name:?} is still being deleted from storage; try again once its delete jobs finish"
+            )));
+        }
+        let overrides = match &input.replica_override {
+            Some(Some(refs)) => Some(check_override(db, refs, master, &zones)?),
+            _ => None,
+        };
+        let rows = db.query(
+            "INSERT INTO buckets (name, master_storage_id, allowed_zones, target_replicas) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+            &[
+                Param::Str(name.clone()),
+                Param::Int64(master),
+                text_array(&zones),
+                Param::Int32(target as i32),
+            ],
+        )?;
+        let id = rows.one()?.i64("id")?;
+        if overrides.is_some() {
+            set_override(db, id, overrides.as_deref())?;
+        }
+        enqueue(db, JobKind::CreateBucket, &name, Some(master))?;
+        ctx.changed()?;
+        get(db, id)
+    })?;
+    Reply::created(format!("/api/buckets/{}", bucket.name), bucket)
+}
+
+fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
+    let input: BucketInput = req.json()?;
+    let current = get(&ctx.db, id)?;
+    if let Some(n) = &input.name
+        && *n != current.name
+    {
+        return Err(ApiError::invalid(
+            "name",
+            "a bucket cannot be renamed; create a new bucket",
+        ));
+    }
+    if let Some(m) = &input.master_storage {
+        let master = lookup::resolve(
+            &ctx.db,
+            "storage_deployments",
+            "storage deployment",
+            m,
+            Some("master_storage"),
+        )?;
+        if master != current.master_storage_id {
+            return Err(ApiError::invalid(
+                "master_storage",
+                "the master copy cannot be moved; create a new bucket on the other storage",
+            ));
+        }
+    }
+    if req.method == "PUT" {
+        required("allowed_zones", &input.allowed_zones)?;
+        required("target_replicas", &input.target_replicas)?;
+    }
+    let zones = match &input.allowed_zones {
+        Some(z) => validate::labels("allowed_zones", z)?,
+        None => current.allowed_zones.clone(),
+    };
+    let target = input.target_replicas.unwrap_or(current.target_replicas);
+    check_target(target)?;
+    let bucket = ctx.db.transaction(|db| {
+        check_master_zones(db, current.master_storage_id, &zones, "allowed_zones")?;
+        match &input.replica_override {
+            Some(Some(refs)) => {
+                let ids = check_override(db, refs, current.master_storage_id, &zones)?;
+                set_override(db, id, Some(&ids))?;
+            }
+            Some(None) => set_override(db, id, None)?,
+            None => {
+                // A kept override must still respect narrowed zones.
+                if let Some(ids) = &current.replica_override {
+                    let refs: Vec<Ref> = ids.iter().map(|i| Ref::Id(*i)).collect();
+                    check_override(db, &refs, current.master_storage_id, &zones)?;
+                }
+            }
+        }
+        db.execute(
+            "UPDATE buckets SET allowed_zones = $2, target_replicas = $3, updated_at = now() WHERE id = $1",
+            &[Param::Int64(id), text_array(&zones), Param::Int32(target as i32)],
+        )?;
+        ctx.changed()?;
+        get(db, id)
+    })?;
+    Reply::ok(bucket)
+}
+
+fn delete(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
+    let force = req.flag("force")?;
+    ctx.db.transaction(|db| {
+        let bucket = get(db, id)?;
+        if bucket.object_count > 0 && !force {
+            return Err(ApiError::conflict(format!(
+                "bucket {:?} holds {} object(s); delete them first or pass ?force=true to delete the bucket and every copy",
+                bucket.name, bucket.object_count
+            )));
+        }
+        enqueue(db, JobKind::DeleteBucket, &bucket.name, Some(bucket.master_storage_id))?;
+        for r in &bucket.replicas {
+            enqueue(db, JobKind::DeleteBucket, &bucket.name, Some(r.storage_id))?;
+        }
+        // Pending work for the old bucket is moot once it is being deleted.
+        db.execute(
+            "UPDATE jobs SET state = 'done', finished_at = now(), last_error = 'cancelled: bucket deleted', updated_at = now()
+             WHERE bucket_name = $1 AND kind <> 'delete_bucket' AND state = 'queued'",
+            &[Param::Str(bucket.name.clone())],
+        )?;
+        db.execute("DELETE FROM buckets WHERE id = $1", &[Param::Int64(id)])?;
+        ctx.changed()
+    })?;
+    Reply::no_content()
+}
+
+pub fn replicas(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
+    if req.method != "GET" {
+        return Err(ApiError::method_not_allowed(&["GET"]));
+    }
+    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
+    let replicas = replicas_of(&ctx.db, &[id])?.remove(&id).unwrap_or_default();
+    Reply::ok(json!({ "items": replicas, "next_cursor": null }))
+}
+
+pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
+    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
+    match req.method.as_str() {
+        "GET" => {
+            let b = get(&ctx.db, id)?;
+            match b.route_override {
+                Some(o) => Reply::ok(o),
+                None => Err(ApiError::not_found(format!(
+                    "a route override for bucket {:?}",
+                    b.name
+                ))),
+            }
+        }
+        "PUT" => {
+            let input: RouteOverrideInput = req.json()?;
+            let policy = input
+                .policy
+                .as_deref()
+                .map(|p| SelectionPolicy::parse("policy", p))
+                .transpose()?;
+            if input.faas.is_empty() {
+                return Err(ApiError::invalid(
+                    "faas",
+                    "list at least one FaaS deployment (DELETE the override to route by placement again)",
+                ));
+            }
+            let b = ctx.db.transaction(|db| {
+                let mut ids = Vec::new();
+                for (i, r) in input.faas.iter().enumerate() {
+                    let field = format!("faas[{i}]");
+                    let f = lookup::resolve(db, "faas_deployments", "FaaS deployment", r, Some(&field))?;
+                    if ids.contains(&f) {
+                        return Err(ApiError::invalid(field, format!("FaaS deployment {r} is listed twice")));
+                    }
+                    ids.push(f);
+                }
+                db.execute("DELETE FROM bucket_route_overrides WHERE bucket_id = $1", &[Param::Int64(id)])?;
+                db.execute(
+                    "INSERT INTO bucket_route_overrides (bucket_id, faas_id) SELECT $1, unnest($2::bigint[])",
+                    &[Param::Int64(id), id_array(&ids)],
+                )?;
+                db.execute(
+                    "UPDATE buckets SET route_override = true, route_policy = $2, updated_at = now() WHERE id = $1",
+                    &[Param::Int64(id), fado_store::opt_text(policy.map(|p| p.as_str()))],
+                )?;
+                ctx.changed()?;
+                get(db, id)
+            })?;
+            Reply::ok(b.route_override)
+        }
+        "DELETE" => {
+            ctx.db.transaction(|db| {
+                db.execute("DELETE FROM bucket_route_overrides WHERE bucket_id = $1", &[Param::Int64(id)])?;
+                db.execute(
+                    "UPDATE buckets SET route_override = false, route_policy = NULL, updated_at = now() WHERE id = $1",
+                    &[Param::Int64(id)],
+                )?;
+                ctx.changed()
+            })?;
+            Reply::no_content()
+        }
+        _ => Err(ApiError::method_not_allowed(&["GET", "PUT", "DELETE"])),
+    }
+}
+
+/// `GET /api/route-overrides`: every bucket whose route is set by hand.
+pub fn route_overrides(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    if req.method != "GET" {
+        return Err(ApiError::method_not_allowed(&["GET"]));
+    }
+    let p = req.page()?;
+    let rows = ctx.db.query(
+        "SELECT b.id, b.name, b.route_policy,
+                (SELECT array_agg(o.faas_id ORDER BY o.faas_id) FROM bucket_route_overrides o WHERE o.bucket_id = b.id) AS faas_ids
+         FROM buckets b WHERE b.route_override AND b.id > $1 ORDER BY b.id LIMIT $2",
+        &[Param::Int64(p.id_cursor()?), Param::Int64(p.limit + 1)],
+    )?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.i64("id")?,
+                json!({
+                    "bucket": r.str("name")?,
+                    "faas_ids": r.ids("faas_ids")?,
+                    "policy": r.opt_str("route_policy")?,
+                }),
+            ))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let p = page(items, p.limit, |(id, _)| id.to_string());
+    Reply::ok(json!({
+        "items": p.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "next_cursor": p.next_cursor,
+    }))
+}
+
+/// `GET /api/buckets/{bucket}/objects`: the catalog's view of the data.
+pub fn objects(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
+    if req.method != "GET" {
+        return Err(ApiError::method_not_allowed(&["GET"]));
+    }
+    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
+    let p = req.page()?;
+    let prefix = req.param("prefix").unwrap_or("");
+    if !prefix.is_empty() {
+        validate::object_key("prefix", prefix)?;
+    }
+    let after = p.text_cursor()?.unwrap_or_default();
+    let rows = ctx.db.query(
+        "SELECT key, size, etag, content_type, updated_at FROM objects
+         WHERE bucket_id = $1 AND key > $2 AND key LIKE $3 ORDER BY key LIMIT $4",
+        &[
+            Param::Int64(id),
+            Param::Str(after),
+            Param::Str(format!("{}%", like_escape(prefix))),
+            Param::Int64(p.limit + 1),
+        ],
+    )?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            Ok(ObjectInfo {
+                key: r.str("key")?,
+                size: r.i64("size")?,
+                etag: r.str("etag")?,
+                content_type: r.opt_str("content_type")?,
+                updated_at: r.time("updated_at")?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Reply::ok(page(items, p.limit, |o| text_cursor(&o.key)))
+}

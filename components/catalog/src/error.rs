@@ -1,0 +1,111 @@
+//! API errors: every failure answers with an HTTP status and
+//! `{"error":{"code":…,"message":…,"field":…}}`.
+
+use fado_model::FieldError;
+use fado_store::{StoreError, sqlstate};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(400, "invalid", message)
+        }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(404, "not_found", format!("{what} does not exist"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "conflict", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            401,
+            "unauthorized",
+            "this endpoint needs the admin token: send `Authorization: Bearer <token>`",
+        )
+    }
+
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!("use one of: {}", allowed.join(", ")),
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut e = json!({ "code": self.code, "message": self.message });
+        if let Some(f) = &self.field {
+            e["field"] = json!(f);
+        }
+        json!({ "error": e })
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Connect(_) => ApiError::new(503, "database_unavailable", e.to_string()),
+            StoreError::Db { .. } if e.is(sqlstate::UNIQUE_VIOLATION) => {
+                ApiError::conflict(unique_message(&e))
+            }
+            StoreError::Db { .. } if e.is(sqlstate::FOREIGN_KEY_VIOLATION) => {
+                ApiError::conflict(format!("the change conflicts with a reference: {e}"))
+            }
+            StoreError::Db { .. } if e.is(sqlstate::CHECK_VIOLATION) => {
+                ApiError::new(400, "invalid", format!("the database refused a value: {e}"))
+            }
+            StoreError::Db { .. } if e.is(sqlstate::SERIALIZATION_FAILURE) => {
+                ApiError::new(503, "retry", "a concurrent change won; retry the request")
+            }
+            _ => {
+                eprintln!("catalog: database error: {e}");
+                ApiError::new(500, "internal", format!("database error: {e}"))
+            }
+        }
+    }
+}
+
+/// Names the duplicate from the constraint that caught it.
+fn unique_message(e: &StoreError) -> String {
+    match e.constraint() {
+        Some(c) if c.ends_with("_name_key") => {
+            let table = c.trim_end_matches("_name_key").replace('_', " ");
+            format!(
+                "a {} with that name already exists",
+                table.trim_end_matches('s')
+            )
+        }
+        Some(c) => format!("that already exists ({c})"),
+        None => format!("that already exists: {e}"),
+    }
+}

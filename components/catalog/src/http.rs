@@ -1,0 +1,182 @@
+//! Request parsing and response helpers for the API handlers.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    query: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What a handler answers with.
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub location: Option<String>,
+}
+
+impl Reply {
+    pub fn ok(body: impl Serialize) -> ApiResult<Reply> {
+        Ok(Reply {
+            status: 200,
+            body: Some(to_json(body)?),
+            location: None,
+        })
+    }
+
+    pub fn created(location: String, body: impl Serialize) -> ApiResult<Reply> {
+        Ok(Reply {
+            status: 201,
+            body: Some(to_json(body)?),
+            location: Some(location),
+        })
+    }
+
+    pub fn no_content() -> ApiResult<Reply> {
+        Ok(Reply {
+            status: 204,
+            body: None,
+            location: None,
+        })
+    }
+}
+
+fn to_json(body: impl Serialize) -> ApiResult<Value> {
+    serde_json::to_value(body)
+        .map_err(|e| ApiError::new(500, "internal", format!("encoding the response: {e}")))
+}
+
+/// Pagination: `?limit=` (1 to 1000, default 100) and an opaque `?cursor=`.
+pub struct PageParams {
+    pub limit: i64,
+    pub cursor: Option<String>,
+}
+
+pub const MAX_LIMIT: i64 = 1000;
+pub const DEFAULT_LIMIT: i64 = 100;
+
+impl Req {
+    pub fn new(method: String, path_and_query: &str, body: Vec<u8>) -> Self {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Self {
+            method,
+            path: path.to_string(),
+            query: form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+            body,
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn flag(&self, name: &str) -> ApiResult<bool> {
+        match self.param(name) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") | Some("") => Ok(true),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("{other:?} is not true or false"),
+            )),
+        }
+    }
+
+    /// Decodes the JSON body, naming the offending field on failure.
+    pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid(
+                "body",
+                "the request needs a JSON object body",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." {
+                "body".to_string()
+            } else {
+                field
+            };
+            ApiError::invalid(field, e.into_inner().to_string())
+        })
+    }
+
+    pub fn page(&self) -> ApiResult<PageParams> {
+        let limit = match self.param("limit") {
+            None => DEFAULT_LIMIT,
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("{s:?} is not a number from 1 to {MAX_LIMIT}"),
+                    ));
+                }
+            },
+        };
+        Ok(PageParams {
+            limit,
+            cursor: self.param("cursor").map(str::to_string),
+        })
+    }
+}
+
+impl PageParams {
+    /// The cursor of an id-ordered list: the last id seen.
+    pub fn id_cursor(&self) -> ApiResult<i64> {
+        match &self.cursor {
+            None => Ok(0),
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list returned")),
+        }
+    }
+
+    /// The cursor of a text-ordered list (hex, so any key survives a URL).
+    pub fn text_cursor(&self) -> ApiResult<Option<String>> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c) => hex::decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list returned")),
+        }
+    }
+}
+
+pub fn text_cursor(s: &str) -> String {
+    hex::encode(s.as_bytes())
+}
+
+/// Builds a page from `limit + 1` fetched items: the extra one only says
+/// there is more.
+pub fn page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+) -> fado_model::Page<T> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    fado_model::Page { items, next_cursor }
+}

@@ -1,0 +1,240 @@
+//! The catalog component: FaDO's REST API over PostgreSQL.
+//!
+//! Every `/api` request needs the admin token (`Authorization: Bearer …`,
+//! compared in constant time); `/healthz`, `/readyz` and
+//! `/api/openapi.json` do not. Each request runs in a fresh instance: it
+//! opens a pooled session, makes sure the schema is current, does its work
+//! (mutations in one transaction that also bumps the catalog generation), and
+//! after committing wakes the planner through Redis.
+
+mod buckets;
+mod clusters;
+mod error;
+mod faas;
+mod health;
+mod http;
+mod jobs;
+mod lookup;
+mod resources;
+mod routes;
+mod settings;
+mod storage;
+
+use error::{ApiError, ApiResult};
+use fado_store::Db;
+use http::{Reply, Req};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http_component;
+use spin_sdk::variables;
+use subtle::ConstantTimeEq;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Redis channel the planner listens on.
+pub const PLANNER_CHANNEL: &str = "fado.planner";
+
+/// Largest JSON body the API reads.
+const MAX_BODY: usize = 1 << 20;
+
+/// What a handler needs besides the request.
+pub struct Ctx {
+    pub db: Db,
+    redis_address: String,
+    encryption_key: String,
+    /// Channels to wake once the request succeeded (after its commit).
+    wake: std::cell::RefCell<Vec<&'static str>>,
+}
+
+impl Ctx {
+    /// Records that the catalog changed (call inside the mutation's
+    /// transaction): bumps the generation and wakes the planner afterwards.
+    pub fn changed(&self) -> ApiResult<()> {
+        self.db.bump_generation()?;
+        self.wake(PLANNER_CHANNEL);
+        Ok(())
+    }
+
+    /// Publishes a wake-up on `channel` once the request has succeeded.
+    pub fn wake(&self, channel: &'static str) {
+        let mut w = self.wake.borrow_mut();
+        if !w.contains(&channel) {
+            w.push(channel);
+        }
+    }
+
+    pub fn encryption_key(&self) -> &str {
+        &self.encryption_key
+    }
+}
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let method = req.method().to_string().to_ascii_uppercase();
+    let path = req.path_with_query().unwrap_or_else(|| "/".into());
+    let auth = header(&req, "authorization");
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(e) => return send(out, Err(e)).await,
+    };
+    let req = Req::new(method, &path, body);
+    let result = serve(&req, auth.as_deref());
+    send(out, result).await;
+}
+
+fn header(req: &IncomingRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .first()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+async fn read_body(req: IncomingRequest) -> ApiResult<Vec<u8>> {
+    use futures::StreamExt;
+    let mut stream = req.into_body_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(400, "bad_request", format!("reading the body: {e:?}")))?;
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY {
+            return Err(ApiError::new(
+                413,
+                "too_large",
+                format!("the body exceeds {MAX_BODY} bytes"),
+            ));
+        }
+    }
+    Ok(body)
+}
+
+async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {
+    let (status, body, location) = match result {
+        Ok(r) => (r.status, r.body, r.location),
+        Err(e) => (e.status, Some(e.body()), None),
+    };
+    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    if status == 401 {
+        headers.push(("www-authenticate".into(), b"Bearer realm=\"fado\"".to_vec()));
+    }
+    if let Some(l) = location {
+        headers.push(("location".into(), l.into_bytes()));
+    }
+    let response = OutgoingResponse::new(Fields::from_list(&headers).expect("static header names"));
+    response.set_status_code(status).expect("a valid status");
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let _ = out.set_with_body(response, bytes).await;
+}
+
+fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => return health::live(req),
+        ["readyz"] => return health::ready(req),
+        ["api", "openapi.json"] => {
+            return Ok(Reply {
+                status: 200,
+                body: Some(
+                    serde_json::from_str(OPENAPI).expect("the bundled OpenAPI document is JSON"),
+                ),
+                location: None,
+            });
+        }
+        ["api", ..] => {}
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no API route {}", req.path),
+            ));
+        }
+    }
+    authorize(auth)?;
+
+    let ctx = Ctx {
+        db: Db::open(&var("pg_address")?)?,
+        redis_address: var("redis_address")?,
+        encryption_key: var("encryption_key")?,
+        wake: Default::default(),
+    };
+    fado_store::ensure_schema(&ctx.db)?;
+    let result = route(&ctx, req, &segments[1..]);
+    if result.is_ok() {
+        for channel in ctx.wake.borrow().iter() {
+            wake(&ctx.redis_address, channel);
+        }
+    }
+    result
+}
+
+fn route(ctx: &Ctx, req: &Req, segments: &[&str]) -> ApiResult<Reply> {
+    match segments {
+        ["clusters"] => clusters::collection(ctx, req),
+        ["clusters", r] => clusters::item(ctx, req, r),
+        ["faas-deployments"] => faas::collection(ctx, req),
+        ["faas-deployments", r] => faas::item(ctx, req, r),
+        ["storage-deployments"] => storage::collection(ctx, req),
+        ["storage-deployments", r] => storage::item(ctx, req, r),
+        ["buckets"] => buckets::collection(ctx, req),
+        ["buckets", b] => buckets::item(ctx, req, b),
+        ["buckets", b, "replicas"] => buckets::replicas(ctx, req, b),
+        ["buckets", b, "route-override"] => buckets::route_override(ctx, req, b),
+        ["buckets", b, "objects"] => buckets::objects(ctx, req, b),
+        ["route-overrides"] => buckets::route_overrides(ctx, req),
+        ["settings"] => settings::handle(ctx, req),
+        ["routes"] => routes::table(ctx, req),
+        ["jobs"] => jobs::collection(ctx, req),
+        ["jobs", id] => jobs::item(ctx, req, id),
+        ["jobs", id, "retry"] => jobs::retry(ctx, req, id),
+        ["resources"] => resources::summary(ctx, req),
+        _ => Err(ApiError::new(
+            404,
+            "not_found",
+            format!("no API route {}", req.path),
+        )),
+    }
+}
+
+fn var(name: &str) -> ApiResult<String> {
+    variables::get(name).map_err(|e| {
+        ApiError::new(
+            500,
+            "misconfigured",
+            format!("the catalog's variable {name:?} is not available: {e:?}"),
+        )
+    })
+}
+
+fn authorize(auth: Option<&str>) -> ApiResult<()> {
+    let expected = var("admin_token")?;
+    if expected.len() < 16 {
+        return Err(ApiError::new(
+            500,
+            "misconfigured",
+            "the admin token must be at least 16 characters",
+        ));
+    }
+    let given = auth
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .unwrap_or("")
+        .trim();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// Publishes a wake-up. Best effort: the change is committed, and the
+/// woken component's periodic sweep picks it up if this message is lost.
+fn wake(address: &str, channel: &str) {
+    let result = spin_sdk::redis::Connection::open(address)
+        .and_then(|c| c.publish(channel, b"changed".as_ref()));
+    if let Err(e) = result {
+        eprintln!(
+            "catalog: could not publish on {channel} ({e:?}); the next sweep will pick the change up"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! `GET /api/routes`: the route table as last published by the planner (the
+//! thesis's "raw configuration"), paginated by bucket name.
+
+use fado_model::{BucketRoute, RouteTable};
+use fado_store::Db;
+use serde_json::json;
+
+use crate::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Reply, Req, page, text_cursor};
+
+/// The newest published table, if any.
+pub fn latest(db: &Db) -> ApiResult<Option<RouteTable>> {
+    let rows = db.query(
+        "SELECT routes FROM route_tables ORDER BY version DESC LIMIT 1",
+        &[],
+    )?;
+    match rows.first() {
+        None => Ok(None),
+        Some(r) => serde_json::from_value(r.json("routes")?)
+            .map(Some)
+            .map_err(|e| {
+                ApiError::new(
+                    500,
+                    "internal",
+                    format!("the stored route table is unreadable: {e}"),
+                )
+            }),
+    }
+}
+
+pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    if req.method != "GET" {
+        return Err(ApiError::method_not_allowed(&["GET"]));
+    }
+    let p = req.page()?;
+    let after = p.text_cursor()?.unwrap_or_default();
+    let only = req.param("bucket");
+    let table = latest(&ctx.db)?;
+    let (version, meta, routes) = match table {
+        None => (0, None, Vec::new()),
+        Some(t) => {
+            let meta = json!({
+                "match_header": t.match_header,
+                "missing_header": t.missing_header,
+                "default_policy": t.default_policy,
+            });
+            (t.version, Some(meta), t.routes)
+        }
+    };
+    let items: Vec<BucketRoute> = routes
+        .into_iter()
+        .filter(|r| r.bucket.as_str() > after.as_str() && only.is_none_or(|b| r.bucket == b))
+        .take(p.limit as usize + 1)
+        .collect();
+    let page = page(items, p.limit, |r| text_cursor(&r.bucket));
+    let mut body =
+        json!({ "version": version, "items": page.items, "next_cursor": page.next_cursor });
+    if let Some(meta) = meta {
+        body["settings"] = meta;
+    }
+    Reply::ok(body)
+}

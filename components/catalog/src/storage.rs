@@ -1,0 +1,258 @@
+//! `/api/storage-deployments`: the S3-compatible services buckets live on.
+//! The secret key is write-only: stored encrypted, never returned.
+
+use fado_model::{Health, Ref, StorageDeployment, StorageInput, required, validate};
+use fado_store::{Db, Param, Row, secrets};
+
+use crate::clusters::shorten;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Reply, Req, page};
+use crate::{Ctx, lookup};
+
+const COLUMNS: &str =
+    "s.id, s.name, s.cluster_id, c.name AS cluster, s.endpoint, s.region, s.path_style,
+    s.access_key, s.health, s.health_detail, s.health_checked_at, s.created_at, s.updated_at";
+const FROM: &str = "storage_deployments s JOIN clusters c ON c.id = s.cluster_id";
+
+fn from_row(r: Row<'_>) -> ApiResult<StorageDeployment> {
+    Ok(StorageDeployment {
+        id: r.i64("id")?,
+        name: r.str("name")?,
+        cluster_id: r.i64("cluster_id")?,
+        cluster: r.str("cluster")?,
+        endpoint: r.str("endpoint")?,
+        region: r.str("region")?,
+        path_style: r.bool("path_style")?,
+        access_key: r.str("access_key")?,
+        health: Health::parse("health", &r.str("health")?)?,
+        health_detail: r.opt_str("health_detail")?,
+        health_checked_at: r.opt_time("health_checked_at")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    match req.method.as_str() {
+        "GET" => list(&ctx.db, req),
+        "POST" => create(ctx, req),
+        _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
+    }
+}
+
+pub fn item(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
+    let id = lookup::segment(
+        &ctx.db,
+        "storage_deployments",
+        "storage deployment",
+        segment,
+    )?;
+    match req.method.as_str() {
+        "GET" => Reply::ok(get(&ctx.db, id)?),
+        "PATCH" | "PUT" => update(ctx, req, id),
+        "DELETE" => delete(ctx, id),
+        _ => Err(ApiError::method_not_allowed(&[
+            "GET", "PATCH", "PUT", "DELETE",
+        ])),
+    }
+}
+
+fn list(db: &Db, req: &Req) -> ApiResult<Reply> {
+    let p = req.page()?;
+    let cluster = match req.param("cluster") {
+        Some(c) => Some(lookup::resolve(
+            db,
+            "clusters",
+            "cluster",
+            &Ref::from_segment(c),
+            Some("cluster"),
+        )?),
+        None => None,
+    };
+    let rows = db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM {FROM} WHERE s.id > $1 AND ($2::bigint IS NULL OR s.cluster_id = $2)
+             ORDER BY s.id LIMIT $3"
+        ),
+        &[
+            Param::Int64(p.id_cursor()?),
+            cluster.map(Param::Int64).unwrap_or(Param::DbNull),
+            Param::Int64(p.limit + 1),
+        ],
+    )?;
+    let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
+    Reply::ok(page(items, p.limit, |s| s.id.to_string()))
+}
+
+fn get(db: &Db, id: i64) -> ApiResult<StorageDeployment> {
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM {FROM} WHERE s.id = $1"),
+        &[Param::Int64(id)],
+    )?;
+    from_row(
+        rows.first()
+            .ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))?,
+    )
+}
+
+struct Fields {
+    name: Option<String>,
+    cluster_id: Option<i64>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key: Option<String>,
+    secret_key_enc: Option<Vec<u8>>,
+}
+
+fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
+    if let Some(n) = &input.name {
+        validate::name("name", n)?;
+    }
+    let cluster_id = input
+        .cluster
+        .as_ref()
+        .map(|c| lookup::resolve(&ctx.db, "clusters", "cluster", c, Some("cluster")))
+        .transpose()?;
+    let endpoint = input
+        .endpoint
+        .as_deref()
+        .map(|e| validate::base_url("endpoint", e))
+        .transpose()?;
+    if let Some(r) = &input.region {
+        validate::region("region", r)?;
+    }
+    if let Some(k) = &input.access_key {
+        validate::text("access_key", k, 256)?;
+    }
+    let secret_key_enc = match &input.secret_key {
+        Some(s) => {
+            validate::text("secret_key", s, 256)?;
+            Some(
+                secrets::encrypt(ctx.encryption_key(), s)
+                    .map_err(|e| ApiError::new(500, "internal", e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    Ok(Fields {
+        name: input.name.clone(),
+        cluster_id,
+        endpoint,
+        region: input.region.clone(),
+        access_key: input.access_key.clone(),
+        secret_key_enc,
+    })
+}
+
+fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    let input: StorageInput = req.json()?;
+    let name = required("name", &input.name)?;
+    for (field, present) in [
+        ("cluster", input.cluster.is_some()),
+        ("endpoint", input.endpoint.is_some()),
+        ("access_key", input.access_key.is_some()),
+        ("secret_key", input.secret_key.is_some()),
+    ] {
+        if !present {
+            return Err(ApiError::invalid(field, "is required"));
+        }
+    }
+    let f = validate_input(ctx, &input)?;
+    let created = ctx.db.transaction(|db| {
+        let rows = db.query(
+            "INSERT INTO storage_deployments (name, cluster_id, endpoint, region, path_style, access_key, secret_key_enc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[
+                Param::Str(name.clone()),
+                Param::Int64(f.cluster_id.expect("required above")),
+                Param::Str(f.endpoint.clone().expect("required above")),
+                Param::Str(f.region.clone().unwrap_or_else(|| "us-east-1".into())),
+                Param::Boolean(input.path_style.unwrap_or(true)),
+                Param::Str(f.access_key.clone().expect("required above")),
+                Param::Binary(f.secret_key_enc.clone().expect("required above")),
+            ],
+        )?;
+        let id = rows.one()?.i64("id")?;
+        ctx.changed()?;
+        get(db, id)
+    })?;
+    Reply::created(format!("/api/storage-deployments/{}", created.id), created)
+}
+
+fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
+    let input: StorageInput = req.json()?;
+    if req.method == "PUT" {
+        for (field, present) in [
+            ("name", input.name.is_some()),
+            ("cluster", input.cluster.is_some()),
+            ("endpoint", input.endpoint.is_some()),
+            ("access_key", input.access_key.is_some()),
+            ("secret_key", input.secret_key.is_some()),
+        ] {
+            if !present {
+                return Err(ApiError::invalid(
+                    field,
+                    "is required (PUT replaces the deployment; use PATCH to change some fields)",
+                ));
+            }
+        }
+    }
+    let f = validate_input(ctx, &input)?;
+    let updated = ctx.db.transaction(|db| {
+        if f.cluster_id.is_some() {
+            check_not_a_master(db, id, "moving it to another cluster")?;
+        }
+        db.execute(
+            "UPDATE storage_deployments SET name = coalesce($2, name), cluster_id = coalesce($3, cluster_id),
+                 endpoint = coalesce($4, endpoint), region = coalesce($5, region),
+                 path_style = coalesce($6, path_style), access_key = coalesce($7, access_key),
+                 secret_key_enc = coalesce($8, secret_key_enc), updated_at = now()
+             WHERE id = $1",
+            &[
+                Param::Int64(id),
+                fado_store::opt_text(f.name.as_deref()),
+                f.cluster_id.map(Param::Int64).unwrap_or(Param::DbNull),
+                fado_store::opt_text(f.endpoint.as_deref()),
+                fado_store::opt_text(f.region.as_deref()),
+                input.path_style.map(Param::Boolean).unwrap_or(Param::DbNull),
+                fado_store::opt_text(f.access_key.as_deref()),
+                f.secret_key_enc.clone().map(Param::Binary).unwrap_or(Param::DbNull),
+            ],
+        )?;
+        ctx.changed()?;
+        get(db, id)
+    })?;
+    Reply::ok(updated)
+}
+
+/// Refuses `what` for a storage deployment holding master copies, naming them.
+fn check_not_a_master(db: &Db, id: i64, what: &str) -> ApiResult<()> {
+    let rows = db.query(
+        "SELECT name FROM buckets WHERE master_storage_id = $1 ORDER BY name",
+        &[Param::Int64(id)],
+    )?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names = rows
+        .iter()
+        .map(|r| r.str("name"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Err(ApiError::conflict(format!(
+        "refusing {what}: the storage deployment holds the master copy of {} bucket(s): {}",
+        names.len(),
+        shorten(&names)
+    )))
+}
+
+fn delete(ctx: &Ctx, id: i64) -> ApiResult<Reply> {
+    ctx.db.transaction(|db| {
+        check_not_a_master(db, id, "to delete it")?;
+        db.execute(
+            "DELETE FROM storage_deployments WHERE id = $1",
+            &[Param::Int64(id)],
+        )?;
+        ctx.changed()
+    })?;
+    Reply::no_content()
+}

@@ -1,0 +1,437 @@
+//! FaDO's catalog vocabulary: the resources as the API shows them, the
+//! request bodies it accepts, and the rules every writer validates against.
+//! Used by the catalog component, the `fado` CLI and the tests alike.
+
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+pub use validate::FieldError;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+
+            /// Parses the wire spelling; the error lists the accepted values.
+            pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(FieldError::new(
+                        field,
+                        format!("{other:?} is not one of: {}", [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// How the router picks among a bucket's FaaS deployments.
+    SelectionPolicy {
+        RoundRobin = "round_robin",
+        LeastConn = "least_conn",
+        Random = "random",
+        P2c = "p2c",
+        First = "first",
+        IpHash = "ip_hash",
+        HeaderHash = "header_hash",
+        LeastLatency = "least_latency",
+    }
+}
+
+string_enum! {
+    /// Health as last observed by a probe or by the router.
+    Health { Unknown = "unknown", Healthy = "healthy", Unhealthy = "unhealthy" }
+}
+
+string_enum! {
+    /// Life of a replica: it joins routes only when `ready`.
+    ReplicaState {
+        Pending = "pending",
+        Syncing = "syncing",
+        Ready = "ready",
+        Deleting = "deleting",
+        Failed = "failed",
+    }
+}
+
+string_enum! {
+    /// The FaaS platform behind a deployment (decides the default path template).
+    Platform { Openfaas = "openfaas", Spin = "spin", Knative = "knative", Lambda = "lambda", Other = "other" }
+}
+
+string_enum! {
+    /// What an invocation without the match header gets.
+    MissingHeader { Reject = "reject", Any = "any" }
+}
+
+string_enum! {
+    /// Kinds of replication job in the ledger.
+    JobKind {
+        CreateBucket = "create_bucket",
+        CreateReplica = "create_replica",
+        SyncReplica = "sync_replica",
+        CopyObject = "copy_object",
+        DeleteObject = "delete_object",
+        DeleteReplica = "delete_replica",
+        DeleteBucket = "delete_bucket",
+    }
+}
+
+string_enum! {
+    /// `dead` jobs ran out of attempts; they stay visible and can be retried.
+    JobState { Queued = "queued", Running = "running", Done = "done", Dead = "dead" }
+}
+
+impl Platform {
+    /// The usual invocation path for functions on this platform.
+    pub fn default_path_template(self) -> &'static str {
+        match self {
+            Platform::Openfaas => "/function/{function}",
+            Platform::Spin | Platform::Knative | Platform::Other => "/{function}",
+            Platform::Lambda => "",
+        }
+    }
+}
+
+/// A reference to another resource by numeric id or by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Ref {
+    Id(i64),
+    Name(String),
+}
+
+impl Ref {
+    /// Interprets a URL path segment: digits are an id, anything else a name.
+    pub fn from_segment(s: &str) -> Ref {
+        match s.parse::<i64>() {
+            Ok(id) => Ref::Id(id),
+            Err(_) => Ref::Name(s.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ref::Id(id) => write!(f, "{id}"),
+            Ref::Name(n) => write!(f, "{n:?}"),
+        }
+    }
+}
+
+// ---- resources -------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub id: i64,
+    pub name: String,
+    pub zones: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaasDeployment {
+    pub id: i64,
+    pub name: String,
+    pub cluster_id: i64,
+    pub cluster: String,
+    pub platform: Platform,
+    pub base_url: String,
+    pub path_template: String,
+    pub labels: Vec<String>,
+    pub timeout_ms: i64,
+    pub health: Health,
+    pub health_detail: Option<String>,
+    pub health_checked_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A storage deployment; its secret key is write-only and never appears here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageDeployment {
+    pub id: i64,
+    pub name: String,
+    pub cluster_id: i64,
+    pub cluster: String,
+    pub endpoint: String,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key: String,
+    pub health: Health,
+    pub health_detail: Option<String>,
+    pub health_checked_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replica {
+    pub storage_id: i64,
+    pub storage: String,
+    pub cluster: String,
+    pub state: ReplicaState,
+    pub last_sync_at: Option<String>,
+    pub lag_objects: i64,
+    pub lag_bytes: i64,
+    pub oldest_unsynced_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteOverride {
+    pub faas_ids: Vec<i64>,
+    pub policy: Option<SelectionPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub id: i64,
+    pub name: String,
+    pub master_storage_id: i64,
+    pub master_storage: String,
+    pub master_cluster: String,
+    pub allowed_zones: Vec<String>,
+    pub target_replicas: i64,
+    /// `Some` when replicas are chosen by hand (possibly none).
+    pub replica_override: Option<Vec<i64>>,
+    pub route_override: Option<RouteOverride>,
+    pub replicas: Vec<Replica>,
+    /// Replicas the planner could not place, and why.
+    pub replica_shortfall: i64,
+    pub under_replicated: bool,
+    pub plan_notes: Vec<String>,
+    pub object_count: i64,
+    pub total_bytes: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: i64,
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub default_policy: SelectionPolicy,
+    pub match_header: String,
+    pub missing_header: MissingHeader,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub bucket: String,
+    pub storage_id: Option<i64>,
+    pub object_key: Option<String>,
+    pub state: JobState,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_after: String,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// One FaaS deployment a bucket's invocations may go to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteTarget {
+    pub faas_id: i64,
+    pub name: String,
+    pub cluster: String,
+    pub base_url: String,
+    pub path_template: String,
+    pub timeout_ms: i64,
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketRoute {
+    pub bucket: String,
+    pub policy: SelectionPolicy,
+    pub overridden: bool,
+    pub targets: Vec<RouteTarget>,
+}
+
+/// The computed route table, as published to Redis (the thesis's "raw configuration").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub version: i64,
+    pub match_header: String,
+    pub missing_header: MissingHeader,
+    pub default_policy: SelectionPolicy,
+    pub routes: Vec<BucketRoute>,
+}
+
+/// A page of a list; pass `next_cursor` back as `cursor` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+// ---- request bodies --------------------------------------------------------
+
+/// `POST /api/clusters` (all fields) and `PATCH` (any subset).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterInput {
+    pub name: Option<String>,
+    pub zones: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaasInput {
+    pub name: Option<String>,
+    pub cluster: Option<Ref>,
+    pub platform: Option<String>,
+    pub base_url: Option<String>,
+    /// Defaults to the platform's usual template when omitted at creation.
+    pub path_template: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageInput {
+    pub name: Option<String>,
+    pub cluster: Option<Ref>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketInput {
+    pub name: Option<String>,
+    pub master_storage: Option<Ref>,
+    pub allowed_zones: Option<Vec<String>>,
+    pub target_replicas: Option<i64>,
+    /// `null` clears an override; a list (possibly empty) sets one.
+    #[serde(default, deserialize_with = "explicit_option")]
+    pub replica_override: Option<Option<Vec<Ref>>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteOverrideInput {
+    pub faas: Vec<Ref>,
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    pub default_policy: Option<String>,
+    pub match_header: Option<String>,
+    pub missing_header: Option<String>,
+}
+
+/// Distinguishes a field set to `null` from a field left out.
+fn explicit_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Checks a required field is present.
+pub fn required<T: Clone>(field: &str, v: &Option<T>) -> Result<T, FieldError> {
+    v.clone()
+        .ok_or_else(|| FieldError::new(field, "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_their_wire_names() {
+        for p in SelectionPolicy::ALL {
+            assert_eq!(SelectionPolicy::parse("p", p.as_str()).unwrap(), *p);
+            assert_eq!(
+                serde_json::to_string(p).unwrap(),
+                format!("\"{}\"", p.as_str())
+            );
+        }
+        let e = SelectionPolicy::parse("default_policy", "fastest").unwrap_err();
+        assert_eq!(e.field, "default_policy");
+        assert!(e.message.contains("round_robin"));
+    }
+
+    #[test]
+    fn refs_accept_ids_and_names() {
+        assert_eq!(serde_json::from_str::<Ref>("3").unwrap(), Ref::Id(3));
+        assert_eq!(
+            serde_json::from_str::<Ref>("\"hpc\"").unwrap(),
+            Ref::Name("hpc".into())
+        );
+        assert_eq!(Ref::from_segment("42"), Ref::Id(42));
+        assert_eq!(
+            Ref::from_segment("hpc-cluster"),
+            Ref::Name("hpc-cluster".into())
+        );
+    }
+
+    #[test]
+    fn null_and_missing_overrides_differ() {
+        let b: BucketInput = serde_json::from_str(r#"{"replica_override": null}"#).unwrap();
+        assert_eq!(b.replica_override, Some(None));
+        let b: BucketInput = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(b.replica_override, None);
+        let b: BucketInput = serde_json::from_str(r#"{"replica_override": [1, "s3-b"]}"#).unwrap();
+        assert_eq!(
+            b.replica_override,
+            Some(Some(vec![Ref::Id(1), Ref::Name("s3-b".into())]))
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = serde_json::from_str::<ClusterInput>(r#"{"name":"a","zone":["x"]}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `zone`"), "{e}");
+    }
+
+    #[test]
+    fn platforms_know_their_paths() {
+        assert_eq!(
+            Platform::Openfaas.default_path_template(),
+            "/function/{function}"
+        );
+        assert_eq!(Platform::Lambda.default_path_template(), "");
+    }
+}

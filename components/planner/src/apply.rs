@@ -1,0 +1,239 @@
+//! One planning round: evaluate the snapshot and write its consequences in
+//! one transaction. Writes are idempotent (upserts, `ON CONFLICT DO NOTHING`
+//! for jobs), so a round that runs twice changes nothing the second time.
+
+use anyhow::Result;
+use fado_model::{BucketRoute, JobKind, ReplicaState, RouteTable, RouteTarget};
+use fado_store::snapshot::{self, CatalogSnapshot};
+use fado_store::{Db, Param, id_array, text_array};
+
+use crate::convert;
+
+/// How many route tables Postgres keeps (the newest is the router's fallback).
+const KEEP_TABLES: i64 = 20;
+
+pub struct Outcome {
+    /// The table to publish, when it changed.
+    pub table: Option<RouteTable>,
+    pub queued_jobs: usize,
+}
+
+pub fn plan_and_write(db: &Db) -> Result<Outcome> {
+    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ", &[])?;
+    match write(db) {
+        Ok(o) => {
+            db.execute("COMMIT", &[])?;
+            Ok(o)
+        }
+        Err(e) => {
+            let _ = db.execute("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+fn write(db: &Db) -> Result<Outcome> {
+    let generation = db
+        .query(
+            "SELECT catalog_generation, routes_version FROM planner_state",
+            &[],
+        )?
+        .one()
+        .and_then(|r| Ok((r.i64("catalog_generation")?, r.i64("routes_version")?)))?;
+    let (generation, routes_version) = generation;
+    let mut snap = snapshot::load(db)?;
+    let input = convert::snapshot(&snap);
+    let plans = fado_placement::plan(&input);
+
+    let mut create: (Vec<i64>, Vec<i64>, Vec<String>) = Default::default();
+    let mut delete: (Vec<i64>, Vec<i64>, Vec<String>) = Default::default();
+    let mut shortfall: (Vec<i64>, Vec<i32>, Vec<String>) = Default::default();
+    for plan in &plans {
+        let Some(bucket) = snap.buckets.iter_mut().find(|b| b.id == plan.bucket_id) else {
+            continue;
+        };
+        let actions = convert::actions(bucket, plan);
+        for storage in actions.create {
+            create.0.push(bucket.id);
+            create.1.push(storage);
+            create.2.push(bucket.name.clone());
+            match bucket.replicas.iter_mut().find(|(s, _)| *s == storage) {
+                Some(r) => r.1 = ReplicaState::Pending,
+                None => bucket.replicas.push((storage, ReplicaState::Pending)),
+            }
+        }
+        for storage in actions.delete {
+            delete.0.push(bucket.id);
+            delete.1.push(storage);
+            delete.2.push(bucket.name.clone());
+            if let Some(r) = bucket.replicas.iter_mut().find(|(s, _)| *s == storage) {
+                r.1 = ReplicaState::Deleting;
+            }
+        }
+        let notes = plan.notes.join("\n");
+        if bucket.replica_shortfall != i64::from(plan.shortfall)
+            || bucket.plan_notes.join("\n") != notes
+        {
+            shortfall.0.push(bucket.id);
+            shortfall.1.push(plan.shortfall as i32);
+            shortfall.2.push(notes);
+        }
+    }
+
+    if !create.0.is_empty() {
+        db.execute(
+            "INSERT INTO replicas (bucket_id, storage_id, state)
+             SELECT b, s, 'pending' FROM unnest($1::bigint[], $2::bigint[]) AS u(b, s)
+             ON CONFLICT (bucket_id, storage_id)
+             DO UPDATE SET state = 'pending', last_error = NULL, updated_at = now()",
+            &[id_array(&create.0), id_array(&create.1)],
+        )?;
+        cancel(db, &create.2, &create.1, JobKind::DeleteReplica)?;
+        enqueue(db, JobKind::CreateReplica, &create.2, &create.1)?;
+    }
+    if !delete.0.is_empty() {
+        db.execute(
+            "UPDATE replicas r SET state = 'deleting', updated_at = now()
+             FROM unnest($1::bigint[], $2::bigint[]) AS d(bucket_id, storage_id)
+             WHERE r.bucket_id = d.bucket_id AND r.storage_id = d.storage_id",
+            &[id_array(&delete.0), id_array(&delete.1)],
+        )?;
+        cancel(db, &delete.2, &delete.1, JobKind::CreateReplica)?;
+        cancel(db, &delete.2, &delete.1, JobKind::SyncReplica)?;
+        enqueue(db, JobKind::DeleteReplica, &delete.2, &delete.1)?;
+    }
+    if !shortfall.0.is_empty() {
+        db.execute(
+            "UPDATE buckets b SET replica_shortfall = u.shortfall,
+                 plan_notes = CASE WHEN u.notes = '' THEN '{}'::text[] ELSE string_to_array(u.notes, E'\\n') END
+             FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u(id, shortfall, notes)
+             WHERE b.id = u.id",
+            &[
+                id_array(&shortfall.0),
+                Param::ArrayInt32(shortfall.1.iter().copied().map(Some).collect()),
+                text_array(&shortfall.2),
+            ],
+        )?;
+    }
+
+    let routes = fado_placement::routes(&convert::snapshot(&snap));
+    let mut table = route_table(&snap, &routes, routes_version);
+    let stored = db.query(
+        "SELECT routes FROM route_tables ORDER BY version DESC LIMIT 1",
+        &[],
+    )?;
+    let unchanged = match stored.first() {
+        Some(r) => serde_json::from_value::<RouteTable>(r.json("routes")?)
+            .map(|old| same_routes(&old, &table))
+            .unwrap_or(false),
+        None => false,
+    };
+    let publish = if unchanged {
+        None
+    } else {
+        table.version = routes_version + 1;
+        db.execute(
+            "INSERT INTO route_tables (version, routes) VALUES ($1, $2)",
+            &[
+                Param::Int64(table.version),
+                Param::Jsonb(serde_json::to_vec(&table)?),
+            ],
+        )?;
+        db.execute(
+            "DELETE FROM route_tables WHERE version <= $1",
+            &[Param::Int64(table.version - KEEP_TABLES)],
+        )?;
+        Some(table.clone())
+    };
+    db.execute(
+        "UPDATE planner_state SET planned_generation = $1, routes_version = $2, planned_at = now()",
+        &[Param::Int64(generation), Param::Int64(table.version)],
+    )?;
+    Ok(Outcome {
+        table: publish,
+        queued_jobs: create.0.len() + delete.0.len(),
+    })
+}
+
+fn enqueue(db: &Db, kind: JobKind, buckets: &[String], storage: &[i64]) -> Result<()> {
+    db.execute(
+        "INSERT INTO jobs (kind, bucket_name, storage_id)
+         SELECT $1, b, s FROM unnest($2::text[], $3::bigint[]) AS u(b, s)
+         ON CONFLICT DO NOTHING",
+        &[
+            Param::Str(kind.as_str().into()),
+            text_array(buckets),
+            id_array(storage),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Drops queued (not running) jobs a new decision made moot.
+fn cancel(db: &Db, buckets: &[String], storage: &[i64], kind: JobKind) -> Result<()> {
+    db.execute(
+        "UPDATE jobs j SET state = 'done', finished_at = now(), updated_at = now(),
+             last_error = 'cancelled: the planner changed its decision'
+         FROM unnest($2::text[], $3::bigint[]) AS u(b, s)
+         WHERE j.kind = $1 AND j.state = 'queued' AND j.bucket_name = u.b AND j.storage_id = u.s",
+        &[
+            Param::Str(kind.as_str().into()),
+            text_array(buckets),
+            id_array(storage),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The published table: each bucket's policy and the FaaS deployments
+/// (with what the router needs to call them).
+fn route_table(
+    snap: &CatalogSnapshot,
+    routes: &fado_placement::RouteTable,
+    version: i64,
+) -> RouteTable {
+    let routes = routes
+        .routes
+        .iter()
+        .map(|(bucket, r)| BucketRoute {
+            bucket: bucket.clone(),
+            policy: fado_model::SelectionPolicy::parse("policy", &r.policy)
+                .unwrap_or(snap.default_policy),
+            overridden: r.overridden,
+            targets: r
+                .faas_ids
+                .iter()
+                .filter_map(|id| snap.faas.iter().find(|f| f.id == *id))
+                .map(|f| RouteTarget {
+                    faas_id: f.id,
+                    name: f.name.clone(),
+                    cluster: snap
+                        .clusters
+                        .iter()
+                        .find(|c| c.id == f.cluster_id)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_default(),
+                    base_url: f.base_url.clone(),
+                    path_template: f.path_template.clone(),
+                    timeout_ms: f.timeout_ms,
+                    health: f.health,
+                })
+                .collect(),
+        })
+        .collect();
+    RouteTable {
+        version,
+        match_header: snap.match_header.clone(),
+        missing_header: snap.missing_header,
+        default_policy: snap.default_policy,
+        routes,
+    }
+}
+
+/// Equal apart from the version number.
+fn same_routes(a: &RouteTable, b: &RouteTable) -> bool {
+    a.match_header == b.match_header
+        && a.missing_header == b.missing_header
+        && a.default_policy == b.default_policy
+        && a.routes == b.routes
+}

@@ -1,0 +1,118 @@
+//! FaDO itself under test: the root `spin.toml` served by `fado up` against
+//! a fresh database on the shared PostgreSQL and a Redis of its own.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::{AppDir, Fado, FadoOptions, Redis, shared_postgres, target_dir, workspace};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ENCRYPTION_KEY: &str = "test-encryption-key";
+
+pub struct Orchestrator {
+    pub fado: Fado,
+    pub redis: Redis,
+    /// The test's database on the shared server.
+    pub database: String,
+    pub app: AppDir,
+}
+
+/// The root manifest with component paths made absolute.
+pub fn manifest() -> Result<String> {
+    let text =
+        std::fs::read_to_string(workspace().join("spin.toml")).context("reading spin.toml")?;
+    Ok(text.replace(
+        "source = \"target/",
+        &format!("source = \"{}/", target_dir().display()),
+    ))
+}
+
+impl Orchestrator {
+    pub async fn start() -> Result<Self> {
+        let pg = shared_postgres();
+        let database = pg.create_database().await?;
+        let redis = Redis::start()?;
+        let app = AppDir::new(&manifest()?)?;
+        let vars = [
+            ("pg_host", "127.0.0.1".to_string()),
+            ("pg_port", pg.port.to_string()),
+            ("pg_user", "postgres".into()),
+            ("pg_password", "unused".into()),
+            ("pg_database", database.clone()),
+            ("redis_host", "127.0.0.1".into()),
+            ("redis_port", redis.port.to_string()),
+            ("admin_token", ADMIN_TOKEN.into()),
+            ("encryption_key", ENCRYPTION_KEY.into()),
+        ];
+        let mut args = Vec::new();
+        for (k, v) in vars {
+            args.push("--variable".to_string());
+            args.push(format!("{k}={v}"));
+        }
+        let fado = Fado::start_with(
+            &app,
+            FadoOptions {
+                args,
+                ..Default::default()
+            },
+        )?;
+        Ok(Self {
+            fado,
+            redis,
+            database,
+            app,
+        })
+    }
+
+    pub async fn db(&self) -> Result<tokio_postgres::Client> {
+        shared_postgres().client_for(&self.database).await
+    }
+
+    /// Calls the API with the admin token; returns the status and JSON body
+    /// (`Value::Null` for an empty body).
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(Some(ADMIN_TOKEN), method, path, body).await
+    }
+
+    pub async fn api_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut req = crate::http().request(method, self.fado.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("the API answers");
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.expect("a body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{path}: body is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        (status, value)
+    }
+
+    /// Publishes a planner wake-up (what the sweep does on its timer).
+    pub async fn wake_planner(&self) {
+        let mut conn = self.redis.conn().await.expect("redis");
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("fado.planner")
+            .arg("test")
+            .query_async(&mut conn)
+            .await
+            .expect("publish");
+    }
+}
