@@ -29,8 +29,12 @@ pub fn manifest() -> Result<String> {
 
 impl Orchestrator {
     pub async fn start() -> Result<Self> {
+        Self::start_on(shared_postgres().create_database().await?).await
+    }
+
+    /// Starts on an existing database of the shared server.
+    pub async fn start_on(database: String) -> Result<Self> {
         let pg = shared_postgres();
-        let database = pg.create_database().await?;
         let redis = Redis::start()?;
         let app = AppDir::new(&manifest()?)?;
         let vars = [
@@ -105,12 +109,73 @@ impl Orchestrator {
         (status, value)
     }
 
-    /// Publishes a planner wake-up (what the sweep does on its timer).
+    /// POSTs `body` to `path` and returns the created resource; panics with
+    /// the answer when it is not a 201.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.api("POST", path, Some(body)).await;
+        assert_eq!(status, 201, "POST {path}: {v}");
+        v
+    }
+
+    /// Waits until the planner has planned every catalog change and returns
+    /// the published route table (`GET /api/routes`).
+    pub async fn settled(&self) -> Value {
+        let db = self.db().await.expect("database");
+        let done = crate::eventually(std::time::Duration::from_secs(20), || async {
+            let row = db
+                .query_one(
+                    "SELECT planned_generation >= catalog_generation AS done FROM planner_state",
+                    &[],
+                )
+                .await
+                .ok()?;
+            row.get::<_, bool>("done").then_some(())
+        })
+        .await;
+        assert!(
+            done.is_some(),
+            "the planner did not catch up within 20 s:\n{}",
+            self.fado.log()
+        );
+        let (status, routes) = self.api("GET", "/api/routes?limit=1000", None).await;
+        assert_eq!(status, 200, "{routes}");
+        routes
+    }
+
+    /// Does what the replicator does when a replica's first sync completes:
+    /// marks it ready and its jobs done in one transaction that bumps the
+    /// catalog generation, then wakes the planner.
+    pub async fn mark_synced(&self, bucket: &str) {
+        let db = self.db().await.expect("database");
+        db.batch_execute(&format!(
+            "BEGIN;
+             UPDATE replicas SET state = 'ready', last_sync_at = now(), updated_at = now()
+               WHERE state IN ('pending', 'syncing') AND bucket_id = (SELECT id FROM buckets WHERE name = '{bucket}');
+             UPDATE jobs SET state = 'done', finished_at = now(), updated_at = now()
+               WHERE bucket_name = '{bucket}' AND kind IN ('create_bucket', 'create_replica', 'sync_replica') AND state = 'queued';
+             UPDATE planner_state SET catalog_generation = catalog_generation + 1;
+             COMMIT;"
+        ))
+        .await
+        .expect("marking replicas synced");
+        self.wake_planner().await;
+    }
+
+    /// Publishes a planner wake-up, as a catalog change does.
     pub async fn wake_planner(&self) {
+        self.publish_planner("test").await
+    }
+
+    /// Publishes what the periodic sweep publishes on its timer.
+    pub async fn sweep(&self) {
+        self.publish_planner("sweep").await
+    }
+
+    async fn publish_planner(&self, payload: &str) {
         let mut conn = self.redis.conn().await.expect("redis");
         let _: i64 = redis::cmd("PUBLISH")
             .arg("fado.planner")
-            .arg("test")
+            .arg(payload)
             .query_async(&mut conn)
             .await
             .expect("publish");

@@ -75,6 +75,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
             StoreError::Connect(_) => ApiError::new(503, "database_unavailable", e.to_string()),
+            // The schema does not match this build: nothing can be served
+            // safely until an operator fixes it (see `fado db status`).
+            StoreError::Migration(_) => ApiError::new(503, "schema_mismatch", e.to_string()),
             StoreError::Db { .. } if e.is(sqlstate::UNIQUE_VIOLATION) => {
                 ApiError::conflict(unique_message(&e))
             }

@@ -102,15 +102,36 @@ impl Req {
                 "the request needs a JSON object body",
             ));
         }
+        // serde would also read a struct from an array; the API takes objects.
+        if self.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&self.body).is_ok()
+        {
+            return Err(ApiError::invalid(
+                "body",
+                "the request body must be a JSON object",
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(&self.body);
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                // Not JSON at all: no field to blame.
+                return ApiError {
+                    field: Some("body".into()),
+                    ..ApiError::new(
+                        400,
+                        "invalid_json",
+                        format!("the body is not valid JSON: {inner}"),
+                    )
+                };
+            }
             let field = if field == "." {
                 "body".to_string()
             } else {
                 field
             };
-            ApiError::invalid(field, e.into_inner().to_string())
+            ApiError::invalid(field, inner.to_string())
         })
     }
 

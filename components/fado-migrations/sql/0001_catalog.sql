@@ -191,6 +191,19 @@ CREATE UNIQUE INDEX jobs_one_active ON jobs (kind, bucket_name, coalesce(storage
 CREATE INDEX jobs_claimable ON jobs (run_after, id) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_state ON jobs (state, id);
 
+-- Jobs against a storage deployment that is being deleted can never run;
+-- finishing them first also keeps jobs_one_active intact when their
+-- storage_id becomes NULL.
+CREATE FUNCTION fado_storage_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE jobs SET state = 'done', finished_at = now(), updated_at = now(),
+        last_error = 'cancelled: storage deployment ' || OLD.name || ' was deleted'
+    WHERE storage_id = OLD.id AND state IN ('queued', 'running');
+    RETURN OLD;
+END $$;
+CREATE TRIGGER storage_deleted BEFORE DELETE ON storage_deployments
+    FOR EACH ROW EXECUTE FUNCTION fado_storage_deleted();
+
 -- Planner bookkeeping: catalog changes bump catalog_generation in their own
 -- transaction; the planner records what it last planned and published.
 CREATE TABLE planner_state (

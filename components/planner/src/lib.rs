@@ -55,6 +55,25 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
     result
 }
 
+/// A round reads the whole catalog at REPEATABLE READ; a catalog write that
+/// commits meanwhile makes its writes fail with a serialization error.
+/// Re-reading is the cure, and the next round sees the newer catalog.
+fn plan_with_retries(db: &Db) -> Result<apply::Outcome> {
+    let mut attempt = 0;
+    loop {
+        match apply::plan_and_write(db) {
+            Err(e)
+                if attempt < 5
+                    && e.downcast_ref::<fado_store::StoreError>()
+                        .is_some_and(|e| e.is(fado_store::sqlstate::SERIALIZATION_FAILURE)) =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 struct PlannerState {
     catalog_generation: i64,
     planned_generation: i64,
@@ -81,7 +100,7 @@ fn run(db: &Db, redis: &str, sweep: bool) -> Result<()> {
             publish::ensure_published(db, redis, s.routes_version)?;
             return Ok(());
         }
-        let outcome = apply::plan_and_write(db)?;
+        let outcome = plan_with_retries(db)?;
         if let Some(table) = &outcome.table
             && let Err(e) = publish::publish(redis, table)
         {

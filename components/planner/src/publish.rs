@@ -7,7 +7,9 @@
 //!
 //! A new table is written to a staging key and swapped in by one Lua script
 //! (RENAME + meta), so a reader never sees half a table, and an older table
-//! never replaces a newer one.
+//! never replaces a newer one, unless forced: Postgres is the source of
+//! truth, so when Redis holds a version Postgres never made (a restored
+//! database), the planner replaces it.
 
 use anyhow::{Context, Result, anyhow};
 use fado_model::RouteTable;
@@ -22,7 +24,7 @@ const CHUNK: usize = 500;
 
 const SWAP: &str = r#"
 local current = tonumber(redis.call('HGET', KEYS[3], 'version') or '0')
-if current > tonumber(ARGV[1]) then
+if current > tonumber(ARGV[1]) and ARGV[5] ~= 'force' then
   redis.call('DEL', KEYS[1])
   return 0
 end
@@ -44,6 +46,10 @@ fn redis_err(e: spin_sdk::redis::Error) -> anyhow::Error {
 }
 
 pub fn publish(address: &str, table: &RouteTable) -> Result<()> {
+    swap_in(address, table, false)
+}
+
+fn swap_in(address: &str, table: &RouteTable, force: bool) -> Result<()> {
     let conn = Connection::open(address).map_err(redis_err)?;
     let staging = format!("{ROUTES_KEY}:staging:{}", table.version);
     conn.execute("DEL", &[bin(staging.clone())])
@@ -68,6 +74,7 @@ pub fn publish(address: &str, table: &RouteTable) -> Result<()> {
             bin(table.match_header.clone()),
             bin(table.missing_header.as_str()),
             bin(table.default_policy.as_str()),
+            bin(if force { "force" } else { "" }),
         ],
     )
     .map_err(redis_err)?;
@@ -86,14 +93,19 @@ fn published_version(address: &str) -> Result<Option<i64>> {
     })
 }
 
-/// Republishes the newest stored table when Redis lacks it (a restart, a
-/// failed publish): the route table is derived state, rebuilt from Postgres.
+/// Republishes the newest stored table when Redis does not hold it (a
+/// restart, a failed publish, a restored database): the route table is
+/// derived state, rebuilt from Postgres. Callers hold the planner lock.
 pub fn ensure_published(db: &Db, address: &str, version: i64) -> Result<()> {
     if version == 0 {
         return Ok(());
     }
     match published_version(address) {
-        Ok(Some(v)) if v >= version => return Ok(()),
+        Ok(Some(v)) if v == version => return Ok(()),
+        Ok(Some(v)) if v > version => eprintln!(
+            "planner: Redis holds route table version {v}, which this database never made \
+             (its newest is {version}); replacing it"
+        ),
         Ok(_) => {}
         Err(e) => {
             eprintln!("planner: cannot read the published route version: {e:#}");
@@ -113,7 +125,7 @@ pub fn ensure_published(db: &Db, address: &str, version: i64) -> Result<()> {
         "planner: Redis lacks route table version {}; republishing it",
         table.version
     );
-    publish(address, &table)
+    swap_in(address, &table, true)
 }
 
 /// Best effort: the replicator also has a sweep.
