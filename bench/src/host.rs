@@ -382,6 +382,7 @@ fn measure_interleaved(
                 let waited = wait_quiet(pids, cfg.quiet_wait);
                 let before = CpuSnapshot::take(pids);
                 let result = load::run(&LoadSpec {
+                    authorization: None,
                     addr: t.addr,
                     path: t.path.clone(),
                     concurrency: c,
@@ -445,7 +446,7 @@ fn summarize(samples: &[Sample], variant: &str, concurrency: u32) -> Summary {
     }
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {

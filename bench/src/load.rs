@@ -35,6 +35,8 @@ pub struct LoadSpec {
     pub concurrency: u32,
     pub warmup: Duration,
     pub duration: Duration,
+    /// `Authorization` header value sent with every request.
+    pub authorization: Option<String>,
 }
 
 /// Latency percentiles in microseconds.
@@ -80,7 +82,7 @@ pub fn get_once(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(Stat
     rt.block_on(async {
         let fut = async {
             let mut sender = connect(addr).await?;
-            send(&mut sender, addr, path).await
+            send(&mut sender, addr, path, None).await
         };
         tokio::time::timeout(timeout, fut)
             .await
@@ -95,7 +97,14 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult> {
     let start = Instant::now();
     let window = (start + spec.warmup, start + spec.warmup + spec.duration);
     let workers: Vec<_> = (0..spec.concurrency)
-        .map(|_| tokio::spawn(worker(spec.addr, spec.path.clone(), window)))
+        .map(|_| {
+            tokio::spawn(worker(
+                spec.addr,
+                spec.path.clone(),
+                spec.authorization.clone(),
+                window,
+            ))
+        })
         .collect();
 
     let mut hist = new_histogram();
@@ -137,7 +146,12 @@ struct WorkerStats {
     first_error: Option<String>,
 }
 
-async fn worker(addr: SocketAddr, path: String, (from, until): (Instant, Instant)) -> WorkerStats {
+async fn worker(
+    addr: SocketAddr,
+    path: String,
+    authorization: Option<String>,
+    (from, until): (Instant, Instant),
+) -> WorkerStats {
     let mut stats = WorkerStats {
         hist: new_histogram(),
         errors: 0,
@@ -161,7 +175,11 @@ async fn worker(addr: SocketAddr, path: String, (from, until): (Instant, Instant
             },
         };
         let t0 = Instant::now();
-        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, send(sender, addr, &path)).await;
+        let outcome = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            send(sender, addr, &path, authorization.as_deref()),
+        )
+        .await;
         let t1 = Instant::now();
         let in_window = t0 >= from && t1 <= until;
         match outcome {
@@ -221,12 +239,14 @@ async fn send(
     sender: &mut SendRequest<Empty<Bytes>>,
     addr: SocketAddr,
     path: &str,
+    authorization: Option<&str>,
 ) -> Result<(StatusCode, Bytes)> {
     sender.ready().await.context("connection not ready")?;
-    let request = Request::get(path)
-        .header(HOST, addr.to_string())
-        .body(Empty::new())
-        .context("building the request")?;
+    let mut request = Request::get(path).header(HOST, addr.to_string());
+    if let Some(a) = authorization {
+        request = request.header(hyper::header::AUTHORIZATION, a);
+    }
+    let request = request.body(Empty::new()).context("building the request")?;
     let response = sender
         .send_request(request)
         .await

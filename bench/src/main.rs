@@ -2,6 +2,7 @@
 //! experiment. Each builds what it needs, measures FaDO against a peer in the
 //! same run, and writes its section of docs/benchmarks.md plus raw JSON.
 
+mod catalog;
 mod cpu;
 mod host;
 mod load;
@@ -32,6 +33,43 @@ enum Command {
     /// Host overhead: hello under `fado serve` vs `wasmtime serve`, and the cost
     /// of one outbound HTTP call with and without fado's connection pooling.
     Host(HostArgs),
+    /// Planner rounds over 10,000 buckets and 50 storage deployments, and API
+    /// latency with 10,000 buckets and 1,000,000 object rows.
+    Catalog(CatalogArgs),
+}
+
+#[derive(Args)]
+struct CatalogArgs {
+    #[arg(long, default_value_t = 10_000)]
+    buckets: u32,
+    #[arg(long, default_value_t = 50)]
+    storage: u32,
+    #[arg(long, default_value_t = 100)]
+    objects_per_bucket: u32,
+    /// Runs of each planner round.
+    #[arg(long, default_value_t = 5)]
+    planner_runs: u32,
+    /// Runs of each API measurement (interleaved with the peer).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Measured seconds per API run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Warm-up seconds before each API run.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Connections for the API measurements, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8])]
+    concurrency: Vec<u32>,
+    /// Use the existing fado binary and components instead of building them.
+    #[arg(long)]
+    skip_build: bool,
+    /// Directory holding benchmarks.md [default: the workspace's docs/].
+    #[arg(long)]
+    docs_dir: Option<PathBuf>,
+    /// Print the section instead of writing docs/benchmarks.md and the JSON file.
+    #[arg(long)]
+    no_write: bool,
 }
 
 #[derive(Args)]
@@ -91,6 +129,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = peers::kill_children_on_signal().and_then(|()| match cli.command {
         Command::Host(args) => host_command(args),
+        Command::Catalog(args) => catalog_command(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,8 +223,61 @@ fn host_command(args: HostArgs) -> Result<()> {
         return Ok(());
     }
     let docs = args.docs_dir.unwrap_or_else(|| art.workspace.join("docs"));
-    let json = report::write_json(&docs, &stamp, &report)?;
+    let json = report::write_json(&docs, "host", &stamp, &report)?;
     let md = report::write_section(&docs, "host", &section)?;
+    println!("{section}");
+    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
+    Ok(())
+}
+
+fn catalog_command(args: CatalogArgs) -> Result<()> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let cfg = catalog::CatalogConfig {
+        buckets: args.buckets,
+        storage: args.storage.max(2),
+        objects_per_bucket: args.objects_per_bucket,
+        planner_runs: args.planner_runs.max(1),
+        runs: args.runs.max(1),
+        duration: seconds("duration", args.duration)?,
+        warmup: seconds("warmup", args.warmup)?,
+        concurrency: args.concurrency.clone(),
+    };
+    let workspace = prepare::workspace_root();
+    if !args.skip_build {
+        prepare::build(&workspace)?;
+    }
+    let results = catalog::run(&cfg)?;
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let report = catalog::CatalogReport {
+        experiment: "catalog",
+        started_utc: started.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        elapsed_seconds: clock.elapsed().as_secs_f64(),
+        command: format!("cargo run --release -p fado-bench -- {}", given.join(" ")),
+        workspace_head: report::workspace_head(&workspace),
+        machine: report::Machine::detect(),
+        config: serde_json::json!({
+            "buckets": cfg.buckets,
+            "storage": cfg.storage,
+            "objects_per_bucket": cfg.objects_per_bucket,
+            "planner_runs": cfg.planner_runs,
+            "runs": cfg.runs,
+            "duration_seconds": cfg.duration.as_secs_f64(),
+            "warmup_seconds": cfg.warmup.as_secs_f64(),
+            "concurrency": cfg.concurrency,
+        }),
+        results,
+    };
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
+    let json_name = format!("catalog-{stamp}.json");
+    let section = catalog::markdown(&report, &json_name, &cfg);
+    if args.no_write {
+        println!("{section}");
+        return Ok(());
+    }
+    let docs = args.docs_dir.unwrap_or_else(|| workspace.join("docs"));
+    let json = report::write_json(&docs, "catalog", &stamp, &report)?;
+    let md = report::write_section(&docs, "catalog", &section)?;
     println!("{section}");
     eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
     Ok(())

@@ -45,18 +45,22 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// infra/build is the one build entry point: it builds every native target
+/// together, so the binary measured here is the one the tests use, with the
+/// same features, and nothing is rebuilt afterwards.
+pub fn build(workspace: &Path) -> Result<()> {
+    let mut cmd = Command::new(workspace.join("infra").join("build"));
+    cmd.current_dir(workspace);
+    run(cmd, "building fado and the components (infra/build)")
+}
+
 pub fn prepare(skip_build: bool, tools_dir: &Path) -> Result<Artifacts> {
     let workspace = workspace_root();
     check_wasmtime_pin(&workspace)?;
     let target_dir = target_dir(&workspace)?;
 
     if !skip_build {
-        // infra/build is the one build entry point: it builds every native
-        // target together, so the binary measured here is the one the tests
-        // use, with the same features, and nothing is rebuilt afterwards.
-        let mut cmd = Command::new(workspace.join("infra").join("build"));
-        cmd.current_dir(&workspace);
-        run(cmd, "building fado and the components (infra/build)")?;
+        build(&workspace)?;
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("wasm");

@@ -111,11 +111,16 @@ pub struct HostReport {
     pub results: HostResults,
 }
 
-/// Writes `docs/benchmarks/host-STAMP.json` and returns its path.
-pub fn write_json(docs: &Path, stamp: &str, report: &HostReport) -> Result<PathBuf> {
+/// Writes `docs/benchmarks/NAME-STAMP.json` and returns its path.
+pub fn write_json(
+    docs: &Path,
+    name: &str,
+    stamp: &str,
+    report: &impl Serialize,
+) -> Result<PathBuf> {
     let dir = docs.join("benchmarks");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("host-{stamp}.json"));
+    let path = dir.join(format!("{name}-{stamp}.json"));
     let mut text = serde_json::to_string_pretty(report).context("serializing results")?;
     text.push('\n');
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -9,6 +9,43 @@ use crate::{AppDir, Fado, FadoOptions, Redis, shared_postgres, target_dir, works
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const ENCRYPTION_KEY: &str = "test-encryption-key";
 
+/// How to start an [`Orchestrator`] differently from the tests' default.
+pub struct Options {
+    /// Extra environment for `fado up` (e.g. `RUST_LOG`).
+    pub env: Vec<(&'static str, String)>,
+    /// Keep the periodic sweeps of spin.toml (on by default); benchmarks
+    /// turn them off so a sweep does not land inside a measurement.
+    pub sweeps: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            sweeps: true,
+        }
+    }
+}
+
+/// The manifest without its `[application.tool.fado] sweeps`.
+fn without_sweeps(manifest: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in manifest.lines() {
+        if line.starts_with("sweeps = [") {
+            skipping = true;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if skipping && line.trim() == "]" {
+            skipping = false;
+        }
+    }
+    out
+}
+
 pub struct Orchestrator {
     pub fado: Fado,
     pub redis: Redis,
@@ -34,9 +71,17 @@ impl Orchestrator {
 
     /// Starts on an existing database of the shared server.
     pub async fn start_on(database: String) -> Result<Self> {
+        Self::start_with(database, Options::default()).await
+    }
+
+    pub async fn start_with(database: String, opts: Options) -> Result<Self> {
         let pg = shared_postgres();
         let redis = Redis::start()?;
-        let app = AppDir::new(&manifest()?)?;
+        let mut text = manifest()?;
+        if !opts.sweeps {
+            text = without_sweeps(&text);
+        }
+        let app = AppDir::new(&text)?;
         let vars = [
             ("pg_host", "127.0.0.1".to_string()),
             ("pg_port", pg.port.to_string()),
@@ -57,6 +102,7 @@ impl Orchestrator {
             &app,
             FadoOptions {
                 args,
+                env: opts.env.iter().map(|(k, v)| (*k, v.clone())).collect(),
                 ..Default::default()
             },
         )?;

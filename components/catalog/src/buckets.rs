@@ -19,15 +19,15 @@ const SELECT: &str =
     "SELECT b.id, b.name, b.master_storage_id, s.name AS master_storage, c.name AS master_cluster,
         b.allowed_zones, b.target_replicas, b.replica_override, b.route_override, b.route_policy,
         b.replica_shortfall, b.plan_notes, b.created_at, b.updated_at,
-        coalesce(st.object_count, 0) AS object_count, coalesce(st.total_bytes, 0) AS total_bytes,
+        coalesce((SELECT st.object_count FROM bucket_stats st WHERE st.bucket_id = b.id), 0) AS object_count,
+        coalesce((SELECT st.total_bytes FROM bucket_stats st WHERE st.bucket_id = b.id), 0) AS total_bytes,
         CASE WHEN b.replica_override THEN (SELECT array_agg(o.storage_id ORDER BY o.storage_id)
             FROM bucket_replica_overrides o WHERE o.bucket_id = b.id) END AS replica_override_ids,
         CASE WHEN b.route_override THEN (SELECT array_agg(o.faas_id ORDER BY o.faas_id)
             FROM bucket_route_overrides o WHERE o.bucket_id = b.id) END AS route_override_ids
     FROM buckets b
     JOIN storage_deployments s ON s.id = b.master_storage_id
-    JOIN clusters c ON c.id = s.cluster_id
-    LEFT JOIN bucket_stats st ON st.bucket_id = b.id";
+    JOIN clusters c ON c.id = s.cluster_id";
 
 fn from_row(r: Row<'_>, replicas: Vec<Replica>) -> ApiResult<Bucket> {
     let route_override = if r.bool("route_override")? {

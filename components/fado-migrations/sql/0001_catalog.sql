@@ -211,6 +211,8 @@ CREATE TABLE planner_state (
     catalog_generation  bigint NOT NULL DEFAULT 1,
     planned_generation  bigint NOT NULL DEFAULT 0,
     routes_version      bigint NOT NULL DEFAULT 0,
+    -- SHA-256 of the newest route table without its version.
+    routes_digest       text,
     planned_at          timestamptz
 );
 INSERT INTO planner_state DEFAULT VALUES;
