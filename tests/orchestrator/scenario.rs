@@ -79,7 +79,8 @@ async fn thesis_replication_policy_scenario() {
     // Target 0: the master only, and routes go to its cluster.
     o.create(
         "/api/buckets",
-        json!({"name": "rep-policy-demo", "master_storage": "minio-1", "target_replicas": 0}),
+        json!({"name": "rep-policy-demo", "master_storage": "minio-1",
+               "allowed_zones": ["germany"], "target_replicas": 0}),
     )
     .await;
     let routes = o.settled().await;

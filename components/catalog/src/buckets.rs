@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req, page, text_cursor};
+use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
 const SELECT: &str =
@@ -93,27 +94,18 @@ fn replicas_of(db: &Db, bucket_ids: &[i64]) -> ApiResult<HashMap<i64, Vec<Replic
     Ok(out)
 }
 
-pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
-    match req.method.as_str() {
-        "GET" => list(&ctx.db, req),
-        "POST" => create(ctx, req),
-        _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
-    }
-}
+pub const RESOURCE: Resource = Resource {
+    table: "buckets",
+    noun: "bucket",
+    list,
+    create,
+    get: |ctx, id| Reply::ok(get(&ctx.db, id)?),
+    update,
+    delete,
+};
 
-pub fn item(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
-    match req.method.as_str() {
-        "GET" => Reply::ok(get(&ctx.db, id)?),
-        "PATCH" | "PUT" => update(ctx, req, id),
-        "DELETE" => delete(ctx, req, id),
-        _ => Err(ApiError::method_not_allowed(&[
-            "GET", "PATCH", "PUT", "DELETE",
-        ])),
-    }
-}
-
-fn list(db: &Db, req: &Req) -> ApiResult<Reply> {
+fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    let db = &ctx.db;
     let p = req.page()?;
     let prefix = req.param("prefix").unwrap_or("");
     let under = req.flag("under_replicated")?;

@@ -4,9 +4,10 @@
 use fado_model::{Cluster, ClusterInput, required, validate};
 use fado_store::{Db, Param, Row, text_array};
 
+use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req, page};
-use crate::{Ctx, lookup};
+use crate::resource::Resource;
 
 const COLUMNS: &str = "id, name, zones, created_at, updated_at";
 
@@ -20,27 +21,18 @@ pub fn from_row(r: Row<'_>) -> ApiResult<Cluster> {
     })
 }
 
-pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
-    match req.method.as_str() {
-        "GET" => list(&ctx.db, req),
-        "POST" => create(ctx, req),
-        _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
-    }
-}
+pub const RESOURCE: Resource = Resource {
+    table: "clusters",
+    noun: "cluster",
+    list,
+    create,
+    get: |ctx, id| Reply::ok(get(&ctx.db, id)?),
+    update,
+    delete: |ctx, _, id| delete(ctx, id),
+};
 
-pub fn item(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-    let id = lookup::segment(&ctx.db, "clusters", "cluster", segment)?;
-    match req.method.as_str() {
-        "GET" => Reply::ok(get(&ctx.db, id)?),
-        "PATCH" | "PUT" => update(ctx, req, id),
-        "DELETE" => delete(ctx, id),
-        _ => Err(ApiError::method_not_allowed(&[
-            "GET", "PATCH", "PUT", "DELETE",
-        ])),
-    }
-}
-
-fn list(db: &Db, req: &Req) -> ApiResult<Reply> {
+fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    let db = &ctx.db;
     let p = req.page()?;
     let zone = req.param("zone").map(str::to_string);
     let rows = db.query(

@@ -8,6 +8,7 @@ use fado_store::{Db, Param, Row, text_array};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req, page};
+use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
 const COLUMNS: &str = "f.id, f.name, f.cluster_id, c.name AS cluster, f.platform, f.base_url, f.path_template,
@@ -33,36 +34,29 @@ pub fn from_row(r: Row<'_>) -> ApiResult<FaasDeployment> {
     })
 }
 
-pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
-    match req.method.as_str() {
-        "GET" => list(&ctx.db, req),
-        "POST" => create(ctx, req),
-        _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
-    }
+pub const RESOURCE: Resource = Resource {
+    table: "faas_deployments",
+    noun: "FaaS deployment",
+    list,
+    create,
+    get: |ctx, id| Reply::ok(get(&ctx.db, id)?),
+    update,
+    delete,
+};
+
+fn delete(ctx: &Ctx, _req: &Req, id: i64) -> ApiResult<Reply> {
+    ctx.db.transaction(|db| {
+        db.execute(
+            "DELETE FROM faas_deployments WHERE id = $1",
+            &[Param::Int64(id)],
+        )?;
+        ctx.changed()
+    })?;
+    Reply::no_content()
 }
 
-pub fn item(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-    let id = lookup::segment(&ctx.db, "faas_deployments", "FaaS deployment", segment)?;
-    match req.method.as_str() {
-        "GET" => Reply::ok(get(&ctx.db, id)?),
-        "PATCH" | "PUT" => update(ctx, req, id),
-        "DELETE" => {
-            ctx.db.transaction(|db| {
-                db.execute(
-                    "DELETE FROM faas_deployments WHERE id = $1",
-                    &[Param::Int64(id)],
-                )?;
-                ctx.changed()
-            })?;
-            Reply::no_content()
-        }
-        _ => Err(ApiError::method_not_allowed(&[
-            "GET", "PATCH", "PUT", "DELETE",
-        ])),
-    }
-}
-
-fn list(db: &Db, req: &Req) -> ApiResult<Reply> {
+fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    let db = &ctx.db;
     let p = req.page()?;
     let cluster = match req.param("cluster") {
         Some(c) => Some(lookup::resolve(

@@ -15,6 +15,7 @@ mod health;
 mod http;
 mod jobs;
 mod lookup;
+mod resource;
 mod resources;
 mod routes;
 mod settings;
@@ -168,14 +169,14 @@ fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
 
 fn route(ctx: &Ctx, req: &Req, segments: &[&str]) -> ApiResult<Reply> {
     match segments {
-        ["clusters"] => clusters::collection(ctx, req),
-        ["clusters", r] => clusters::item(ctx, req, r),
-        ["faas-deployments"] => faas::collection(ctx, req),
-        ["faas-deployments", r] => faas::item(ctx, req, r),
-        ["storage-deployments"] => storage::collection(ctx, req),
-        ["storage-deployments", r] => storage::item(ctx, req, r),
-        ["buckets"] => buckets::collection(ctx, req),
-        ["buckets", b] => buckets::item(ctx, req, b),
+        ["clusters"] => clusters::RESOURCE.collection(ctx, req),
+        ["clusters", r] => clusters::RESOURCE.item(ctx, req, r),
+        ["faas-deployments"] => faas::RESOURCE.collection(ctx, req),
+        ["faas-deployments", r] => faas::RESOURCE.item(ctx, req, r),
+        ["storage-deployments"] => storage::RESOURCE.collection(ctx, req),
+        ["storage-deployments", r] => storage::RESOURCE.item(ctx, req, r),
+        ["buckets"] => buckets::RESOURCE.collection(ctx, req),
+        ["buckets", b] => buckets::RESOURCE.item(ctx, req, b),
         ["buckets", b, "replicas"] => buckets::replicas(ctx, req, b),
         ["buckets", b, "route-override"] => buckets::route_override(ctx, req, b),
         ["buckets", b, "objects"] => buckets::objects(ctx, req, b),

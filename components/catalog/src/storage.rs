@@ -7,6 +7,7 @@ use fado_store::{Db, Param, Row, secrets};
 use crate::clusters::shorten;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req, page};
+use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
 const COLUMNS: &str =
@@ -32,32 +33,18 @@ fn from_row(r: Row<'_>) -> ApiResult<StorageDeployment> {
     })
 }
 
-pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
-    match req.method.as_str() {
-        "GET" => list(&ctx.db, req),
-        "POST" => create(ctx, req),
-        _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
-    }
-}
+pub const RESOURCE: Resource = Resource {
+    table: "storage_deployments",
+    noun: "storage deployment",
+    list,
+    create,
+    get: |ctx, id| Reply::ok(get(&ctx.db, id)?),
+    update,
+    delete: |ctx, _, id| delete(ctx, id),
+};
 
-pub fn item(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-    let id = lookup::segment(
-        &ctx.db,
-        "storage_deployments",
-        "storage deployment",
-        segment,
-    )?;
-    match req.method.as_str() {
-        "GET" => Reply::ok(get(&ctx.db, id)?),
-        "PATCH" | "PUT" => update(ctx, req, id),
-        "DELETE" => delete(ctx, id),
-        _ => Err(ApiError::method_not_allowed(&[
-            "GET", "PATCH", "PUT", "DELETE",
-        ])),
-    }
-}
-
-fn list(db: &Db, req: &Req) -> ApiResult<Reply> {
+fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
+    let db = &ctx.db;
     let p = req.page()?;
     let cluster = match req.param("cluster") {
         Some(c) => Some(lookup::resolve(

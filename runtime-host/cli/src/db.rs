@@ -34,7 +34,9 @@ pub fn run(args: DbArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let (mut client, conn) = tokio_postgres::connect(&args.database_url, tokio_postgres::NoTls)
+        // The same TLS as the host's Postgres pools (sslmode in the URL decides).
+        let tls = fado_runtime::capabilities::postgres::tls_connector();
+        let (mut client, conn) = tokio_postgres::connect(&args.database_url, tls)
             .await
             .with_context(|| {
                 format!("connecting to PostgreSQL at {}", redact(&args.database_url))

@@ -142,7 +142,7 @@ impl PgPools {
 /// a CA (tokio-postgres has no `verify-ca`/`verify-full`); handshake
 /// signatures are still verified, so the session is bound to the key the
 /// server presented.
-fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+pub fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
