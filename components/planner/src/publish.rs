@@ -106,7 +106,10 @@ pub fn ensure_published(db: &Db, address: &str, version: i64) -> Result<()> {
             "planner: Redis holds route table version {v}, which this database never made \
              (its newest is {version}); replacing it"
         ),
-        Ok(_) => {}
+        Ok(held) => eprintln!(
+            "planner: Redis holds route table version {}, not {version}; republishing it",
+            held.map_or("none".to_string(), |v| v.to_string())
+        ),
         Err(e) => {
             eprintln!("planner: cannot read the published route version: {e:#}");
             return Ok(());
@@ -121,10 +124,6 @@ pub fn ensure_published(db: &Db, address: &str, version: i64) -> Result<()> {
     };
     let table: RouteTable =
         serde_json::from_value(row.json("routes")?).context("reading the stored route table")?;
-    eprintln!(
-        "planner: Redis lacks route table version {}; republishing it",
-        table.version
-    );
     swap_in(address, &table, true)
 }
 
