@@ -75,6 +75,7 @@ fn quiet() -> Options {
     Options {
         env: vec![("RUST_LOG", "warn".into())],
         sweeps: false,
+        ..Options::default()
     }
 }
 

@@ -6,6 +6,7 @@
 //! binary and the test components first. The harness finds them under
 //! `$CARGO_TARGET_DIR` (or `target/`) and says what to run if they are missing.
 
+pub mod garage;
 pub mod orchestrator;
 pub mod upstream;
 

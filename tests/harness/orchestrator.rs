@@ -16,6 +16,10 @@ pub struct Options {
     /// Keep the periodic sweeps of spin.toml (on by default); benchmarks
     /// turn them off so a sweep does not land inside a measurement.
     pub sweeps: bool,
+    /// Run the replicator (off by default). Tests that register real storage
+    /// turn it on; with the made-up endpoints of the catalog tests it would
+    /// only fail jobs, racing with tests that edit the ledger themselves.
+    pub replicator: bool,
 }
 
 impl Default for Options {
@@ -23,8 +27,22 @@ impl Default for Options {
         Self {
             env: Vec::new(),
             sweeps: true,
+            replicator: false,
         }
     }
+}
+
+/// The manifest without the replicator's trigger and sweep.
+fn without_replicator(manifest: &str) -> String {
+    manifest
+        .replace(
+            "[[trigger.redis]]\nchannel = \"fado.replicator\"\ncomponent = \"replicator\"\n",
+            "",
+        )
+        .lines()
+        .filter(|l| !l.contains("channel = \"fado.replicator\" }"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The manifest without its `[application.tool.fado] sweeps`.
@@ -80,6 +98,13 @@ impl Orchestrator {
         let mut text = manifest()?;
         if !opts.sweeps {
             text = without_sweeps(&text);
+        }
+        if !opts.replicator {
+            text = without_replicator(&text);
+            assert!(
+                !text.contains("\"fado.replicator\""),
+                "spin.toml changed shape: update without_replicator"
+            );
         }
         let app = AppDir::new(&text)?;
         let vars = [
@@ -218,9 +243,14 @@ impl Orchestrator {
     }
 
     async fn publish_planner(&self, payload: &str) {
+        self.publish("fado.planner", payload).await
+    }
+
+    /// Publishes `payload` on `channel` of the orchestrator's Redis.
+    pub async fn publish(&self, channel: &str, payload: &str) {
         let mut conn = self.redis.conn().await.expect("redis");
         let _: i64 = redis::cmd("PUBLISH")
-            .arg("fado.planner")
+            .arg(channel)
             .arg(payload)
             .query_async(&mut conn)
             .await

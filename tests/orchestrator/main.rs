@@ -4,5 +4,7 @@
 
 mod catalog;
 mod migrations;
+mod openapi;
 mod planner;
+mod replication;
 mod scenario;

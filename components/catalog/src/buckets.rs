@@ -313,6 +313,7 @@ fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             set_override(db, id, overrides.as_deref())?;
         }
         enqueue(db, JobKind::CreateBucket, &name, Some(master))?;
+        ctx.wake(crate::jobs::REPLICATOR_CHANNEL);
         ctx.changed()?;
         get(db, id)
     })?;
@@ -392,6 +393,7 @@ fn delete(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
             )));
         }
         enqueue(db, JobKind::DeleteBucket, &bucket.name, Some(bucket.master_storage_id))?;
+        ctx.wake(crate::jobs::REPLICATOR_CHANNEL);
         for r in &bucket.replicas {
             enqueue(db, JobKind::DeleteBucket, &bucket.name, Some(r.storage_id))?;
         }

@@ -168,8 +168,9 @@ pub fn base_url(field: &str, s: &str) -> Result<String, FieldError> {
     if !u.username().is_empty() || u.password().is_some() {
         return Err(fail("credentials do not belong in the URL".into()));
     }
-    // Keep what the user wrote, minus a trailing slash the path template adds back.
-    Ok(s.trim_end_matches('/').to_string())
+    // The normalised form (lower-case scheme and host), minus the trailing
+    // slash the path template adds back.
+    Ok(u.as_str().trim_end_matches('/').to_string())
 }
 
 /// The invocation path template: empty (a Lambda function URL) or an
@@ -305,6 +306,11 @@ mod tests {
             "http://10.0.0.1:31112"
         );
         assert!(base_url("u", "https://abc.lambda-url.eu-central-1.on.aws").is_ok());
+        // Schemes and hosts are case-insensitive; the stored form is lower case.
+        assert_eq!(
+            base_url("u", "HTTP://Fn.Example.ORG:8080/base/").unwrap(),
+            "http://fn.example.org:8080/base"
+        );
         for bad in [
             "ftp://x",
             "http://",

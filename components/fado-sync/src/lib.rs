@@ -1,0 +1,106 @@
+//! Replication decisions, free of I/O so they are tested natively: the
+//! difference between a master bucket and a replica (rsync-like, by size and
+//! ETag), how a copy is cut into bounded parts, and the retry schedule of a
+//! failed job. The replicator component feeds them listings and carries out
+//! what they decide.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub size: u64,
+    /// Without the surrounding quotes S3 puts on it.
+    pub etag: String,
+}
+
+/// User metadata key under which a copy records its source's ETag: a
+/// multipart copy gets an ETag of its own, so the copy's ETag alone cannot
+/// say whether it matches the master.
+pub const SOURCE_ETAG_META: &str = "fado-source-etag";
+
+/// What a replica needs to match its master.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Missing on the replica, or of another size: copy them.
+    pub copy: Vec<Entry>,
+    /// Same size, other ETag: copy unless the replica's recorded source ETag
+    /// (see [`SOURCE_ETAG_META`]) equals the master's ETag.
+    pub check: Vec<Entry>,
+    /// On the replica only: delete them (replicas are read-only).
+    pub delete: Vec<String>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.copy.is_empty() && self.check.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Strips the quotes S3 wraps ETags in.
+pub fn normalize_etag(etag: &str) -> String {
+    etag.trim().trim_matches('"').to_string()
+}
+
+/// Compares two complete listings. Each list may come in any order and hold
+/// a key at most once; the result is ordered by key.
+pub fn diff(master: &[Entry], replica: &[Entry]) -> Diff {
+    let replica: BTreeMap<&str, &Entry> = replica.iter().map(|e| (e.key.as_str(), e)).collect();
+    let mut out = Diff::default();
+    let mut sorted: Vec<&Entry> = master.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    for m in &sorted {
+        match replica.get(m.key.as_str()) {
+            None => out.copy.push((*m).clone()),
+            Some(r) if r.size != m.size => out.copy.push((*m).clone()),
+            Some(r) if r.etag != m.etag => out.check.push((*m).clone()),
+            Some(_) => {}
+        }
+    }
+    let master_keys: std::collections::BTreeSet<&str> =
+        master.iter().map(|e| e.key.as_str()).collect();
+    out.delete = replica
+        .keys()
+        .filter(|k| !master_keys.contains(*k))
+        .map(|k| k.to_string())
+        .collect();
+    out
+}
+
+/// Byte ranges (inclusive ends, as in an HTTP `Range` header) that copy an
+/// object of `size` bytes in parts of at most `part_size`. An empty object
+/// has no parts.
+pub fn parts(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+    assert!(part_size > 0, "part size must be positive");
+    (0..size.div_ceil(part_size))
+        .map(|i| {
+            let start = i * part_size;
+            (start, (start + part_size).min(size) - 1)
+        })
+        .collect()
+}
+
+/// S3 allows at most this many parts in a multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// And parts of at least this size, except the last.
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
+
+/// The part size for an object: `preferred`, grown when the object would
+/// otherwise need more than [`MAX_PARTS`] parts.
+pub fn part_size(size: u64, preferred: u64) -> u64 {
+    let preferred = preferred.max(MIN_PART);
+    preferred.max(size.div_ceil(MAX_PARTS))
+}
+
+/// Delay before attempt `attempts + 1` of a job that failed `attempts`
+/// times: exponential from `base`, capped at `cap`, scaled by `jitter` in
+/// [0.5, 1.0] so retries of many jobs do not march in step.
+pub fn backoff(attempts: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+    exp.min(cap).mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+#[cfg(test)]
+mod tests;

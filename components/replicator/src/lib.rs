@@ -1,0 +1,93 @@
+//! The replicator component: FaDO's data mover.
+//!
+//! Woken on `fado.replicator` (by the planner and the catalog after they
+//! queue work, and by a periodic sweep), it claims jobs from the ledger in
+//! Postgres one at a time (`FOR UPDATE SKIP LOCKED` plus a lease, so many
+//! replicators work side by side), carries out the step against the S3 API
+//! of the storage involved, and records the outcome: done, retried later
+//! with exponential backoff, or dead after `max_attempts`, with the error
+//! visible in the API. Every step is idempotent, so a job whose replicator
+//! died mid-way is simply run again once its lease expires.
+
+mod ledger;
+mod steps;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fado_store::Db;
+use spin_sdk::redis_component;
+use spin_sdk::variables;
+
+/// Work one wake-up may do before handing over: long enough to drain a
+/// burst, short enough that a stuck storage does not pin an instance.
+const BUDGET: Duration = Duration::from_secs(20);
+
+pub const CHANNEL: &str = "fado.replicator";
+pub const PLANNER_CHANNEL: &str = "fado.planner";
+
+pub struct Config {
+    pub redis: String,
+    pub encryption_key: String,
+    pub part_size: u64,
+}
+
+fn config() -> Result<Config> {
+    let var = |n: &str| variables::get(n).with_context(|| format!("variable {n}"));
+    let part_mib: u64 = var("copy_part_size_mib")?
+        .parse()
+        .context("variable copy_part_size_mib: expected a whole number of MiB")?;
+    Ok(Config {
+        redis: var("redis_address")?,
+        encryption_key: var("encryption_key")?,
+        part_size: part_mib.max(5) << 20,
+    })
+}
+
+#[redis_component]
+fn on_message(_message: bytes::Bytes) -> Result<()> {
+    let pg = variables::get("pg_address").context("variable pg_address")?;
+    let cfg = config()?;
+    let db = Db::open(&pg)?;
+    fado_store::ensure_schema(&db)?;
+    let owner = ledger::owner_id();
+    let started = Instant::now();
+    let mut progressed = false;
+    while started.elapsed() < BUDGET {
+        let Some(job) = ledger::claim(&db, &owner)? else {
+            break;
+        };
+        let outcome = fado_s3::block_on(steps::run(&db, &cfg, &job, &owner));
+        match outcome {
+            Ok(effect) => {
+                ledger::complete(&db, &job, &owner)?;
+                progressed |= effect.catalog_changed;
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                eprintln!(
+                    "replicator: job {} ({} {}) failed: {message}",
+                    job.id, job.kind, job.bucket
+                );
+                ledger::fail(&db, &job, &owner, &message)?;
+            }
+        }
+    }
+    if progressed {
+        publish(&cfg.redis, PLANNER_CHANNEL);
+    }
+    if started.elapsed() >= BUDGET && ledger::claimable(&db)? {
+        // More work than one wake-up's budget: hand over to a fresh instance.
+        publish(&cfg.redis, CHANNEL);
+    }
+    Ok(())
+}
+
+/// Best effort: sweeps repeat every wake-up.
+fn publish(address: &str, channel: &str) {
+    let result = spin_sdk::redis::Connection::open(address)
+        .and_then(|c| c.publish(channel, b"replicated".as_ref()));
+    if let Err(e) = result {
+        eprintln!("replicator: could not publish on {channel}: {e:?}");
+    }
+}

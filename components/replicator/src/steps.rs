@@ -1,0 +1,247 @@
+//! One replication step per job kind. Each is idempotent: running it again
+//! after a crash, or twice, ends in the same state.
+
+use anyhow::{Context, Result, bail};
+use fado_model::JobKind;
+use fado_s3::{Copier, Endpoint};
+use fado_store::{Db, Param};
+use fado_sync::Entry;
+
+use crate::Config;
+use crate::ledger::{self, Job};
+
+/// What a step changed beyond its own job.
+#[derive(Debug, Default)]
+pub struct Effect {
+    /// The catalog changed in a way placement or routes depend on (a
+    /// replica became ready or went away): the planner must run.
+    pub catalog_changed: bool,
+}
+
+pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str) -> Result<Effect> {
+    let storage_id = job
+        .storage_id
+        .with_context(|| format!("job {} names no storage deployment", job.id))?;
+    match job.kind {
+        JobKind::CreateBucket => {
+            let target = endpoint(db, cfg, storage_id)?;
+            fado_s3::ensure_bucket(&target.client(), &job.bucket).await?;
+            Ok(Effect::default())
+        }
+        JobKind::CreateReplica | JobKind::SyncReplica => {
+            sync_replica(db, cfg, job, owner, storage_id).await
+        }
+        JobKind::DeleteReplica => delete_replica(db, cfg, job, storage_id).await,
+        JobKind::DeleteBucket => {
+            if bucket_lives_on(db, &job.bucket, storage_id)? {
+                // A bucket of the same name was created again and lives
+                // here: the old bucket's removal must not touch it.
+                return Ok(Effect::default());
+            }
+            let target = endpoint(db, cfg, storage_id)?;
+            fado_s3::remove_bucket(&target.client(), &job.bucket).await?;
+            Ok(Effect::default())
+        }
+        JobKind::CopyObject | JobKind::DeleteObject => {
+            let key = job
+                .object_key
+                .as_deref()
+                .with_context(|| format!("job {} names no object", job.id))?;
+            object_step(db, cfg, job, storage_id, key).await
+        }
+    }
+}
+
+/// The S3 endpoint of a storage deployment, with its secret decrypted.
+fn endpoint(db: &Db, cfg: &Config, storage_id: i64) -> Result<Endpoint> {
+    let rows = db.query(
+        "SELECT endpoint, region, path_style, access_key, secret_key_enc FROM storage_deployments WHERE id = $1",
+        &[Param::Int64(storage_id)],
+    )?;
+    let r = rows
+        .first()
+        .with_context(|| format!("storage deployment {storage_id} no longer exists"))?;
+    Ok(Endpoint {
+        url: r.str("endpoint")?,
+        region: r.str("region")?,
+        path_style: r.bool("path_style")?,
+        access_key: r.str("access_key")?,
+        secret_key: fado_store::secrets::decrypt(&cfg.encryption_key, &r.bytes("secret_key_enc")?)
+            .context("decrypting the storage secret key (was encryption_key changed?)")?,
+    })
+}
+
+/// The bucket's id and master storage, if the bucket exists.
+fn bucket(db: &Db, name: &str) -> Result<Option<(i64, i64)>> {
+    let rows = db.query(
+        "SELECT id, master_storage_id FROM buckets WHERE name = $1",
+        &[Param::Str(name.into())],
+    )?;
+    rows.first()
+        .map(|r| Ok((r.i64("id")?, r.i64("master_storage_id")?)))
+        .transpose()
+}
+
+fn bucket_lives_on(db: &Db, name: &str, storage_id: i64) -> Result<bool> {
+    let rows = db.query(
+        "SELECT 1 AS x FROM buckets b WHERE b.name = $1 AND (b.master_storage_id = $2
+             OR EXISTS (SELECT 1 FROM replicas r WHERE r.bucket_id = b.id AND r.storage_id = $2 AND r.state <> 'deleting'))",
+        &[Param::Str(name.into()), Param::Int64(storage_id)],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+fn replica_state(db: &Db, bucket_id: i64, storage_id: i64) -> Result<Option<String>> {
+    let rows = db.query(
+        "SELECT state FROM replicas WHERE bucket_id = $1 AND storage_id = $2",
+        &[Param::Int64(bucket_id), Param::Int64(storage_id)],
+    )?;
+    rows.first()
+        .map(|r| r.str("state"))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Creates the replica bucket if needed and makes it equal to the master
+/// (copy what is missing or different, delete what the master lacks), then
+/// marks the replica `ready`, which lets the planner route to it.
+async fn sync_replica(
+    db: &Db,
+    cfg: &Config,
+    job: &Job,
+    owner: &str,
+    storage_id: i64,
+) -> Result<Effect> {
+    let Some((bucket_id, master_id)) = bucket(db, &job.bucket)? else {
+        return Ok(Effect::default()); // the bucket is gone: nothing to sync
+    };
+    match replica_state(db, bucket_id, storage_id)?.as_deref() {
+        None | Some("deleting") => return Ok(Effect::default()), // no longer wanted
+        _ => {}
+    }
+    db.execute(
+        "UPDATE replicas SET state = 'syncing', updated_at = now()
+         WHERE bucket_id = $1 AND storage_id = $2 AND state IN ('pending', 'failed')",
+        &[Param::Int64(bucket_id), Param::Int64(storage_id)],
+    )?;
+    let master = endpoint(db, cfg, master_id)?;
+    let replica = endpoint(db, cfg, storage_id)?;
+    let (master_client, replica_client) = (master.client(), replica.client());
+    fado_s3::ensure_bucket(&replica_client, &job.bucket).await?;
+
+    let Some(source) = fado_s3::list(&master_client, &job.bucket).await? else {
+        bail!(
+            "the master bucket does not exist yet on its storage (its create_bucket job may still be pending)"
+        );
+    };
+    let current = fado_s3::list(&replica_client, &job.bucket)
+        .await?
+        .unwrap_or_default();
+    let diff = fado_sync::diff(&source, &current);
+    let mut to_copy: Vec<Entry> = diff.copy;
+    for e in diff.check {
+        let recorded = fado_s3::recorded_source_etag(&replica_client, &job.bucket, &e.key).await?;
+        if recorded.as_deref() != Some(e.etag.as_str()) {
+            to_copy.push(e);
+        }
+    }
+    let copier = Copier {
+        source: &master,
+        source_client: &master_client,
+        dest: &replica,
+        dest_client: &replica_client,
+        bucket: &job.bucket,
+        part_size: cfg.part_size,
+    };
+    for e in &to_copy {
+        copier.copy(e).await?;
+        if !ledger::renew(db, job, owner)? {
+            bail!("the job's lease was lost while copying; another replicator took it over");
+        }
+    }
+    fado_s3::delete_keys(&replica_client, &job.bucket, &diff.delete).await?;
+
+    let changed = db.transaction(|tx| -> Result<bool> {
+        let n = tx.execute(
+            "UPDATE replicas SET state = 'ready', last_sync_at = now(), lag_objects = 0, lag_bytes = 0,
+                 oldest_unsynced_at = NULL, last_error = NULL, updated_at = now()
+             WHERE bucket_id = $1 AND storage_id = $2 AND state IN ('pending', 'syncing', 'failed', 'ready')",
+            &[Param::Int64(bucket_id), Param::Int64(storage_id)],
+        )?;
+        if n > 0 {
+            tx.bump_generation()?;
+        }
+        Ok(n > 0)
+    })?;
+    Ok(Effect {
+        catalog_changed: changed,
+    })
+}
+
+/// Removes the replica bucket (every object, then the bucket) and the
+/// replica's row.
+async fn delete_replica(db: &Db, cfg: &Config, job: &Job, storage_id: i64) -> Result<Effect> {
+    let bucket = bucket(db, &job.bucket)?;
+    if let Some((bucket_id, _)) = bucket
+        && replica_state(db, bucket_id, storage_id)?.as_deref() != Some("deleting")
+    {
+        return Ok(Effect::default()); // wanted again: the planner changed its mind
+    }
+    let target = endpoint(db, cfg, storage_id)?;
+    fado_s3::remove_bucket(&target.client(), &job.bucket).await?;
+    let Some((bucket_id, _)) = bucket else {
+        return Ok(Effect::default());
+    };
+    let changed = db.transaction(|tx| -> Result<bool> {
+        let n = tx.execute(
+            "DELETE FROM replicas WHERE bucket_id = $1 AND storage_id = $2 AND state = 'deleting'",
+            &[Param::Int64(bucket_id), Param::Int64(storage_id)],
+        )?;
+        if n > 0 {
+            tx.bump_generation()?;
+        }
+        Ok(n > 0)
+    })?;
+    Ok(Effect {
+        catalog_changed: changed,
+    })
+}
+
+/// Brings one object of a replica in line with the master: copies it when
+/// the master has it, deletes it when the master does not.
+async fn object_step(
+    db: &Db,
+    cfg: &Config,
+    job: &Job,
+    storage_id: i64,
+    key: &str,
+) -> Result<Effect> {
+    let Some((_, master_id)) = bucket(db, &job.bucket)? else {
+        return Ok(Effect::default());
+    };
+    if !bucket_lives_on(db, &job.bucket, storage_id)? {
+        return Ok(Effect::default());
+    }
+    let master = endpoint(db, cfg, master_id)?;
+    let replica = endpoint(db, cfg, storage_id)?;
+    let (master_client, replica_client) = (master.client(), replica.client());
+    let copier = Copier {
+        source: &master,
+        source_client: &master_client,
+        dest: &replica,
+        dest_client: &replica_client,
+        bucket: &job.bucket,
+        part_size: cfg.part_size,
+    };
+    let entry = Entry {
+        key: key.to_string(),
+        size: 0,
+        etag: String::new(),
+    };
+    // Whatever the job's kind, the master decides: a copy of an object the
+    // master no longer has becomes a delete, and the reverse.
+    if copier.copy(&entry).await?.is_none() {
+        fado_s3::delete_keys(&replica_client, &job.bucket, &[key.to_string()]).await?;
+    }
+    Ok(Effect::default())
+}

@@ -1,0 +1,172 @@
+//! Real S3 storage for tests: single-node Garage instances, one per simulated
+//! cluster, started by `infra/garage start` (the same script developers use,
+//! so there is one way to bring Garage up) and stopped when dropped.
+//!
+//! The Garage binary is not built here: `infra/garage install` (run by
+//! `infra/test`) builds it once into `$FADO_CACHE/tools/bin`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+/// One running single-node Garage.
+pub struct Garage {
+    /// `garage-1`, `garage-2`, …
+    pub name: String,
+    /// The S3 API, e.g. `http://127.0.0.1:23900` (path-style addressing).
+    pub endpoint: String,
+    /// The admin API (its token is in `dir/garage.toml`).
+    pub admin: String,
+    /// An access key allowed to create buckets.
+    pub key_id: String,
+    pub secret: String,
+    /// The S3 region Garage expects in signatures (`garage`).
+    pub region: String,
+    /// This instance's config, data, metadata and log (`garage.log`).
+    pub dir: PathBuf,
+    /// The directory all instances of one `start_many` share; removed with the last of them.
+    _parent: Arc<tempfile::TempDir>,
+}
+
+/// Where `infra/garage install` puts the binary (`$FADO_CACHE/tools/bin/garage`).
+pub fn garage_bin() -> PathBuf {
+    let cache = std::env::var_os("FADO_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/fado")))
+        .unwrap_or_else(|| PathBuf::from(".cache/fado"));
+    cache.join("tools").join("bin").join("garage")
+}
+
+fn script() -> PathBuf {
+    crate::workspace().join("infra").join("garage")
+}
+
+impl Garage {
+    /// Starts one instance.
+    pub fn start() -> Result<Self> {
+        Ok(Self::start_many(1)?.remove(0))
+    }
+
+    /// Starts `n` independent instances (separate ports, data, keys). Blocks
+    /// for a second or two; call it from `spawn_blocking` in async tests.
+    pub fn start_many(n: usize) -> Result<Vec<Self>> {
+        anyhow::ensure!(n > 0, "start_many needs at least one instance");
+        let bin = garage_bin();
+        if !bin.exists() {
+            bail!(
+                "{} is missing: run `infra/garage install` (builds Garage once, about 20 minutes on 2 cores; infra/test does it)",
+                bin.display()
+            );
+        }
+        let parent = Arc::new(tempfile::Builder::new().prefix("fado-garage-").tempdir()?);
+        let out = Command::new(script())
+            .arg("start")
+            .arg(n.to_string())
+            .arg(parent.path())
+            // If this test process dies without dropping us, the script's
+            // watchdog stops the servers and removes the directory.
+            .env("FADO_GARAGE_OWNER_PID", std::process::id().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", script().display()))?;
+        if !out.status.success() {
+            bail!(
+                "infra/garage start {n} failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8(out.stdout).context("infra/garage printed non-UTF-8")?;
+        let garages = stdout
+            .lines()
+            .filter(|l| l.starts_with("name="))
+            .map(|line| Self::parse(line, &parent))
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            garages.len() == n,
+            "infra/garage start {n} printed {} instances:\n{stdout}",
+            garages.len()
+        );
+        Ok(garages)
+    }
+
+    /// Reads one `name=… s3=… admin=… key_id=… secret=… region=… dir=…` line.
+    fn parse(line: &str, parent: &Arc<tempfile::TempDir>) -> Result<Self> {
+        let mut fields: HashMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let mut take = |k: &str| {
+            fields
+                .remove(k)
+                .map(str::to_string)
+                .with_context(|| format!("no `{k}=` in infra/garage's line: {line}"))
+        };
+        Ok(Self {
+            name: take("name")?,
+            endpoint: take("s3")?,
+            admin: take("admin")?,
+            key_id: take("key_id")?,
+            secret: take("secret")?,
+            region: take("region")?,
+            dir: PathBuf::from(take("dir")?),
+            _parent: Arc::clone(parent),
+        })
+    }
+
+    /// An S3 client for this instance: path-style, with this key and region.
+    ///
+    /// Everything is set explicitly, nothing comes from the environment, so
+    /// `AWS_*` variables of the machine (AWS_CA_BUNDLE, AWS_PROFILE,
+    /// AWS_ENDPOINT_URL, …) cannot redirect or break it.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        self.client_with(&self.key_id, &self.secret)
+    }
+
+    /// An S3 client for this instance signing with another key.
+    pub fn client_with(&self, key_id: &str, secret: &str) -> aws_sdk_s3::Client {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http)
+            .endpoint_url(&self.endpoint)
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(Credentials::new(
+                key_id,
+                secret,
+                None,
+                None,
+                "fado-test-garage",
+            ))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The server's log, for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

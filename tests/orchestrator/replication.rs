@@ -1,0 +1,355 @@
+//! Replication against real storage: three single-node Garage instances,
+//! one per simulated cluster, and the replicator component working off the
+//! job ledger.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use harness::eventually;
+use harness::garage::Garage;
+use harness::orchestrator::{Options, Orchestrator};
+use serde_json::{Value, json};
+
+async fn start() -> Orchestrator {
+    let database = harness::shared_postgres().create_database().await.unwrap();
+    let opts = Options {
+        replicator: true,
+        ..Options::default()
+    };
+    Orchestrator::start_with(database, opts).await.unwrap()
+}
+
+/// Three clusters in `germany`, the first two also `high-performance`, each
+/// with a Garage (`sN`) and a FaaS deployment (`fN`).
+async fn platform(o: &Orchestrator) -> Vec<Garage> {
+    let garages = tokio::task::spawn_blocking(|| Garage::start_many(3))
+        .await
+        .unwrap()
+        .expect("starting Garage");
+    for (i, g) in garages.iter().enumerate() {
+        let n = i + 1;
+        let zones = if n < 3 {
+            json!(["germany", "high-performance"])
+        } else {
+            json!(["germany"])
+        };
+        o.create(
+            "/api/clusters",
+            json!({"name": format!("c{n}"), "zones": zones}),
+        )
+        .await;
+        o.create(
+            "/api/faas-deployments",
+            json!({"name": format!("f{n}"), "cluster": format!("c{n}"), "platform": "spin",
+                   "base_url": format!("http://10.0.0.{n}")}),
+        )
+        .await;
+        o.create(
+            "/api/storage-deployments",
+            json!({"name": format!("s{n}"), "cluster": format!("c{n}"), "endpoint": g.endpoint,
+                   "region": g.region, "access_key": g.key_id, "secret_key": g.secret}),
+        )
+        .await;
+    }
+    garages
+}
+
+async fn bucket_exists(g: &Garage, bucket: &str) -> bool {
+    g.client().head_bucket().bucket(bucket).send().await.is_ok()
+}
+
+async fn keys(g: &Garage, bucket: &str) -> Vec<(String, i64)> {
+    let out = g
+        .client()
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("listing");
+    out.contents()
+        .iter()
+        .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or(0)))
+        .collect()
+}
+
+async fn body(g: &Garage, bucket: &str, key: &str) -> Vec<u8> {
+    let out = g
+        .client()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key} on {}: {e:?}", g.name));
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+async fn put(g: &Garage, bucket: &str, key: &str, data: Vec<u8>) {
+    g.client()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"));
+}
+
+/// Deterministic bytes that differ per key and position.
+fn data(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[0] ^ seed)
+        .collect()
+}
+
+async fn replica_states(o: &Orchestrator, bucket: &str) -> Vec<(String, String)> {
+    let (_, page) = o
+        .api("GET", &format!("/api/buckets/{bucket}/replicas"), None)
+        .await;
+    let mut out: Vec<(String, String)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["storage"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn targets(routes: &Value, bucket: &str) -> Vec<String> {
+    let route = routes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["bucket"] == bucket)
+        .unwrap_or_else(|| panic!("no route for {bucket}: {routes}"));
+    let mut names: Vec<String> = route["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The thesis' section 7.2 scenario with real copies: replicas are created,
+/// synced byte for byte (a multipart copy included), join the route once
+/// ready, and are removed from storage when the zones no longer allow them.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
+    let o = start().await;
+    let g = platform(&o).await;
+    let bucket = "rep-policy-demo";
+    o.create(
+        "/api/buckets",
+        json!({"name": bucket, "master_storage": "s1", "allowed_zones": ["germany"], "target_replicas": 0}),
+    )
+    .await;
+    let created = eventually(Duration::from_secs(30), || async {
+        bucket_exists(&g[0], bucket).await.then_some(())
+    })
+    .await;
+    assert!(
+        created.is_some(),
+        "the master bucket was not created:\n{}",
+        o.fado.log()
+    );
+
+    // Data written straight to the master: a small object, an empty one, and
+    // one of 12 MiB that the replicator copies in 8 MiB parts.
+    let big = data(7, 12 << 20);
+    put(&g[0], bucket, "image-1.png", data(1, 9_500)).await;
+    put(&g[0], bucket, "empty", Vec::new()).await;
+    put(&g[0], bucket, "dir/big.bin", big.clone()).await;
+
+    let (s, b) = o
+        .api(
+            "PATCH",
+            &format!("/api/buckets/{bucket}"),
+            Some(json!({"target_replicas": 2})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let ready = eventually(Duration::from_secs(60), || async {
+        let states = replica_states(&o, bucket).await;
+        (states.len() == 2 && states.iter().all(|(_, s)| s == "ready")).then_some(states)
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "replicas not ready: {:?}\n{}",
+        replica_states(&o, bucket).await,
+        o.fado.log()
+    );
+    for replica in &g[1..] {
+        let mut listed = keys(replica, bucket).await;
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                ("dir/big.bin".to_string(), 12 << 20),
+                ("empty".to_string(), 0),
+                ("image-1.png".to_string(), 9_500)
+            ],
+            "on {}",
+            replica.name
+        );
+        assert!(
+            body(replica, bucket, "dir/big.bin").await == big,
+            "big.bin differs on {}",
+            replica.name
+        );
+        assert_eq!(body(replica, bucket, "image-1.png").await, data(1, 9_500));
+    }
+    let routes = o.settled().await;
+    assert_eq!(targets(&routes, bucket), ["f1", "f2", "f3"]);
+
+    // Narrowed to high-performance: the replica on c3 is removed from its
+    // storage, and from the route.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            &format!("/api/buckets/{bucket}"),
+            Some(json!({"allowed_zones": ["high-performance"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let removed = eventually(Duration::from_secs(60), || async {
+        let states = replica_states(&o, bucket).await;
+        (states == [("s2".to_string(), "ready".to_string())] && !bucket_exists(&g[2], bucket).await)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        removed.is_some(),
+        "the c3 replica stayed: {:?}\n{}",
+        replica_states(&o, bucket).await,
+        o.fado.log()
+    );
+    let routes = o.settled().await;
+    assert_eq!(targets(&routes, bucket), ["f1", "f2"]);
+
+    // A later sync brings a changed, a new and a deleted object across, and
+    // overwrites a write made directly to the replica (replicas are read-only).
+    put(&g[0], bucket, "image-1.png", data(2, 9_500)).await;
+    put(&g[0], bucket, "image-2.png", data(3, 100)).await;
+    g[0].client()
+        .delete_object()
+        .bucket(bucket)
+        .key("empty")
+        .send()
+        .await
+        .unwrap();
+    put(&g[1], bucket, "stray", data(4, 10)).await;
+    let db = o.db().await.unwrap();
+    db.batch_execute(&format!(
+        "INSERT INTO jobs (kind, bucket_name, storage_id) SELECT 'sync_replica', '{bucket}', id
+         FROM storage_deployments WHERE name = 's2'"
+    ))
+    .await
+    .unwrap();
+    o.publish("fado.replicator", "test").await;
+    let db_done = eventually(Duration::from_secs(30), || async {
+        let mut listed = keys(&g[1], bucket).await;
+        listed.sort();
+        (listed
+            == [
+                ("dir/big.bin".to_string(), 12 << 20),
+                ("image-1.png".to_string(), 9_500),
+                ("image-2.png".to_string(), 100),
+            ])
+        .then_some(())
+    })
+    .await;
+    assert!(
+        db_done.is_some(),
+        "sync did not converge: {:?}",
+        keys(&g[1], bucket).await
+    );
+    assert_eq!(body(&g[1], bucket, "image-1.png").await, data(2, 9_500));
+
+    // Deleting the bucket (with force) removes every copy.
+    let (s, b) = o
+        .api("DELETE", &format!("/api/buckets/{bucket}?force=true"), None)
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let gone = eventually(Duration::from_secs(30), || async {
+        (!bucket_exists(&g[0], bucket).await && !bucket_exists(&g[1], bucket).await).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "copies remain:\n{}", o.fado.log());
+}
+
+/// A job that keeps failing is retried with backoff, then dead-lettered
+/// with its error visible; a retry through the API runs it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_jobs_back_off_then_die_visibly_and_can_be_retried() {
+    let o = start().await;
+    let g = platform(&o).await;
+    // s3's credentials stop working: its replica cannot be created.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/s3",
+            Some(json!({"secret_key": "not-the-secret"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let db = o.db().await.unwrap();
+    db.batch_execute("ALTER TABLE jobs ALTER COLUMN max_attempts SET DEFAULT 2")
+        .await
+        .unwrap();
+    o.create(
+        "/api/buckets",
+        json!({"name": "doomed", "master_storage": "s1", "replica_override": ["s3"]}),
+    )
+    .await;
+    let dead = eventually(Duration::from_secs(60), || async {
+        let (_, jobs) = o.api("GET", "/api/jobs?state=dead", None).await;
+        jobs["items"].as_array().unwrap().first().cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no job died:\n{}", o.fado.log()));
+    assert_eq!(dead["kind"], "create_replica", "{dead}");
+    assert_eq!(dead["attempts"], 2, "{dead}");
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.contains("doomed"), "{error}");
+    assert_eq!(
+        replica_states(&o, "doomed").await,
+        [("s3".to_string(), "failed".to_string())]
+    );
+    let (_, bucket) = o.api("GET", "/api/buckets/doomed", None).await;
+    assert!(bucket["replicas"][0]["last_error"].is_string(), "{bucket}");
+
+    // Fixed credentials and a retry: the replica gets synced.
+    let (s, _) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/s3",
+            Some(json!({"secret_key": g[2].secret})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = o
+        .api("POST", &format!("/api/jobs/{}/retry", dead["id"]), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let ready = eventually(Duration::from_secs(30), || async {
+        (replica_states(&o, "doomed").await == [("s3".to_string(), "ready".to_string())])
+            .then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "{:?}\n{}",
+        replica_states(&o, "doomed").await,
+        o.fado.log()
+    );
+    assert!(bucket_exists(&g[2], "doomed").await);
+}
