@@ -213,6 +213,47 @@ impl Orchestrator {
         routes
     }
 
+    /// The FaaS deployment names the published route table sends `bucket`
+    /// to, sorted (after the planner caught up).
+    pub async fn route_targets(&self, bucket: &str) -> Vec<String> {
+        let routes = self.settled().await;
+        let route = routes["items"]
+            .as_array()
+            .expect("a page")
+            .iter()
+            .find(|r| r["bucket"] == bucket)
+            .unwrap_or_else(|| panic!("no route for {bucket}: {routes}"));
+        let mut names: Vec<String> = route["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .map(|t| t["name"].as_str().expect("a name").to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// (storage name, state) of every replica of `bucket`, sorted.
+    pub async fn replica_states(&self, bucket: &str) -> Vec<(String, String)> {
+        let (status, page) = self
+            .api("GET", &format!("/api/buckets/{bucket}/replicas"), None)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let mut out: Vec<(String, String)> = page["items"]
+            .as_array()
+            .expect("a page")
+            .iter()
+            .map(|r| {
+                (
+                    r["storage"].as_str().expect("a storage").to_string(),
+                    r["state"].as_str().expect("a state").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Does what the replicator does when a replica's first sync completes:
     /// marks it ready and its jobs done in one transaction that bumps the
     /// catalog generation, then wakes the planner.

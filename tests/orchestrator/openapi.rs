@@ -637,6 +637,10 @@ async fn openapi_document_matches_the_catalog() {
     );
     let doc = served.body;
     check_document(&doc);
+    // The validator resolves component references and refuses what they refuse.
+    let cluster = json!({"$ref": "#/components/schemas/Cluster"});
+    assert!(!violations(&doc, &cluster, &json!({"id": "1"})).is_empty());
+    assert!(!violations(&doc, &cluster, &json!({"id": 1, "name": "a", "zones": [], "created_at": "yesterday", "updated_at": "2026-01-01T00:00:00.000000Z"})).is_empty());
 
     // ---- (b) documented paths are exactly the dispatched routes ----
     let dispatched = dispatched_routes();

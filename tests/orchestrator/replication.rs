@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use harness::eventually;
 use harness::garage::Garage;
 use harness::orchestrator::{Options, Orchestrator};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn start() -> Orchestrator {
     let database = harness::shared_postgres().create_database().await.unwrap();
@@ -102,42 +102,6 @@ fn data(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn replica_states(o: &Orchestrator, bucket: &str) -> Vec<(String, String)> {
-    let (_, page) = o
-        .api("GET", &format!("/api/buckets/{bucket}/replicas"), None)
-        .await;
-    let mut out: Vec<(String, String)> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["storage"].as_str().unwrap().to_string(),
-                r["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn targets(routes: &Value, bucket: &str) -> Vec<String> {
-    let route = routes["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["bucket"] == bucket)
-        .unwrap_or_else(|| panic!("no route for {bucket}: {routes}"));
-    let mut names: Vec<String> = route["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 /// The thesis' section 7.2 scenario with real copies: replicas are created,
 /// synced byte for byte (a multipart copy included), join the route once
 /// ready, and are removed from storage when the zones no longer allow them.
@@ -177,14 +141,14 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
         .await;
     assert_eq!(s, 200, "{b}");
     let ready = eventually(Duration::from_secs(60), || async {
-        let states = replica_states(&o, bucket).await;
+        let states = o.replica_states(bucket).await;
         (states.len() == 2 && states.iter().all(|(_, s)| s == "ready")).then_some(states)
     })
     .await;
     assert!(
         ready.is_some(),
         "replicas not ready: {:?}\n{}",
-        replica_states(&o, bucket).await,
+        o.replica_states(bucket).await,
         o.fado.log()
     );
     for replica in &g[1..] {
@@ -207,8 +171,7 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
         );
         assert_eq!(body(replica, bucket, "image-1.png").await, data(1, 9_500));
     }
-    let routes = o.settled().await;
-    assert_eq!(targets(&routes, bucket), ["f1", "f2", "f3"]);
+    assert_eq!(o.route_targets(bucket).await, ["f1", "f2", "f3"]);
 
     // Narrowed to high-performance: the replica on c3 is removed from its
     // storage, and from the route.
@@ -221,7 +184,7 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
         .await;
     assert_eq!(s, 200, "{b}");
     let removed = eventually(Duration::from_secs(60), || async {
-        let states = replica_states(&o, bucket).await;
+        let states = o.replica_states(bucket).await;
         (states == [("s2".to_string(), "ready".to_string())] && !bucket_exists(&g[2], bucket).await)
             .then_some(())
     })
@@ -229,11 +192,10 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
     assert!(
         removed.is_some(),
         "the c3 replica stayed: {:?}\n{}",
-        replica_states(&o, bucket).await,
+        o.replica_states(bucket).await,
         o.fado.log()
     );
-    let routes = o.settled().await;
-    assert_eq!(targets(&routes, bucket), ["f1", "f2"]);
+    assert_eq!(o.route_targets(bucket).await, ["f1", "f2"]);
 
     // A later sync brings a changed, a new and a deleted object across, and
     // overwrites a write made directly to the replica (replicas are read-only).
@@ -321,7 +283,7 @@ async fn failing_jobs_back_off_then_die_visibly_and_can_be_retried() {
     let error = dead["last_error"].as_str().unwrap();
     assert!(error.contains("doomed"), "{error}");
     assert_eq!(
-        replica_states(&o, "doomed").await,
+        o.replica_states("doomed").await,
         [("s3".to_string(), "failed".to_string())]
     );
     let (_, bucket) = o.api("GET", "/api/buckets/doomed", None).await;
@@ -341,14 +303,14 @@ async fn failing_jobs_back_off_then_die_visibly_and_can_be_retried() {
         .await;
     assert_eq!(s, 200, "{b}");
     let ready = eventually(Duration::from_secs(30), || async {
-        (replica_states(&o, "doomed").await == [("s3".to_string(), "ready".to_string())])
+        (o.replica_states("doomed").await == [("s3".to_string(), "ready".to_string())])
             .then_some(())
     })
     .await;
     assert!(
         ready.is_some(),
         "{:?}\n{}",
-        replica_states(&o, "doomed").await,
+        o.replica_states("doomed").await,
         o.fado.log()
     );
     assert!(bucket_exists(&g[2], "doomed").await);

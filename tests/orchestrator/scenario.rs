@@ -7,46 +7,7 @@
 //! switches this test to real syncs.
 
 use harness::orchestrator::Orchestrator;
-use serde_json::{Value, json};
-
-/// The names of the FaaS deployments the route table sends `bucket` to.
-fn route_targets(routes: &Value, bucket: &str) -> Vec<String> {
-    let route = routes["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["bucket"] == bucket)
-        .unwrap_or_else(|| panic!("no route for {bucket}: {routes}"));
-    let mut names: Vec<String> = route["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-/// (storage name, state) of every replica of `bucket`, sorted.
-async fn replicas(o: &Orchestrator, bucket: &str) -> Vec<(String, String)> {
-    let (s, page) = o
-        .api("GET", &format!("/api/buckets/{bucket}/replicas"), None)
-        .await;
-    assert_eq!(s, 200, "{page}");
-    let mut out: Vec<(String, String)> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["storage"].as_str().unwrap().to_string(),
-                r["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn thesis_replication_policy_scenario() {
@@ -83,9 +44,8 @@ async fn thesis_replication_policy_scenario() {
                "allowed_zones": ["germany"], "target_replicas": 0}),
     )
     .await;
-    let routes = o.settled().await;
-    assert_eq!(route_targets(&routes, "rep-policy-demo"), ["openfaas-1"]);
-    assert!(replicas(&o, "rep-policy-demo").await.is_empty());
+    assert_eq!(o.route_targets("rep-policy-demo").await, ["openfaas-1"]);
+    assert!(o.replica_states("rep-policy-demo").await.is_empty());
 
     // Target 2: two replicas, on the two other clusters; routes wait for them.
     let (s, b) = o
@@ -96,26 +56,24 @@ async fn thesis_replication_policy_scenario() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    let routes = o.settled().await;
     assert_eq!(
-        replicas(&o, "rep-policy-demo").await,
+        o.route_targets("rep-policy-demo").await,
+        ["openfaas-1"],
+        "replicas join routes only once synced"
+    );
+    assert_eq!(
+        o.replica_states("rep-policy-demo").await,
         [
             ("minio-2".into(), "pending".into()),
             ("minio-3".into(), "pending".into())
         ]
     );
-    assert_eq!(
-        route_targets(&routes, "rep-policy-demo"),
-        ["openfaas-1"],
-        "replicas join routes only once synced"
-    );
     let (_, jobs) = o.api("GET", "/api/jobs?kind=create_replica", None).await;
     assert_eq!(jobs["items"].as_array().unwrap().len(), 2, "{jobs}");
 
     o.mark_synced("rep-policy-demo").await;
-    let routes = o.settled().await;
     assert_eq!(
-        route_targets(&routes, "rep-policy-demo"),
+        o.route_targets("rep-policy-demo").await,
         ["openfaas-1", "openfaas-2", "openfaas-3"]
     );
 
@@ -129,13 +87,12 @@ async fn thesis_replication_policy_scenario() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    let routes = o.settled().await;
     assert_eq!(
-        route_targets(&routes, "rep-policy-demo"),
+        o.route_targets("rep-policy-demo").await,
         ["openfaas-1", "openfaas-2"]
     );
     assert_eq!(
-        replicas(&o, "rep-policy-demo").await,
+        o.replica_states("rep-policy-demo").await,
         [
             ("minio-2".into(), "ready".into()),
             ("minio-3".into(), "deleting".into())

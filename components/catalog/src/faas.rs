@@ -50,6 +50,14 @@ fn delete(ctx: &Ctx, _req: &Req, id: i64) -> ApiResult<Reply> {
             "DELETE FROM faas_deployments WHERE id = $1",
             &[Param::Int64(id)],
         )?;
+        // A route override left naming no deployment would route nowhere:
+        // the bucket falls back to its computed route instead.
+        db.execute(
+            "UPDATE buckets b SET route_override = false, route_policy = NULL, updated_at = now()
+             WHERE b.route_override
+               AND NOT EXISTS (SELECT 1 FROM bucket_route_overrides o WHERE o.bucket_id = b.id)",
+            &[],
+        )?;
         ctx.changed()
     })?;
     Reply::no_content()

@@ -186,7 +186,9 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     }
     let f = validate_input(ctx, &input)?;
     let updated = ctx.db.transaction(|db| {
-        if f.cluster_id.is_some() {
+        // Naming the cluster it is already in (as every PUT does) is no move.
+        let current = get(db, id)?.cluster_id;
+        if f.cluster_id.is_some_and(|c| c != current) {
             check_not_a_master(db, id, "moving it to another cluster")?;
         }
         db.execute(

@@ -71,6 +71,50 @@ fn endpoint(db: &Db, cfg: &Config, storage_id: i64) -> Result<Endpoint> {
     })
 }
 
+/// A bucket's master and one replica storage, with their clients.
+struct Pair {
+    master: Endpoint,
+    master_client: fado_s3::Client,
+    replica: Endpoint,
+    replica_client: fado_s3::Client,
+}
+
+impl Pair {
+    fn new(db: &Db, cfg: &Config, master_id: i64, replica_id: i64) -> Result<Self> {
+        let master = endpoint(db, cfg, master_id)?;
+        let replica = endpoint(db, cfg, replica_id)?;
+        Ok(Self {
+            master_client: master.client(),
+            replica_client: replica.client(),
+            master,
+            replica,
+        })
+    }
+
+    fn copier<'a>(&'a self, bucket: &'a str, part_size: u64) -> Copier<'a> {
+        Copier {
+            source: &self.master,
+            source_client: &self.master_client,
+            dest: &self.replica,
+            dest_client: &self.replica_client,
+            bucket,
+            part_size,
+        }
+    }
+}
+
+/// Runs `sql` (an update of replica rows) in a transaction that bumps the
+/// catalog generation when it changed a row, so the planner re-plans.
+fn change_replicas(db: &Db, sql: &str, params: &[Param]) -> Result<bool> {
+    db.transaction(|tx| -> Result<bool> {
+        let n = tx.execute(sql, params)?;
+        if n > 0 {
+            tx.bump_generation()?;
+        }
+        Ok(n > 0)
+    })
+}
+
 /// The bucket's id and master storage, if the bucket exists.
 fn bucket(db: &Db, name: &str) -> Result<Option<(i64, i64)>> {
     let rows = db.query(
@@ -124,42 +168,34 @@ async fn sync_replica(
          WHERE bucket_id = $1 AND storage_id = $2 AND state IN ('pending', 'failed')",
         &[Param::Int64(bucket_id), Param::Int64(storage_id)],
     )?;
-    let master = endpoint(db, cfg, master_id)?;
-    let replica = endpoint(db, cfg, storage_id)?;
-    let (master_client, replica_client) = (master.client(), replica.client());
-    fado_s3::ensure_bucket(&replica_client, &job.bucket).await?;
+    let pair = Pair::new(db, cfg, master_id, storage_id)?;
+    let (master_client, replica_client) = (&pair.master_client, &pair.replica_client);
+    fado_s3::ensure_bucket(replica_client, &job.bucket).await?;
 
-    let Some(source) = fado_s3::list(&master_client, &job.bucket).await? else {
+    let Some(source) = fado_s3::list(master_client, &job.bucket).await? else {
         bail!(
             "the master bucket does not exist yet on its storage (its create_bucket job may still be pending)"
         );
     };
-    let current = fado_s3::list(&replica_client, &job.bucket)
+    let current = fado_s3::list(replica_client, &job.bucket)
         .await?
         .unwrap_or_default();
     let diff = fado_sync::diff(&source, &current);
     let mut to_copy: Vec<Entry> = diff.copy;
     for e in diff.check {
-        let recorded = fado_s3::recorded_source_etag(&replica_client, &job.bucket, &e.key).await?;
+        let recorded = fado_s3::recorded_source_etag(replica_client, &job.bucket, &e.key).await?;
         if recorded.as_deref() != Some(e.etag.as_str()) {
             to_copy.push(e);
         }
     }
-    let copier = Copier {
-        source: &master,
-        source_client: &master_client,
-        dest: &replica,
-        dest_client: &replica_client,
-        bucket: &job.bucket,
-        part_size: cfg.part_size,
-    };
+    let copier = pair.copier(&job.bucket, cfg.part_size);
     for e in &to_copy {
         copier.copy(e).await?;
         if !ledger::renew(db, job, owner)? {
             bail!("the job's lease was lost while copying; another replicator took it over");
         }
     }
-    fado_s3::delete_keys(&replica_client, &job.bucket, &diff.delete).await?;
+    fado_s3::delete_keys(replica_client, &job.bucket, &diff.delete).await?;
 
     let changed = db.transaction(|tx| -> Result<bool> {
         let n = tx.execute(
@@ -192,16 +228,11 @@ async fn delete_replica(db: &Db, cfg: &Config, job: &Job, storage_id: i64) -> Re
     let Some((bucket_id, _)) = bucket else {
         return Ok(Effect::default());
     };
-    let changed = db.transaction(|tx| -> Result<bool> {
-        let n = tx.execute(
-            "DELETE FROM replicas WHERE bucket_id = $1 AND storage_id = $2 AND state = 'deleting'",
-            &[Param::Int64(bucket_id), Param::Int64(storage_id)],
-        )?;
-        if n > 0 {
-            tx.bump_generation()?;
-        }
-        Ok(n > 0)
-    })?;
+    let changed = change_replicas(
+        db,
+        "DELETE FROM replicas WHERE bucket_id = $1 AND storage_id = $2 AND state = 'deleting'",
+        &[Param::Int64(bucket_id), Param::Int64(storage_id)],
+    )?;
     Ok(Effect {
         catalog_changed: changed,
     })
@@ -222,17 +253,8 @@ async fn object_step(
     if !bucket_lives_on(db, &job.bucket, storage_id)? {
         return Ok(Effect::default());
     }
-    let master = endpoint(db, cfg, master_id)?;
-    let replica = endpoint(db, cfg, storage_id)?;
-    let (master_client, replica_client) = (master.client(), replica.client());
-    let copier = Copier {
-        source: &master,
-        source_client: &master_client,
-        dest: &replica,
-        dest_client: &replica_client,
-        bucket: &job.bucket,
-        part_size: cfg.part_size,
-    };
+    let pair = Pair::new(db, cfg, master_id, storage_id)?;
+    let copier = pair.copier(&job.bucket, cfg.part_size);
     let entry = Entry {
         key: key.to_string(),
         size: 0,
@@ -241,7 +263,7 @@ async fn object_step(
     // Whatever the job's kind, the master decides: a copy of an object the
     // master no longer has becomes a delete, and the reverse.
     if copier.copy(&entry).await?.is_none() {
-        fado_s3::delete_keys(&replica_client, &job.bucket, &[key.to_string()]).await?;
+        fado_s3::delete_keys(&pair.replica_client, &job.bucket, &[key.to_string()]).await?;
     }
     Ok(Effect::default())
 }
