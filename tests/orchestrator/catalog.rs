@@ -902,3 +902,52 @@ async fn readiness_follows_redis_and_postgres() {
     .await;
     assert!(ready.is_some(), "ready again after Redis came back");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_a_master_storage_in_place_and_dropping_an_overridden_faas() {
+    let o = Orchestrator::start().await.unwrap();
+    platform(&o).await;
+    o.create(
+        "/api/buckets",
+        json!({"name": "kept", "master_storage": "s1"}),
+    )
+    .await;
+
+    // PUT names the cluster the storage already is in: that is no move.
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/storage-deployments/s1",
+            Some(
+                json!({"name": "s1", "cluster": "c1", "endpoint": "http://10.0.0.1:9001",
+                        "access_key": "AK1", "secret_key": "rotated"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["endpoint"], "http://10.0.0.1:9001");
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/s1",
+            Some(json!({"cluster": "c2"})),
+        )
+        .await;
+    let m = error(s, &b, 409, "conflict", None);
+    assert!(m.contains("kept"), "{m}");
+
+    // An override naming only a deleted deployment falls back to placement.
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/buckets/kept/route-override",
+            Some(json!({"faas": ["f3"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = o.api("DELETE", "/api/faas-deployments/f3", None).await;
+    assert_eq!(s, 204);
+    let (_, bucket) = o.api("GET", "/api/buckets/kept", None).await;
+    assert_eq!(bucket["route_override"], Value::Null, "{bucket}");
+    assert_eq!(o.route_targets("kept").await, ["f1"]);
+}
