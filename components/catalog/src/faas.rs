@@ -50,14 +50,6 @@ fn delete(ctx: &Ctx, _req: &Req, id: i64) -> ApiResult<Reply> {
             "DELETE FROM faas_deployments WHERE id = $1",
             &[Param::Int64(id)],
         )?;
-        // A route override left naming no deployment would route nowhere:
-        // the bucket falls back to its computed route instead.
-        db.execute(
-            "UPDATE buckets b SET route_override = false, route_policy = NULL, updated_at = now()
-             WHERE b.route_override
-               AND NOT EXISTS (SELECT 1 FROM bucket_route_overrides o WHERE o.bucket_id = b.id)",
-            &[],
-        )?;
         ctx.changed()
     })?;
     Reply::no_content()
@@ -188,19 +180,10 @@ fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
 fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     let input: FaasInput = req.json()?;
     if req.method == "PUT" {
-        for (field, present) in [
-            ("name", input.name.is_some()),
-            ("cluster", input.cluster.is_some()),
-            ("base_url", input.base_url.is_some()),
-            ("path_template", input.path_template.is_some()),
-        ] {
-            if !present {
-                return Err(ApiError::invalid(
-                    field,
-                    "is required (PUT replaces the deployment; use PATCH to change some fields)",
-                ));
-            }
-        }
+        required("name", &input.name)?;
+        required("cluster", &input.cluster)?;
+        required("base_url", &input.base_url)?;
+        required("path_template", &input.path_template)?;
     }
     let f = validate_input(&ctx.db, &input)?;
     let updated = ctx.db.transaction(|db| {

@@ -169,20 +169,11 @@ fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
 fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     let input: StorageInput = req.json()?;
     if req.method == "PUT" {
-        for (field, present) in [
-            ("name", input.name.is_some()),
-            ("cluster", input.cluster.is_some()),
-            ("endpoint", input.endpoint.is_some()),
-            ("access_key", input.access_key.is_some()),
-            ("secret_key", input.secret_key.is_some()),
-        ] {
-            if !present {
-                return Err(ApiError::invalid(
-                    field,
-                    "is required (PUT replaces the deployment; use PATCH to change some fields)",
-                ));
-            }
-        }
+        required("name", &input.name)?;
+        required("cluster", &input.cluster)?;
+        required("endpoint", &input.endpoint)?;
+        required("access_key", &input.access_key)?;
+        required("secret_key", &input.secret_key)?;
     }
     let f = validate_input(ctx, &input)?;
     let updated = ctx.db.transaction(|db| {
