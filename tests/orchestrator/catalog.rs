@@ -950,4 +950,19 @@ async fn replacing_a_master_storage_in_place_and_dropping_an_overridden_faas() {
     let (_, bucket) = o.api("GET", "/api/buckets/kept", None).await;
     assert_eq!(bucket["route_override"], Value::Null, "{bucket}");
     assert_eq!(o.route_targets("kept").await, ["f1"]);
+
+    // The same when the deployment goes with its cluster.
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/buckets/kept/route-override",
+            Some(json!({"faas": ["f2"], "policy": "p2c"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = o.api("DELETE", "/api/clusters/c2", None).await;
+    assert_eq!(s, 204, "{b}");
+    let (_, bucket) = o.api("GET", "/api/buckets/kept", None).await;
+    assert_eq!(bucket["route_override"], Value::Null, "{bucket}");
+    assert_eq!(o.route_targets("kept").await, ["f1"]);
 }

@@ -204,6 +204,19 @@ END $$;
 CREATE TRIGGER storage_deleted BEFORE DELETE ON storage_deployments
     FOR EACH ROW EXECUTE FUNCTION fado_storage_deleted();
 
+-- A route override left naming no FaaS deployment (its deployments were
+-- deleted, directly or with their cluster) would route nowhere: the bucket
+-- falls back to its computed route.
+CREATE FUNCTION fado_route_overrides_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE buckets b SET route_override = false, route_policy = NULL, updated_at = now()
+    WHERE b.route_override AND b.id IN (SELECT bucket_id FROM gone)
+      AND NOT EXISTS (SELECT 1 FROM bucket_route_overrides o WHERE o.bucket_id = b.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER route_overrides_deleted AFTER DELETE ON bucket_route_overrides
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION fado_route_overrides_deleted();
+
 -- Planner bookkeeping: catalog changes bump catalog_generation in their own
 -- transaction; the planner records what it last planned and published.
 CREATE TABLE planner_state (
