@@ -583,14 +583,7 @@ pub fn markdown(r: &CatalogReport, json_name: &str, cfg: &CatalogConfig) -> Stri
     let res = &r.results;
     let mut out = String::new();
     let _ = writeln!(out, "## Catalog and planner at scale\n");
-    let _ = writeln!(
-        out,
-        "Measured {} on {} ({} cores, {} GiB, {}, Linux {}), {}.",
-        r.started_utc, m.cpu, m.cores, m.memory_gib, m.os, m.kernel, m.rustc
-    );
-    if let Some(head) = &r.workspace_head {
-        let _ = writeln!(out, "Workspace HEAD at run time: `{head}`.");
-    }
+    crate::report::provenance(&mut out, &r.started_utc, m, r.workspace_head.as_deref());
     let _ = writeln!(
         out,
         "Run took {:.0} s. Raw results: [`benchmarks/{json_name}`](benchmarks/{json_name}).\n",

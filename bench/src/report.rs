@@ -111,6 +111,18 @@ pub struct HostReport {
     pub results: HostResults,
 }
 
+/// The lines every section opens with: when, on what, at which commit.
+pub fn provenance(out: &mut String, started_utc: &str, m: &Machine, head: Option<&str>) {
+    let _ = writeln!(
+        out,
+        "Measured {} on {} ({} cores, {} GiB, {}, Linux {}), {}.",
+        started_utc, m.cpu, m.cores, m.memory_gib, m.os, m.kernel, m.rustc
+    );
+    if let Some(head) = head {
+        let _ = writeln!(out, "Workspace HEAD at run time: `{head}`.");
+    }
+}
+
 /// Writes `docs/benchmarks/NAME-STAMP.json` and returns its path.
 pub fn write_json(
     docs: &Path,
@@ -204,14 +216,7 @@ pub fn host_markdown(
     let m = &r.machine;
     let mut out = String::new();
     let _ = writeln!(out, "## Host overhead: `fado serve` vs `wasmtime serve`\n");
-    let _ = writeln!(
-        out,
-        "Measured {} on {} ({} cores, {} GiB, {}, Linux {}), {}.",
-        r.started_utc, m.cpu, m.cores, m.memory_gib, m.os, m.kernel, m.rustc
-    );
-    if let Some(head) = &r.workspace_head {
-        let _ = writeln!(out, "Workspace HEAD at run time: `{head}`.");
-    }
+    provenance(&mut out, &r.started_utc, m, r.workspace_head.as_deref());
     let _ = writeln!(
         out,
         "Run took {:.0} s; during the measurements ({:.0} s) fado-bench, its servers and spin loops used {:.0} CPU-seconds, \
