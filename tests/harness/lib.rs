@@ -158,6 +158,24 @@ impl Postgres {
         );
         let watchdog = spawn_watched(&start, &stop, &log)?;
         wait_for_port(port, "postgres", &log, Duration::from_secs(30))?;
+        // The port opens while the server is still starting up and refusing
+        // connections; wait until it accepts them.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(format!("{bin}/pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()?;
+            if ready.success() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "postgres did not accept connections within 30 s; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(Self {
             _dir: dir,
             port,
