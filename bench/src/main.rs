@@ -8,6 +8,7 @@ mod host;
 mod load;
 mod peers;
 mod prepare;
+mod replication;
 mod report;
 mod upstream;
 
@@ -36,6 +37,71 @@ enum Command {
     /// Planner rounds over 10,000 buckets and 50 storage deployments, and API
     /// latency with 10,000 buckets and 1,000,000 object rows.
     Catalog(CatalogArgs),
+    /// Replication against real S3 storage (two Garage instances): full sync
+    /// vs `rclone sync`, the bytes of an incremental copy, and replication lag
+    /// under a steady stream of uploads.
+    Replication(ReplicationArgs),
+}
+
+/// Flags left out take their default, or with `--quick` a smaller value.
+#[derive(Args)]
+struct ReplicationArgs {
+    /// Small smoke run: 1 run per side, 3 large and 300 small objects, 3 s of
+    /// lag load, no quiet wait. Flags given explicitly still win.
+    #[arg(long)]
+    quick: bool,
+    /// Runs of each side of the full sync, interleaved [default: 3; quick: 1].
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Objects of the large full-sync data set [default: 15; quick: 3].
+    #[arg(long)]
+    large_objects: Option<u32>,
+    /// Size of each large object, MiB.
+    #[arg(long, default_value_t = 10)]
+    large_size_mib: u64,
+    /// Objects of the small full-sync data set [default: 10000; quick: 300].
+    #[arg(long)]
+    small_objects: Option<u32>,
+    /// Size of each small object, KiB.
+    #[arg(long, default_value_t = 4)]
+    small_size_kib: u64,
+    /// Size of the object uploaded for the incremental measurement, MiB (0: skip it).
+    #[arg(long, default_value_t = 3)]
+    incremental_size_mib: u64,
+    /// Uploads per second offered during the lag measurement (0: skip it).
+    #[arg(long, default_value_t = 100.0)]
+    lag_rate: f64,
+    /// Seconds of uploads during the lag measurement [default: 20; quick: 3].
+    #[arg(long)]
+    lag_duration: Option<f64>,
+    /// Size of each object uploaded during the lag measurement, KiB.
+    #[arg(long, default_value_t = 4)]
+    lag_size_kib: u64,
+    /// Replicas of the lag measurement's bucket (one more Garage each).
+    #[arg(long, default_value_t = 1)]
+    lag_replicas: u32,
+    /// Most uploads in flight at once during the lag measurement.
+    #[arg(long, default_value_t = 128)]
+    lag_max_in_flight: usize,
+    /// The rclone binary measured as the peer of the full sync.
+    #[arg(long, default_value = "/usr/bin/rclone")]
+    rclone: PathBuf,
+    /// Longest wait, in seconds, for other processes to go quiet before each
+    /// measurement (0: do not wait) [default: 60; quick: 0].
+    #[arg(long)]
+    quiet_wait: Option<f64>,
+    /// Longest a full sync, or draining the job queue, may take (seconds).
+    #[arg(long, default_value_t = 1800.0)]
+    timeout: f64,
+    /// Use the existing fado binary and components instead of building them.
+    #[arg(long)]
+    skip_build: bool,
+    /// Directory holding benchmarks.md [default: the workspace's docs/].
+    #[arg(long)]
+    docs_dir: Option<PathBuf>,
+    /// Print the section instead of writing docs/benchmarks.md and the JSON file.
+    #[arg(long)]
+    no_write: bool,
 }
 
 #[derive(Args)]
@@ -130,6 +196,7 @@ fn main() -> ExitCode {
     let result = peers::kill_children_on_signal().and_then(|()| match cli.command {
         Command::Host(args) => host_command(args),
         Command::Catalog(args) => catalog_command(args),
+        Command::Replication(args) => replication_command(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -278,6 +345,92 @@ fn catalog_command(args: CatalogArgs) -> Result<()> {
     let docs = args.docs_dir.unwrap_or_else(|| workspace.join("docs"));
     let json = report::write_json(&docs, "catalog", &stamp, &report)?;
     let md = report::write_section(&docs, "catalog", &section)?;
+    println!("{section}");
+    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
+    Ok(())
+}
+
+fn replication_command(args: ReplicationArgs) -> Result<()> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let load_average_start = replication::load_average();
+    let quick = args.quick;
+    let pick = |given: Option<u32>, full: u32, small: u32| {
+        given.unwrap_or(if quick { small } else { full })
+    };
+    let cfg = replication::ReplicationConfig {
+        runs: pick(args.runs, 3, 1).max(1),
+        large_objects: pick(args.large_objects, 15, 3),
+        large_size: args.large_size_mib << 20,
+        small_objects: pick(args.small_objects, 10_000, 300),
+        small_size: args.small_size_kib << 10,
+        incremental_size: args.incremental_size_mib << 20,
+        lag_rate: args.lag_rate,
+        lag_duration: seconds(
+            "lag-duration",
+            args.lag_duration.unwrap_or(if quick { 3.0 } else { 20.0 }),
+        )?,
+        lag_size: args.lag_size_kib << 10,
+        lag_replicas: args.lag_replicas.max(1),
+        lag_max_in_flight: args.lag_max_in_flight.max(1),
+        rclone: args.rclone.clone(),
+        quiet_wait: seconds(
+            "quiet-wait",
+            args.quiet_wait.unwrap_or(if quick { 0.0 } else { 60.0 }),
+        )?,
+        timeout: seconds("timeout", args.timeout)?,
+        quick,
+    };
+    anyhow::ensure!(
+        cfg.lag_rate >= 0.0 && cfg.lag_rate.is_finite(),
+        "--lag-rate {}: expected a non-negative number",
+        cfg.lag_rate
+    );
+    let workspace = prepare::workspace_root();
+    if !args.skip_build {
+        prepare::build(&workspace)?;
+    }
+    let results = replication::run(&cfg)?;
+    let finished = chrono::Utc::now();
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let report = replication::ReplicationReport {
+        experiment: "replication",
+        started_utc: started.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        finished_utc: finished.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        elapsed_seconds: clock.elapsed().as_secs_f64(),
+        command: format!("cargo run --release -p fado-bench -- {}", given.join(" ")),
+        load_average_start,
+        load_average_end: replication::load_average(),
+        workspace_head: report::workspace_head(&workspace),
+        machine: report::Machine::detect(),
+        config: serde_json::json!({
+            "quick": cfg.quick,
+            "runs": cfg.runs,
+            "datasets": cfg.datasets().iter().map(|(name, n, size)| {
+                serde_json::json!({"name": name, "objects": n, "object_size": size})
+            }).collect::<Vec<_>>(),
+            "incremental_size": cfg.incremental_size,
+            "lag_rate": cfg.lag_rate,
+            "lag_duration_seconds": cfg.lag_duration.as_secs_f64(),
+            "lag_size": cfg.lag_size,
+            "lag_replicas": cfg.lag_replicas,
+            "lag_max_in_flight": cfg.lag_max_in_flight,
+            "rclone": cfg.rclone,
+            "quiet_wait_seconds": cfg.quiet_wait.as_secs_f64(),
+            "timeout_seconds": cfg.timeout.as_secs_f64(),
+        }),
+        results,
+    };
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
+    let json_name = format!("replication-{stamp}.json");
+    let section = replication::markdown(&report, &json_name, &cfg);
+    if args.no_write {
+        println!("{section}");
+        return Ok(());
+    }
+    let docs = args.docs_dir.unwrap_or_else(|| workspace.join("docs"));
+    let json = report::write_json(&docs, "replication", &stamp, &report)?;
+    let md = report::write_section(&docs, "replication", &section)?;
     println!("{section}");
     eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
     Ok(())

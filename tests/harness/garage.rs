@@ -29,7 +29,7 @@ pub struct Garage {
     /// This instance's config, data, metadata and log (`garage.log`).
     pub dir: PathBuf,
     /// The directory all instances of one `start_many` share; removed with the last of them.
-    _parent: Arc<tempfile::TempDir>,
+    parent: Arc<tempfile::TempDir>,
 }
 
 /// Where `infra/garage install` puts the binary (`$FADO_CACHE/tools/bin/garage`).
@@ -115,7 +115,7 @@ impl Garage {
             secret: take("secret")?,
             region: take("region")?,
             dir: PathBuf::from(take("dir")?),
-            _parent: Arc::clone(parent),
+            parent: Arc::clone(parent),
         })
     }
 
@@ -152,6 +152,92 @@ impl Garage {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// Keys and sizes of `bucket`, in S3 listing order (first 1000).
+    pub async fn keys(&self, bucket: &str) -> Vec<(String, i64)> {
+        let out = self
+            .client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("listing {bucket} on {}: {e:?}", self.name));
+        out.contents()
+            .iter()
+            .map(|o| {
+                (
+                    o.key().unwrap_or_default().to_string(),
+                    o.size().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// The bytes of `bucket/key`, or `None` when it does not exist.
+    pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    /// Writes `bucket/key` directly, as a user of the storage would.
+    pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) {
+        self.client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(data))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on {}: {e:?}", self.name));
+    }
+
+    /// Stops this instance (SIGTERM); its data, ports and keys stay, so
+    /// [`Garage::resume`] brings the same storage back.
+    pub fn stop(&self) -> Result<()> {
+        self.script(&["stop", &self.dir.display().to_string()])
+    }
+
+    /// Starts this instance again after [`Garage::stop`].
+    pub fn resume(&self) -> Result<()> {
+        let n = self
+            .name
+            .strip_prefix("garage-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .with_context(|| format!("cannot read the instance number of {}", self.name))?;
+        // `start N DIR` restarts the instances of DIR that are not running
+        // and leaves the others alone.
+        self.script(&[
+            "start",
+            &n.to_string(),
+            &self.parent.path().display().to_string(),
+        ])
+    }
+
+    fn script(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new(script())
+            .args(args)
+            .env("FADO_GARAGE_OWNER_PID", std::process::id().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", script().display()))?;
+        if !out.status.success() {
+            bail!(
+                "infra/garage {} failed ({}):\n{}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// The server's log, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default()
@@ -169,4 +255,11 @@ impl Drop for Garage {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Deterministic bytes that differ per seed and position.
+pub fn data(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[0] ^ seed)
+        .collect()
 }

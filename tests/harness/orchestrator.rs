@@ -16,10 +16,14 @@ pub struct Options {
     /// Keep the periodic sweeps of spin.toml (on by default); benchmarks
     /// turn them off so a sweep does not land inside a measurement.
     pub sweeps: bool,
-    /// Run the replicator (off by default). Tests that register real storage
-    /// turn it on; with the made-up endpoints of the catalog tests it would
-    /// only fail jobs, racing with tests that edit the ledger themselves.
+    /// Run the data plane's background components: the replicator, storage
+    /// health checks and reconcile sweeps (off by default). Tests that
+    /// register real storage turn them on; with the made-up endpoints of the
+    /// catalog tests they would only fail jobs (racing with tests that edit
+    /// the ledger themselves) and mark every storage deployment unhealthy.
     pub replicator: bool,
+    /// Extra Spin variables (`--variable name=value`), after the defaults.
+    pub variables: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -28,19 +32,33 @@ impl Default for Options {
             env: Vec::new(),
             sweeps: true,
             replicator: false,
+            variables: Vec::new(),
         }
     }
 }
 
-/// The manifest without the replicator's trigger and sweep.
+/// Redis channels of the data plane's background components.
+const DATA_PLANE_CHANNELS: [(&str, &str); 3] = [
+    ("fado.replicator", "replicator"),
+    ("fado.health", "health-checker"),
+    ("fado.reconciler", "reconciler"),
+];
+
+/// The manifest without the data plane's Redis triggers and sweeps.
 fn without_replicator(manifest: &str) -> String {
-    manifest
-        .replace(
-            "[[trigger.redis]]\nchannel = \"fado.replicator\"\ncomponent = \"replicator\"\n",
+    let mut text = manifest.to_string();
+    for (channel, component) in DATA_PLANE_CHANNELS {
+        text = text.replace(
+            &format!("[[trigger.redis]]\nchannel = \"{channel}\"\ncomponent = \"{component}\"\n"),
             "",
-        )
-        .lines()
-        .filter(|l| !l.contains("channel = \"fado.replicator\" }"))
+        );
+    }
+    text.lines()
+        .filter(|l| {
+            !DATA_PLANE_CHANNELS
+                .iter()
+                .any(|(c, _)| l.contains(&format!("channel = \"{c}\" }}")))
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -70,6 +88,9 @@ pub struct Orchestrator {
     /// The test's database on the shared server.
     pub database: String,
     pub app: AppDir,
+    /// How `fado` was started, to start it again or beside itself.
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
 }
 
 /// The root manifest with component paths made absolute.
@@ -101,10 +122,12 @@ impl Orchestrator {
         }
         if !opts.replicator {
             text = without_replicator(&text);
-            assert!(
-                !text.contains("\"fado.replicator\""),
-                "spin.toml changed shape: update without_replicator"
-            );
+            for (channel, _) in DATA_PLANE_CHANNELS {
+                assert!(
+                    !text.contains(&format!("\"{channel}\"")),
+                    "spin.toml changed shape: update without_replicator"
+                );
+            }
         }
         let app = AppDir::new(&text)?;
         let vars = [
@@ -119,15 +142,15 @@ impl Orchestrator {
             ("encryption_key", ENCRYPTION_KEY.into()),
         ];
         let mut args = Vec::new();
-        for (k, v) in vars {
+        for (k, v) in vars.into_iter().chain(opts.variables.iter().cloned()) {
             args.push("--variable".to_string());
             args.push(format!("{k}={v}"));
         }
         let fado = Fado::start_with(
             &app,
             FadoOptions {
-                args,
-                env: opts.env.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                args: args.clone(),
+                env: opts.env.clone(),
                 ..Default::default()
             },
         )?;
@@ -136,7 +159,30 @@ impl Orchestrator {
             redis,
             database,
             app,
+            args,
+            env: opts.env,
         })
+    }
+
+    /// Another `fado` serving the same app on the same database and Redis,
+    /// as a second replica of the deployment would.
+    pub fn peer(&self) -> Result<Fado> {
+        Fado::start_with(
+            &self.app,
+            FadoOptions {
+                args: self.args.clone(),
+                env: self.env.clone(),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Kills `fado` with SIGKILL (no chance to finish anything) and starts
+    /// it again; the new process listens on new ports.
+    pub fn crash_and_restart(&mut self) -> Result<()> {
+        self.fado.kill();
+        self.fado = self.peer()?;
+        Ok(())
     }
 
     pub async fn db(&self) -> Result<tokio_postgres::Client> {

@@ -9,7 +9,8 @@ use harness::orchestrator::Orchestrator;
 use serde_json::{Value, json};
 
 /// Three clusters in `germany`, the first two also `high-performance`, each
-/// with one OpenFaaS deployment `fN` and one storage deployment `sN`.
+/// with one OpenFaaS deployment `fN` and one storage deployment `sN` (made-up
+/// endpoints, so registered with `?verify=false`).
 async fn platform(o: &Orchestrator) {
     for i in 1..=3 {
         let zones = if i < 3 {
@@ -29,7 +30,7 @@ async fn platform(o: &Orchestrator) {
         )
         .await;
         o.create(
-            "/api/storage-deployments",
+            "/api/storage-deployments?verify=false",
             json!({"name": format!("s{i}"), "cluster": format!("c{i}"),
                    "endpoint": format!("http://10.0.0.{i}:9000"),
                    "access_key": format!("AK{i}"), "secret_key": format!("very-secret-{i}")}),
@@ -354,7 +355,7 @@ async fn storage_secrets_are_write_only_and_encrypted_at_rest() {
     let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
     let s1 = o
         .create(
-            "/api/storage-deployments",
+            "/api/storage-deployments?verify=false",
             json!({"name": "garage", "cluster": "c1", "endpoint": "http://127.0.0.1:3900",
                    "region": "garage", "access_key": "GK123", "secret_key": secret}),
         )
@@ -383,7 +384,7 @@ async fn storage_secrets_are_write_only_and_encrypted_at_rest() {
     let (s, b) = o
         .api(
             "PATCH",
-            "/api/storage-deployments/garage",
+            "/api/storage-deployments/garage?verify=false",
             Some(json!({"secret_key": new_secret})),
         )
         .await;
@@ -424,6 +425,108 @@ async fn storage_secrets_are_write_only_and_encrypted_at_rest() {
             .any(|w| w == new_secret.as_bytes()),
         "the secret is stored in clear"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_is_checked_unless_verify_is_false() {
+    let o = Orchestrator::start().await.unwrap();
+    o.create("/api/clusters", json!({"name": "c1"})).await;
+    // Nothing listens there, so the check fails fast.
+    let endpoint = format!("http://127.0.0.1:{}", harness::free_port());
+    let body = json!({"name": "down", "cluster": "c1", "endpoint": endpoint,
+                      "access_key": "GK-down", "secret_key": "down-secret"});
+
+    for path in [
+        "/api/storage-deployments",
+        "/api/storage-deployments?verify=true",
+    ] {
+        let (s, b) = o.api("POST", path, Some(body.clone())).await;
+        let m = error(s, &b, 400, "invalid", Some("endpoint"));
+        assert!(m.contains("verify=false"), "{m}");
+    }
+    for bad in ["maybe", "yes", "2"] {
+        let (s, b) = o
+            .api(
+                "POST",
+                &format!("/api/storage-deployments?verify={bad}"),
+                Some(body.clone()),
+            )
+            .await;
+        error(s, &b, 400, "invalid", Some("verify"));
+    }
+    let (_, list) = o.api("GET", "/api/storage-deployments", None).await;
+    assert_eq!(list["items"], json!([]), "a refused check stores nothing");
+
+    let created = o
+        .create("/api/storage-deployments?verify=false", body.clone())
+        .await;
+    assert_eq!(created["health"], "unknown", "{created}");
+    assert_eq!(created["region"], "us-east-1", "{created}");
+    assert_eq!(created["notifications"], false, "{created}");
+
+    // Changing how the storage is reached is checked too; other fields not.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/down",
+            Some(json!({"access_key": "GK-other"})),
+        )
+        .await;
+    error(s, &b, 400, "invalid", Some("endpoint"));
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/down?verify=maybe",
+            Some(json!({"access_key": "GK-other"})),
+        )
+        .await;
+    error(s, &b, 400, "invalid", Some("verify"));
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/down?verify=false",
+            Some(json!({"access_key": "GK-other"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["access_key"], &b["health"]),
+        (&json!("GK-other"), &json!("unknown"))
+    );
+    let (s, b) = o
+        .api("PUT", "/api/storage-deployments/down", Some(body.clone()))
+        .await;
+    error(s, &b, 400, "invalid", Some("endpoint"));
+
+    // The notify token: write-only, at least 16 characters, "" turns it off.
+    let token = "notify-token-0123456789";
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/down",
+            Some(json!({"notify_token": token})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["notifications"], true, "{b}");
+    assert!(!b.to_string().contains(token), "{b}");
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/down",
+            Some(json!({"notify_token": "too-short"})),
+        )
+        .await;
+    error(s, &b, 400, "invalid", Some("notify_token"));
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/storage-deployments/down",
+            Some(json!({"notify_token": ""})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["notifications"], false, "{b}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -838,6 +941,29 @@ async fn dead_jobs_are_visible_and_can_be_retried() {
     assert_eq!((&b["state"], &b["attempts"]), (&json!("queued"), &json!(0)));
     let (s, b) = o.api("POST", &format!("/api/jobs/{id}/retry"), None).await;
     error(s, &b, 409, "conflict", None);
+    // A dead job whose target already has a queued job cannot be retried.
+    let twin: i64 = db
+        .query_one(
+            "INSERT INTO jobs (kind, bucket_name, storage_id, object_key, state, attempts, last_error, finished_at)
+             SELECT kind, bucket_name, storage_id, object_key, 'dead', max_attempts, 'SlowDown', now()
+             FROM jobs WHERE id = $1 RETURNING id",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (s, b) = o
+        .api("POST", &format!("/api/jobs/{twin}/retry"), None)
+        .await;
+    let m = error(s, &b, 409, "conflict", None);
+    assert!(m.contains(&format!("job {id} ")), "{m}");
+    let (s, b) = o.api("GET", &format!("/api/jobs/{id}"), None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["object_size"], &b["bytes_copied"], &b["last_attempt_ms"]),
+        (&Value::Null, &json!(0), &Value::Null),
+        "{b}"
+    );
     let (s, b) = o.api("POST", "/api/jobs/424242/retry", None).await;
     error(s, &b, 404, "not_found", None);
     let (s, b) = o.api("GET", "/api/jobs/abc", None).await;
@@ -917,7 +1043,7 @@ async fn replacing_a_master_storage_in_place_and_dropping_an_overridden_faas() {
     let (s, b) = o
         .api(
             "PUT",
-            "/api/storage-deployments/s1",
+            "/api/storage-deployments/s1?verify=false",
             Some(
                 json!({"name": "s1", "cluster": "c1", "endpoint": "http://10.0.0.1:9001",
                         "access_key": "AK1", "secret_key": "rotated"}),

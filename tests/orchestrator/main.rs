@@ -3,8 +3,12 @@
 //! `harness/orchestrator.rs`).
 
 mod catalog;
+mod durability;
 mod migrations;
+mod notify;
+mod objects;
 mod openapi;
 mod planner;
+mod reconcile;
 mod replication;
 mod scenario;

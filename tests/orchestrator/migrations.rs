@@ -28,6 +28,34 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// This build's migrations, `(version, name)` in order, read from the file
+/// names of `components/fado-migrations/sql` (`0002_data_plane.sql`).
+fn migrations() -> Vec<(i32, String)> {
+    let dir = harness::workspace().join("components/fado-migrations/sql");
+    let mut out: Vec<(i32, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            let (version, name) = file
+                .strip_suffix(".sql")
+                .and_then(|f| f.split_once('_'))
+                .unwrap_or_else(|| panic!("{file}: not NNNN_name.sql"));
+            (version.parse().unwrap(), name.to_string())
+        })
+        .collect();
+    out.sort();
+    assert_eq!(out.first().map(|m| m.0), Some(1), "{out:?}");
+    out
+}
+
+fn listed(migrations: &[(i32, String)]) -> String {
+    migrations
+        .iter()
+        .map(|(v, n)| format!("{v} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn applied(database: &str) -> Vec<(i32, String)> {
     let db = shared_postgres().client_for(database).await.unwrap();
     db.query(
@@ -43,26 +71,29 @@ async fn applied(database: &str) -> Vec<(i32, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fado_db_migrate_applies_once_and_reports_status() {
+    let all = migrations();
     let database = shared_postgres().create_database().await.unwrap();
     let status = db_command(&database, &["status"]);
     assert!(status.status.success(), "{}", text(&status));
     assert!(
-        text(&status).contains("pending: 1 (catalog)"),
+        text(&status).contains(&format!("pending: {}\n", listed(&all))),
         "{}",
         text(&status)
     );
 
     let first = db_command(&database, &["migrate"]);
     assert!(first.status.success(), "{}", text(&first));
-    assert!(
-        text(&first).contains("applied migration 1 (catalog)"),
-        "{}",
-        text(&first)
-    );
+    for (version, name) in &all {
+        assert!(
+            text(&first).contains(&format!("applied migration {version} ({name})\n")),
+            "{}",
+            text(&first)
+        );
+    }
     let again = db_command(&database, &["migrate"]);
     assert!(again.status.success(), "{}", text(&again));
     assert!(text(&again).contains("up to date"), "{}", text(&again));
-    assert_eq!(applied(&database).await, [(1, "catalog".to_string())]);
+    assert_eq!(applied(&database).await, all);
     let status = db_command(&database, &["status"]);
     assert!(text(&status).contains("up to date"), "{}", text(&status));
 
@@ -91,7 +122,7 @@ async fn concurrent_migrators_apply_each_migration_once() {
     for (s, b) in api {
         assert_eq!(s, 200, "{b}");
     }
-    assert_eq!(applied(&database).await, [(1, "catalog".to_string())]);
+    assert_eq!(applied(&database).await, migrations());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,8 +28,9 @@ async fn thesis_replication_policy_scenario() {
                    "base_url": format!("http://192.168.0.{n}:8080")}),
         )
         .await;
+        // Made-up endpoints: registered unchecked.
         o.create(
-            "/api/storage-deployments",
+            "/api/storage-deployments?verify=false",
             json!({"name": format!("minio-{n}"), "cluster": name,
                    "endpoint": format!("http://192.168.0.{n}:9000"),
                    "access_key": "minioadmin", "secret_key": "minioadmin"}),

@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 
 use fado_model::{
-    Bucket, BucketInput, JobKind, ObjectInfo, Ref, Replica, ReplicaState, RouteOverride,
-    RouteOverrideInput, SelectionPolicy, required, validate,
+    Bucket, BucketInput, JobKind, Ref, Replica, ReplicaState, RouteOverride, RouteOverrideInput,
+    SelectionPolicy, required, validate,
 };
 use fado_store::{Db, Param, Row, id_array, text_array};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page, text_cursor};
+use crate::http::{Reply, Req, page};
 use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
@@ -71,9 +71,19 @@ fn from_row(r: Row<'_>, replicas: Vec<Replica>) -> ApiResult<Bucket> {
 /// Replicas of the given buckets, grouped by bucket id.
 fn replicas_of(db: &Db, bucket_ids: &[i64]) -> ApiResult<HashMap<i64, Vec<Replica>>> {
     let rows = db.query(
+        // Lag, read from the ledger: before its first full sync a replica
+        // lacks the whole bucket; after it, what its queued object jobs carry.
         "SELECT r.bucket_id, r.storage_id, s.name AS storage, c.name AS cluster, r.state, r.last_sync_at,
-                r.lag_objects, r.lag_bytes, r.oldest_unsynced_at, r.last_error
+                r.last_error,
+                CASE WHEN r.last_sync_at IS NULL THEN st.object_count ELSE j.n END AS lag_objects,
+                CASE WHEN r.last_sync_at IS NULL THEN st.total_bytes ELSE j.bytes END AS lag_bytes,
+                CASE WHEN r.last_sync_at IS NULL THEN r.created_at ELSE j.oldest END AS oldest_unsynced_at
          FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id JOIN clusters c ON c.id = s.cluster_id
+         JOIN buckets b ON b.id = r.bucket_id JOIN bucket_stats st ON st.bucket_id = r.bucket_id
+         CROSS JOIN LATERAL (
+             SELECT count(*) AS n, coalesce(sum(object_size), 0)::bigint AS bytes, min(created_at) AS oldest
+             FROM jobs WHERE bucket_name = b.name AND storage_id = r.storage_id
+               AND state IN ('queued', 'running') AND kind IN ('copy_object', 'delete_object')) j
          WHERE r.bucket_id = ANY($1) ORDER BY r.bucket_id, r.storage_id",
         &[id_array(bucket_ids)],
     )?;
@@ -513,41 +523,4 @@ pub fn route_overrides(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         "items": p.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         "next_cursor": p.next_cursor,
     }))
-}
-
-/// `GET /api/buckets/{bucket}/objects`: the catalog's view of the data.
-pub fn objects(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-    if req.method != "GET" {
-        return Err(ApiError::method_not_allowed(&["GET"]));
-    }
-    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
-    let p = req.page()?;
-    let prefix = req.param("prefix").unwrap_or("");
-    if !prefix.is_empty() {
-        validate::object_key("prefix", prefix)?;
-    }
-    let after = p.text_cursor()?.unwrap_or_default();
-    let rows = ctx.db.query(
-        "SELECT key, size, etag, content_type, updated_at FROM objects
-         WHERE bucket_id = $1 AND key > $2 AND key LIKE $3 ORDER BY key LIMIT $4",
-        &[
-            Param::Int64(id),
-            Param::Str(after),
-            Param::Str(format!("{}%", like_escape(prefix))),
-            Param::Int64(p.limit + 1),
-        ],
-    )?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(ObjectInfo {
-                key: r.str("key")?,
-                size: r.i64("size")?,
-                etag: r.str("etag")?,
-                content_type: r.opt_str("content_type")?,
-                updated_at: r.time("updated_at")?,
-            })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(page(items, p.limit, |o| text_cursor(&o.key)))
 }

@@ -46,5 +46,6 @@ pub fn ready(req: &Req) -> ApiResult<Reply> {
         },
         body: Some(body),
         location: None,
+        text: None,
     })
 }

@@ -18,6 +18,8 @@ pub struct Reply {
     pub status: u16,
     pub body: Option<Value>,
     pub location: Option<String>,
+    /// A non-JSON body and its content type (metrics), instead of `body`.
+    pub text: Option<(&'static str, String)>,
 }
 
 impl Reply {
@@ -26,6 +28,16 @@ impl Reply {
             status: 200,
             body: Some(to_json(body)?),
             location: None,
+            text: None,
+        })
+    }
+
+    pub fn text(content_type: &'static str, text: String) -> ApiResult<Reply> {
+        Ok(Reply {
+            status: 200,
+            body: None,
+            location: None,
+            text: Some((content_type, text)),
         })
     }
 
@@ -34,6 +46,7 @@ impl Reply {
             status: 201,
             body: Some(to_json(body)?),
             location: Some(location),
+            text: None,
         })
     }
 
@@ -42,6 +55,7 @@ impl Reply {
             status: 204,
             body: None,
             location: None,
+            text: None,
         })
     }
 }
@@ -84,8 +98,14 @@ impl Req {
     }
 
     pub fn flag(&self, name: &str) -> ApiResult<bool> {
+        self.flag_or(name, false)
+    }
+
+    /// A `true`/`false` query parameter that is `default` when absent.
+    pub fn flag_or(&self, name: &str, default: bool) -> ApiResult<bool> {
         match self.param(name) {
-            None | Some("false") | Some("0") => Ok(false),
+            None => Ok(default),
+            Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") | Some("") => Ok(true),
             Some(other) => Err(ApiError::invalid(
                 name,

@@ -9,7 +9,7 @@ use crate::http::{Reply, Req, page};
 
 const COLUMNS: &str =
     "id, kind, bucket_name, storage_id, object_key, state, attempts, max_attempts, run_after,
-    last_error, created_at, started_at, finished_at";
+    last_error, object_size, bytes_copied, last_attempt_ms, created_at, started_at, finished_at";
 
 /// Channel the replicator listens on.
 pub const REPLICATOR_CHANNEL: &str = "fado.replicator";
@@ -26,6 +26,9 @@ fn from_row(r: Row<'_>) -> ApiResult<Job> {
         max_attempts: r.i64("max_attempts")?,
         run_after: r.time("run_after")?,
         last_error: r.opt_str("last_error")?,
+        object_size: r.opt_i64("object_size")?,
+        bytes_copied: r.i64("bytes_copied")?,
+        last_attempt_ms: r.opt_i64("last_attempt_ms")?,
         created_at: r.time("created_at")?,
         started_at: r.opt_time("started_at")?,
         finished_at: r.opt_time("finished_at")?,
@@ -98,6 +101,19 @@ pub fn retry(ctx: &Ctx, req: &Req, id: &str) -> ApiResult<Reply> {
             return Err(ApiError::conflict(format!(
                 "job {id} is {}; only dead jobs can be retried",
                 job.state
+            )));
+        }
+        // The ledger holds one queued job per target (jobs_one_queued).
+        let twin = db.query(
+            "SELECT q.id FROM jobs q, jobs d WHERE d.id = $1 AND q.state = 'queued' AND q.kind = d.kind
+                 AND q.bucket_name = d.bucket_name AND q.storage_id IS NOT DISTINCT FROM d.storage_id
+                 AND q.object_key IS NOT DISTINCT FROM d.object_key",
+            &[Param::Int64(id)],
+        )?;
+        if let Some(t) = twin.first() {
+            return Err(ApiError::conflict(format!(
+                "job {} is already queued for the same target; it will do what retrying job {id} would",
+                t.i64("id")?
             )));
         }
         db.execute(

@@ -15,6 +15,7 @@ mod health;
 mod http;
 mod jobs;
 mod lookup;
+mod metrics;
 mod resource;
 mod resources;
 mod routes;
@@ -27,7 +28,6 @@ use http::{Reply, Req};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::variables;
-use subtle::ConstantTimeEq;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -109,11 +109,12 @@ async fn read_body(req: IncomingRequest) -> ApiResult<Vec<u8>> {
 }
 
 async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {
-    let (status, body, location) = match result {
-        Ok(r) => (r.status, r.body, r.location),
-        Err(e) => (e.status, Some(e.body()), None),
+    let (status, body, location, text) = match result {
+        Ok(r) => (r.status, r.body, r.location, r.text),
+        Err(e) => (e.status, Some(e.body()), None, None),
     };
-    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    let content_type = text.as_ref().map_or("application/json", |(t, _)| t);
+    let mut headers = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
     if status == 401 {
         headers.push(("www-authenticate".into(), b"Bearer realm=\"fado\"".to_vec()));
     }
@@ -122,7 +123,10 @@ async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {
     }
     let response = OutgoingResponse::new(Fields::from_list(&headers).expect("static header names"));
     response.set_status_code(status).expect("a valid status");
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let bytes = match text {
+        Some((_, t)) => t.into_bytes(),
+        None => body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+    };
     let _ = out.set_with_body(response, bytes).await;
 }
 
@@ -138,6 +142,7 @@ fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
                     serde_json::from_str(OPENAPI).expect("the bundled OpenAPI document is JSON"),
                 ),
                 location: None,
+                text: None,
             });
         }
         ["api", ..] => {}
@@ -179,7 +184,6 @@ fn route(ctx: &Ctx, req: &Req, segments: &[&str]) -> ApiResult<Reply> {
         ["buckets", b] => buckets::RESOURCE.item(ctx, req, b),
         ["buckets", b, "replicas"] => buckets::replicas(ctx, req, b),
         ["buckets", b, "route-override"] => buckets::route_override(ctx, req, b),
-        ["buckets", b, "objects"] => buckets::objects(ctx, req, b),
         ["route-overrides"] => buckets::route_overrides(ctx, req),
         ["settings"] => settings::handle(ctx, req),
         ["routes"] => routes::table(ctx, req),
@@ -187,6 +191,7 @@ fn route(ctx: &Ctx, req: &Req, segments: &[&str]) -> ApiResult<Reply> {
         ["jobs", id] => jobs::item(ctx, req, id),
         ["jobs", id, "retry"] => jobs::retry(ctx, req, id),
         ["resources"] => resources::summary(ctx, req),
+        ["metrics"] => metrics::render(ctx, req),
         _ => Err(ApiError::new(
             404,
             "not_found",
@@ -206,26 +211,7 @@ fn var(name: &str) -> ApiResult<String> {
 }
 
 fn authorize(auth: Option<&str>) -> ApiResult<()> {
-    let expected = var("admin_token")?;
-    if expected.len() < 16 {
-        return Err(ApiError::new(
-            500,
-            "misconfigured",
-            "the admin token must be at least 16 characters",
-        ));
-    }
-    let given = auth
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .unwrap_or("")
-        .trim();
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    fado_api::authorize(auth, &var("admin_token")?)
 }
 
 /// Publishes a wake-up. Best effort: the change is committed, and the

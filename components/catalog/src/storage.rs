@@ -2,6 +2,7 @@
 //! The secret key is write-only: stored encrypted, never returned.
 
 use fado_model::{Health, Ref, StorageDeployment, StorageInput, required, validate};
+use fado_s3::{Endpoint, ProbeError};
 use fado_store::{Db, Param, Row, secrets};
 
 use crate::clusters::shorten;
@@ -12,7 +13,7 @@ use crate::{Ctx, lookup};
 
 const COLUMNS: &str =
     "s.id, s.name, s.cluster_id, c.name AS cluster, s.endpoint, s.region, s.path_style,
-    s.access_key, s.health, s.health_detail, s.health_checked_at, s.created_at, s.updated_at";
+    s.access_key, s.notify_token_sha256 IS NOT NULL AS notifications, s.health, s.health_detail, s.health_checked_at, s.created_at, s.updated_at";
 const FROM: &str = "storage_deployments s JOIN clusters c ON c.id = s.cluster_id";
 
 fn from_row(r: Row<'_>) -> ApiResult<StorageDeployment> {
@@ -25,6 +26,7 @@ fn from_row(r: Row<'_>) -> ApiResult<StorageDeployment> {
         region: r.str("region")?,
         path_style: r.bool("path_style")?,
         access_key: r.str("access_key")?,
+        notifications: r.bool("notifications")?,
         health: Health::parse("health", &r.str("health")?)?,
         health_detail: r.opt_str("health_detail")?,
         health_checked_at: r.opt_time("health_checked_at")?,
@@ -89,6 +91,8 @@ struct Fields {
     region: Option<String>,
     access_key: Option<String>,
     secret_key_enc: Option<Vec<u8>>,
+    /// `Some("")` turns notifications off.
+    notify_token_sha256: Option<String>,
 }
 
 fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
@@ -121,7 +125,22 @@ fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
         }
         None => None,
     };
+    let notify_token_sha256 = match input.notify_token.as_deref() {
+        None => None,
+        Some("") => Some(String::new()),
+        Some(t) => {
+            validate::text("notify_token", t, 256)?;
+            if t.len() < 16 {
+                return Err(ApiError::invalid(
+                    "notify_token",
+                    "must be at least 16 characters (use a long random string)",
+                ));
+            }
+            Some(secrets::token_digest(t))
+        }
+    };
     Ok(Fields {
+        notify_token_sha256,
         name: input.name.clone(),
         cluster_id,
         endpoint,
@@ -144,22 +163,41 @@ fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             return Err(ApiError::invalid(field, "is required"));
         }
     }
-    let f = validate_input(ctx, &input)?;
+    let check = req.flag_or("verify", true)?;
+    let mut f = validate_input(ctx, &input)?;
+    let verified = if check {
+        let endpoint = Endpoint {
+            url: f.endpoint.clone().expect("required above"),
+            region: f.region.clone().unwrap_or_default(),
+            path_style: input.path_style.unwrap_or(true),
+            access_key: f.access_key.clone().expect("required above"),
+            secret_key: input.secret_key.clone().expect("required above"),
+        };
+        f.region = Some(verify(endpoint, f.region.is_some())?);
+        true
+    } else {
+        false
+    };
     let created = ctx.db.transaction(|db| {
         let rows = db.query(
-            "INSERT INTO storage_deployments (name, cluster_id, endpoint, region, path_style, access_key, secret_key_enc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO storage_deployments (name, cluster_id, endpoint, region, path_style, access_key, secret_key_enc,
+                 notify_token_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, '')) RETURNING id",
             &[
                 Param::Str(name.clone()),
                 Param::Int64(f.cluster_id.expect("required above")),
                 Param::Str(f.endpoint.clone().expect("required above")),
-                Param::Str(f.region.clone().unwrap_or_else(|| "us-east-1".into())),
+                Param::Str(f.region.clone().unwrap_or_else(|| DEFAULT_REGION.into())),
                 Param::Boolean(input.path_style.unwrap_or(true)),
                 Param::Str(f.access_key.clone().expect("required above")),
                 Param::Binary(f.secret_key_enc.clone().expect("required above")),
+                fado_store::opt_text(f.notify_token_sha256.as_deref()),
             ],
         )?;
         let id = rows.one()?.i64("id")?;
+        if verified {
+            mark_healthy(db, id)?;
+        }
         ctx.changed()?;
         get(db, id)
     })?;
@@ -175,7 +213,27 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
         required("access_key", &input.access_key)?;
         required("secret_key", &input.secret_key)?;
     }
-    let f = validate_input(ctx, &input)?;
+    let mut f = validate_input(ctx, &input)?;
+    let touches_access = input.endpoint.is_some()
+        || input.region.is_some()
+        || input.path_style.is_some()
+        || input.access_key.is_some()
+        || input.secret_key.is_some();
+    let check = req.flag_or("verify", true)?;
+    let verified = if touches_access && check {
+        let current = stored_endpoint(ctx, id)?;
+        let endpoint = Endpoint {
+            url: f.endpoint.clone().unwrap_or(current.url),
+            region: f.region.clone().unwrap_or(current.region),
+            path_style: input.path_style.unwrap_or(current.path_style),
+            access_key: f.access_key.clone().unwrap_or(current.access_key),
+            secret_key: input.secret_key.clone().unwrap_or(current.secret_key),
+        };
+        f.region = Some(verify(endpoint, true)?);
+        true
+    } else {
+        false
+    };
     let updated = ctx.db.transaction(|db| {
         // Naming the cluster it is already in (as every PUT does) is no move.
         let current = get(db, id)?.cluster_id;
@@ -186,7 +244,9 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
             "UPDATE storage_deployments SET name = coalesce($2, name), cluster_id = coalesce($3, cluster_id),
                  endpoint = coalesce($4, endpoint), region = coalesce($5, region),
                  path_style = coalesce($6, path_style), access_key = coalesce($7, access_key),
-                 secret_key_enc = coalesce($8, secret_key_enc), updated_at = now()
+                 secret_key_enc = coalesce($8, secret_key_enc),
+                 notify_token_sha256 = CASE WHEN $9::text IS NULL THEN notify_token_sha256 ELSE nullif($9, '') END,
+                 updated_at = now()
              WHERE id = $1",
             &[
                 Param::Int64(id),
@@ -197,12 +257,82 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
                 input.path_style.map(Param::Boolean).unwrap_or(Param::DbNull),
                 fado_store::opt_text(f.access_key.as_deref()),
                 f.secret_key_enc.clone().map(Param::Binary).unwrap_or(Param::DbNull),
+                fado_store::opt_text(f.notify_token_sha256.as_deref()),
             ],
         )?;
+        if verified {
+            mark_healthy(db, id)?;
+        }
         ctx.changed()?;
         get(db, id)
     })?;
     Reply::ok(updated)
+}
+
+/// How long registering storage waits for it to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Checks the endpoint and credentials against the service itself (one
+/// signed `ListBuckets`) and returns the region to record. Without a region
+/// given, it tries `us-east-1` and then the region the service names when
+/// it refuses that one. `?verify=false` skips this (storage that is not up
+/// yet); the health checker probes it later.
+fn verify(mut endpoint: Endpoint, region_given: bool) -> ApiResult<String> {
+    if !region_given {
+        endpoint.region = DEFAULT_REGION.into();
+    }
+    let mut outcome = fado_s3::block_on(fado_s3::probe(&endpoint, PROBE_TIMEOUT));
+    if !region_given && let Err(ProbeError::Region(Some(expected), _)) = &outcome {
+        endpoint.region = expected.clone();
+        outcome = fado_s3::block_on(fado_s3::probe(&endpoint, PROBE_TIMEOUT));
+    }
+    let field = match &outcome {
+        Ok(()) => return Ok(endpoint.region),
+        Err(ProbeError::Unreachable(_) | ProbeError::Other(_)) => "endpoint",
+        Err(ProbeError::AccessKey(_)) => "access_key",
+        Err(ProbeError::Credentials(_)) => "secret_key",
+        Err(ProbeError::Region(..)) => "region",
+    };
+    let e = outcome.expect_err("handled above");
+    Err(ApiError::invalid(
+        field,
+        format!(
+            "checking the storage at {} failed: {e} (pass ?verify=false to register it unchecked)",
+            endpoint.url
+        ),
+    ))
+}
+
+/// The stored endpoint of a storage deployment, secret decrypted.
+fn stored_endpoint(ctx: &Ctx, id: i64) -> ApiResult<Endpoint> {
+    let rows = ctx.db.query(
+        "SELECT endpoint, region, path_style, access_key, secret_key_enc FROM storage_deployments WHERE id = $1",
+        &[Param::Int64(id)],
+    )?;
+    let r = rows
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))?;
+    Ok(Endpoint {
+        url: r.str("endpoint")?,
+        region: r.str("region")?,
+        path_style: r.bool("path_style")?,
+        access_key: r.str("access_key")?,
+        secret_key: secrets::decrypt(ctx.encryption_key(), &r.bytes("secret_key_enc")?)
+            .map_err(|e| ApiError::new(500, "internal", e.to_string()))?,
+    })
+}
+
+/// A deployment that just passed its check is healthy until a health
+/// check says otherwise.
+fn mark_healthy(db: &Db, id: i64) -> ApiResult<()> {
+    db.execute(
+        "UPDATE storage_deployments SET health = 'healthy', health_failures = 0, health_detail = NULL,
+             health_checked_at = now()
+         WHERE id = $1",
+        &[Param::Int64(id)],
+    )?;
+    Ok(())
 }
 
 /// Refuses `what` for a storage deployment holding master copies, naming them.

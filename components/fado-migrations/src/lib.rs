@@ -29,11 +29,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog",
-    sql: include_str!("../sql/0001_catalog.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog",
+        sql: include_str!("../sql/0001_catalog.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "data_plane",
+        sql: include_str!("../sql/0002_data_plane.sql"),
+    },
+];
 
 /// The schema version this build expects.
 pub const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;

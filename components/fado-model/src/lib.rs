@@ -178,6 +178,8 @@ pub struct StorageDeployment {
     pub region: String,
     pub path_style: bool,
     pub access_key: String,
+    /// Whether event notifications are accepted (a notify token is set).
+    pub notifications: bool,
     pub health: Health,
     pub health_detail: Option<String>,
     pub health_checked_at: Option<String>,
@@ -256,6 +258,11 @@ pub struct Job {
     pub max_attempts: i64,
     pub run_after: String,
     pub last_error: Option<String>,
+    /// For object jobs: the size of the object to copy, when known.
+    pub object_size: Option<i64>,
+    pub bytes_copied: i64,
+    /// How long the last attempt ran.
+    pub last_attempt_ms: Option<i64>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -331,6 +338,9 @@ pub struct StorageInput {
     pub path_style: Option<bool>,
     pub access_key: Option<String>,
     pub secret_key: Option<String>,
+    /// Write-only: the bearer token the storage's event notifications carry
+    /// (at least 16 characters); `""` turns notifications off.
+    pub notify_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

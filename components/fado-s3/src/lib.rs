@@ -47,6 +47,17 @@ impl Endpoint {
     }
 
     pub fn client(&self) -> Client {
+        self.client_with(None)
+    }
+
+    /// A client that gives up on an operation after `timeout` (all attempts
+    /// included) and tries once: for probes, where a slow answer is the
+    /// answer.
+    pub fn probe_client(&self, timeout: std::time::Duration) -> Client {
+        self.client_with(Some(timeout))
+    }
+
+    fn client_with(&self, probe_timeout: Option<std::time::Duration>) -> Client {
         let creds = aws_credential_types::Credentials::from_keys(
             self.access_key.clone(),
             self.secret_key.clone(),
@@ -61,10 +72,126 @@ impl Endpoint {
             .http_client(aws_smithy_wasm::wasi::WasiHttpClientBuilder::new().build())
             .sleep_impl(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
                 aws_smithy_wasm::wasi::WasiSleep,
-            ))
-            .build();
-        Client::from_conf(config)
+            ));
+        let config = match probe_timeout {
+            Some(t) => config
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .timeout_config(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(t)
+                        .operation_timeout(t)
+                        .build(),
+                ),
+            None => config,
+        };
+        Client::from_conf(config.build())
     }
+}
+
+/// Why a storage deployment failed a probe, by what the user should fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// Nothing answered like S3 there (connection refused, timeout, TLS, DNS).
+    Unreachable(String),
+    /// The service does not know the access key.
+    AccessKey(String),
+    /// The service rejected the signature (wrong secret key) or the key's rights.
+    Credentials(String),
+    /// The service expects signatures for another region (`Some` when it said which).
+    Region(Option<String>, String),
+    /// Anything else the service answered.
+    Other(String),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Unreachable(m) => write!(f, "the endpoint cannot be reached: {m}"),
+            ProbeError::AccessKey(m) => write!(f, "the access key was rejected: {m}"),
+            ProbeError::Credentials(m) => write!(f, "the credentials were rejected: {m}"),
+            ProbeError::Region(Some(r), m) => {
+                write!(f, "the service expects region {r:?}: {m}")
+            }
+            ProbeError::Region(None, m) => write!(f, "wrong region: {m}"),
+            ProbeError::Other(m) => write!(f, "the service answered with an error: {m}"),
+        }
+    }
+}
+
+/// Checks that the endpoint answers S3 requests signed with these
+/// credentials and region, with one `ListBuckets` (any key allowed to use
+/// the service may call it).
+pub async fn probe(endpoint: &Endpoint, timeout: std::time::Duration) -> Result<(), ProbeError> {
+    use aws_sdk_s3::error::SdkError;
+    let client = endpoint.probe_client(timeout);
+    let e = match client.list_buckets().send().await {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let detail = format!("{}", DisplayErrorContext(&e));
+    match &e {
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("");
+            let body = std::str::from_utf8(s.raw().body().bytes().unwrap_or_default())
+                .unwrap_or_default()
+                .to_string();
+            let message = s.err().message().unwrap_or(code).to_string();
+            match code {
+                "InvalidAccessKeyId" => Err(ProbeError::AccessKey(message)),
+                // Garage says "Forbidden: No such key: GK…" for an unknown key.
+                _ if unknown_key(&message) => Err(ProbeError::AccessKey(message)),
+                "SignatureDoesNotMatch" | "AccessDenied" | "InvalidToken" | "ExpiredToken" => {
+                    Err(ProbeError::Credentials(message))
+                }
+                "AuthorizationHeaderMalformed"
+                | "InvalidRegion"
+                | "IllegalLocationConstraintException"
+                    if message.to_ascii_lowercase().contains("region")
+                        || body.contains("<Region>") =>
+                {
+                    Err(ProbeError::Region(
+                        expected_region(&body, &message),
+                        message,
+                    ))
+                }
+                _ if s.raw().status().as_u16() == 403 => Err(ProbeError::Credentials(message)),
+                _ => Err(ProbeError::Other(format!("{code}: {message}"))),
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            Err(ProbeError::Unreachable(detail))
+        }
+        // A response that is not S3 XML: something else listens there.
+        SdkError::ResponseError(_) => Err(ProbeError::Unreachable(format!(
+            "the answer is not an S3 response ({detail})"
+        ))),
+        _ => Err(ProbeError::Other(detail)),
+    }
+}
+
+fn unknown_key(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no such key") || m.contains("access key id you provided does not exist")
+}
+
+/// The region a service names when it refuses a signature's region: AWS
+/// puts it in a `<Region>` element; others only say it in the message.
+fn expected_region(body: &str, message: &str) -> Option<String> {
+    if let Some(start) = body.find("<Region>") {
+        let rest = &body[start + "<Region>".len()..];
+        if let Some(end) = rest.find("</Region>") {
+            return Some(rest[..end].trim().to_string()).filter(|r| !r.is_empty());
+        }
+    }
+    // e.g. "... expecting 'garage'" / "... expected \"garage\"".
+    let lower = message.to_ascii_lowercase();
+    let at = lower.rfind("expect")?;
+    let quoted = &message[at..];
+    let open = quoted.find(['\'', '"', '`'])?;
+    let q = quoted[open..].chars().next()?;
+    let rest = &quoted[open + 1..];
+    let close = rest.find(q)?;
+    Some(rest[..close].to_string()).filter(|r| !r.is_empty() && r.len() <= 64)
 }
 
 /// Runs S3 futures to completion inside a (synchronous) component handler.
@@ -133,23 +260,51 @@ pub async fn list(client: &Client, bucket: &str) -> Result<Option<Vec<Entry>>> {
     }
 }
 
+/// What a HEAD of one object tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub size: u64,
+    /// Unquoted.
+    pub etag: String,
+    /// The master's ETag a copy recorded (see [`SOURCE_ETAG_META`]).
+    pub source_etag: Option<String>,
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`).
+    pub metadata: HashMap<String, String>,
+}
+
+impl Head {
+    /// The ETag this object had on the master: its own unless it is a copy.
+    pub fn master_etag(&self) -> &str {
+        self.source_etag.as_deref().unwrap_or(&self.etag)
+    }
+}
+
+/// HEAD of `bucket/key`; `None` when the object (or bucket) does not exist.
+pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<Option<Head>> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(h) => Ok(Some(Head {
+            size: u64::try_from(h.content_length().unwrap_or(0)).unwrap_or(0),
+            etag: normalize_etag(h.e_tag().unwrap_or("")),
+            source_etag: h
+                .metadata()
+                .and_then(|m| m.get(SOURCE_ETAG_META))
+                .map(|v| normalize_etag(v)),
+            content_type: h.content_type().map(str::to_string),
+            metadata: h.metadata().cloned().unwrap_or_default(),
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+        Err(e) => Err(s3_error(&format!("reading {bucket}/{key}"), e)),
+    }
+}
+
 /// The source ETag a copy recorded (see [`SOURCE_ETAG_META`]), if any.
 pub async fn recorded_source_etag(
     client: &Client,
     bucket: &str,
     key: &str,
 ) -> Result<Option<String>> {
-    let head = client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| s3_error(&format!("reading {bucket}/{key}"), e))?;
-    Ok(head
-        .metadata()
-        .and_then(|m| m.get(SOURCE_ETAG_META))
-        .map(|v| normalize_etag(v)))
+    Ok(head(client, bucket, key).await?.and_then(|h| h.source_etag))
 }
 
 /// Deletes `keys` from `bucket` (absent keys are fine), 1000 per request.
@@ -200,6 +355,166 @@ pub async fn remove_bucket(client: &Client, bucket: &str) -> Result<()> {
     }
 }
 
+/// Writes `body` as `bucket/key` in one request; returns the new ETag.
+pub async fn put(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: bytes::Bytes,
+    metadata: Option<HashMap<String, String>>,
+    content_type: Option<String>,
+) -> Result<String> {
+    let out = client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .set_metadata(metadata)
+        .set_content_type(content_type)
+        .content_length(body.len() as i64)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| s3_error(&format!("writing {bucket}/{key}"), e))?;
+    Ok(normalize_etag(out.e_tag().unwrap_or("")))
+}
+
+/// Whether an error says the bucket does not exist.
+pub fn is_no_such_bucket(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("NoSuchBucket")
+}
+
+/// A multipart upload in progress: parts are sent as they come, so the
+/// writer holds one part at a time.
+pub struct MultipartUpload<'a> {
+    client: &'a Client,
+    bucket: &'a str,
+    key: &'a str,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl<'a> MultipartUpload<'a> {
+    pub async fn start(
+        client: &'a Client,
+        bucket: &'a str,
+        key: &'a str,
+        metadata: Option<HashMap<String, String>>,
+        content_type: Option<String>,
+    ) -> Result<Self> {
+        let upload = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_metadata(metadata)
+            .set_content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| s3_error(&format!("starting an upload of {bucket}/{key}"), e))?;
+        let upload_id = upload
+            .upload_id()
+            .context("an upload without an id")?
+            .to_string();
+        Ok(Self {
+            client,
+            bucket,
+            key,
+            upload_id,
+            parts: Vec::new(),
+        })
+    }
+
+    /// Sends the next part (every part but the last must be at least 5 MiB).
+    pub async fn part(&mut self, body: Vec<u8>) -> Result<()> {
+        let number = self.parts.len() as i32 + 1;
+        let (bucket, key) = (self.bucket, self.key);
+        let part = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .content_length(body.len() as i64)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_error(&format!("writing part {number} of {bucket}/{key}"), e))?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Completes the upload; returns the object's ETag.
+    pub async fn complete(self) -> Result<String> {
+        let (bucket, key) = (self.bucket, self.key);
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(self.parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| s3_error(&format!("completing the upload of {bucket}/{key}"), e))?;
+        Ok(normalize_etag(out.e_tag().unwrap_or("")))
+    }
+
+    /// Discards the parts sent so far (best effort: storage services also
+    /// expire abandoned uploads).
+    pub async fn abort(self) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+    }
+}
+
+/// Bytes `start..=end` of `bucket/key`, refusing any version other than
+/// `etag` (`If-Match`), so reading an object in parts never mixes versions.
+pub async fn read_range(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    (start, end): (u64, u64),
+    etag: &str,
+) -> Result<Vec<u8>> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(format!("bytes={start}-{end}"))
+        .if_match(format!("\"{etag}\""))
+        .send()
+        .await
+        .map_err(|e| s3_error(&format!("reading {bucket}/{key}"), e))?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("reading {bucket}/{key}"))?
+        .into_bytes();
+    if bytes.len() as u64 != end - start + 1 {
+        bail!(
+            "reading {bucket}/{key}: got {} bytes for range {start}-{end}",
+            bytes.len()
+        );
+    }
+    Ok(bytes.to_vec())
+}
+
 /// Copies objects of one bucket from a source to a destination storage.
 pub struct Copier<'a> {
     pub source: &'a Endpoint,
@@ -209,6 +524,9 @@ pub struct Copier<'a> {
     pub bucket: &'a str,
     /// The most bytes held in memory for one object (one part).
     pub part_size: u64,
+    /// Called after each part of a multipart copy; an error stops the copy
+    /// (the replicator renews its job's lease here, and stops when it lost it).
+    pub on_part: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 /// What one copy did, for metrics.
@@ -222,48 +540,29 @@ impl Copier<'_> {
     /// Copies `entry` (as listed on the source) and records its ETag on the
     /// copy. Returns `None` when the source no longer has the object.
     pub async fn copy(&self, entry: &Entry) -> Result<Option<Copied>> {
-        let head = match self
-            .source_client
-            .head_object()
-            .bucket(self.bucket)
-            .key(&entry.key)
-            .send()
-            .await
-        {
-            Ok(h) => h,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
-            Err(e) => {
-                return Err(s3_error(
-                    &format!("reading {}/{}", self.bucket, entry.key),
-                    e,
-                ));
-            }
+        let (bucket, key) = (self.bucket, entry.key.as_str());
+        let Some(head) = head(self.source_client, bucket, key).await? else {
+            return Ok(None);
         };
-        let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
-        let etag = normalize_etag(head.e_tag().unwrap_or(""));
-        let mut metadata: HashMap<String, String> = head.metadata().cloned().unwrap_or_default();
-        metadata.insert(SOURCE_ETAG_META.to_string(), etag.clone());
-        let content_type = head.content_type().map(str::to_string);
+        // The metadata a copy carries: the source's own, plus its ETag.
+        let mut metadata = head.metadata;
+        metadata.insert(SOURCE_ETAG_META.to_string(), head.etag.clone());
+        let (size, etag, content_type) = (head.size, head.etag, head.content_type);
 
         const MAX_SINGLE_COPY: u64 = 5 << 30;
         if self.source.same_service(self.dest) && size <= MAX_SINGLE_COPY {
             self.dest_client
                 .copy_object()
-                .bucket(self.bucket)
-                .key(&entry.key)
-                .copy_source(format!("{}/{}", self.bucket, encode_key(&entry.key)))
+                .bucket(bucket)
+                .key(key)
+                .copy_source(format!("{bucket}/{}", encode_key(key)))
                 .copy_source_if_match(format!("\"{etag}\""))
                 .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
                 .set_metadata(Some(metadata))
                 .set_content_type(content_type)
                 .send()
                 .await
-                .map_err(|e| {
-                    s3_error(
-                        &format!("copying {}/{} on the server", self.bucket, entry.key),
-                        e,
-                    )
-                })?;
+                .map_err(|e| s3_error(&format!("copying {bucket}/{key} on the server"), e))?;
             return Ok(Some(Copied {
                 bytes: size,
                 server_side: true,
@@ -272,152 +571,45 @@ impl Copier<'_> {
 
         let part_size = fado_sync::part_size(size, self.part_size);
         let ranges = fado_sync::parts(size, part_size);
+        let copied = Copied {
+            bytes: size,
+            server_side: false,
+        };
         if ranges.len() <= 1 {
             let body = match ranges.first() {
-                Some(&(start, end)) => self.read(&entry.key, start, end, &etag).await?,
+                Some(&range) => read_range(self.source_client, bucket, key, range, &etag).await?,
                 None => Vec::new(),
             };
-            self.dest_client
-                .put_object()
-                .bucket(self.bucket)
-                .key(&entry.key)
-                .set_metadata(Some(metadata))
-                .set_content_type(content_type)
-                .content_length(body.len() as i64)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| s3_error(&format!("writing {}/{}", self.bucket, entry.key), e))?;
-            return Ok(Some(Copied {
-                bytes: size,
-                server_side: false,
-            }));
-        }
-
-        let upload = self
-            .dest_client
-            .create_multipart_upload()
-            .bucket(self.bucket)
-            .key(&entry.key)
-            .set_metadata(Some(metadata))
-            .set_content_type(content_type)
-            .send()
-            .await
-            .map_err(|e| {
-                s3_error(
-                    &format!("starting an upload of {}/{}", self.bucket, entry.key),
-                    e,
-                )
-            })?;
-        let upload_id = upload
-            .upload_id()
-            .context("an upload without an id")?
-            .to_string();
-        let result = self
-            .upload_parts(&entry.key, &upload_id, &ranges, &etag)
-            .await;
-        if result.is_err() {
-            // Leave no half upload behind; the retry starts a fresh one.
-            let _ = self
-                .dest_client
-                .abort_multipart_upload()
-                .bucket(self.bucket)
-                .key(&entry.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result.map(|()| {
-            Some(Copied {
-                bytes: size,
-                server_side: false,
-            })
-        })
-    }
-
-    async fn upload_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        ranges: &[(u64, u64)],
-        etag: &str,
-    ) -> Result<()> {
-        let mut done = Vec::with_capacity(ranges.len());
-        for (i, &(start, end)) in ranges.iter().enumerate() {
-            let number = i as i32 + 1;
-            let body = self.read(key, start, end, etag).await?;
-            let part = self
-                .dest_client
-                .upload_part()
-                .bucket(self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .content_length(body.len() as i64)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| {
-                    s3_error(
-                        &format!("writing part {number} of {}/{key}", self.bucket),
-                        e,
-                    )
-                })?;
-            done.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(part.e_tag().map(str::to_string))
-                    .build(),
-            );
-        }
-        self.dest_client
-            .complete_multipart_upload()
-            .bucket(self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(done))
-                    .build(),
+            put(
+                self.dest_client,
+                bucket,
+                key,
+                body.into(),
+                Some(metadata),
+                content_type,
             )
-            .send()
-            .await
-            .map_err(|e| {
-                s3_error(
-                    &format!("completing the upload of {}/{key}", self.bucket),
-                    e,
-                )
-            })?;
-        Ok(())
-    }
-
-    /// One range of the source object, refusing a version other than the
-    /// one being copied (`If-Match`), so a copy never mixes two versions.
-    async fn read(&self, key: &str, start: u64, end: u64, etag: &str) -> Result<Vec<u8>> {
-        let out = self
-            .source_client
-            .get_object()
-            .bucket(self.bucket)
-            .key(key)
-            .range(format!("bytes={start}-{end}"))
-            .if_match(format!("\"{etag}\""))
-            .send()
-            .await
-            .map_err(|e| s3_error(&format!("reading {}/{key}", self.bucket), e))?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("reading {}/{key}", self.bucket))?
-            .into_bytes();
-        if bytes.len() as u64 != end - start + 1 {
-            bail!(
-                "reading {}/{key}: got {} bytes for range {start}-{end}",
-                self.bucket,
-                bytes.len()
-            );
+            .await?;
+            return Ok(Some(copied));
         }
-        Ok(bytes.to_vec())
+        let mut upload =
+            MultipartUpload::start(self.dest_client, bucket, key, Some(metadata), content_type)
+                .await?;
+        for &range in &ranges {
+            let sent = match read_range(self.source_client, bucket, key, range, &etag).await {
+                Ok(body) => match upload.part(body).await {
+                    Ok(()) => self.on_part.map_or(Ok(()), |f| f()),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                // Leave no half upload behind; the retry starts a fresh one.
+                upload.abort().await;
+                return Err(e);
+            }
+        }
+        upload.complete().await?;
+        Ok(Some(copied))
     }
 }
 
@@ -433,4 +625,53 @@ fn encode_key(key: &str) -> String {
         }
     }
     out
+}
+
+/// One page of a bucket listing, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    /// No keys follow the last one listed.
+    pub complete: bool,
+}
+
+/// At most `max_keys` (S3 caps it at 1000) objects of `bucket` whose keys
+/// sort after `start_after` (`""`: from the start). `None` when the bucket
+/// does not exist. Lets a caller walk a large bucket a bounded page at a time.
+pub async fn list_page(
+    client: &Client,
+    bucket: &str,
+    start_after: &str,
+    max_keys: i32,
+) -> Result<Option<Page>> {
+    let page = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_start_after((!start_after.is_empty()).then(|| start_after.to_string()))
+        .max_keys(max_keys.clamp(1, 1000))
+        .send()
+        .await;
+    let page = match page {
+        Ok(p) => p,
+        Err(e) if matches!(code_of(&e), Some("NoSuchBucket")) => return Ok(None),
+        Err(e) => return Err(s3_error(&format!("listing bucket {bucket}"), e)),
+    };
+    let entries = page
+        .contents()
+        .iter()
+        .map(|o| {
+            Ok(Entry {
+                key: o
+                    .key()
+                    .context("a listed object without a key")?
+                    .to_string(),
+                size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+                etag: normalize_etag(o.e_tag().unwrap_or("")),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Page {
+        entries,
+        complete: page.is_truncated() != Some(true),
+    }))
 }

@@ -41,9 +41,40 @@ pub fn decrypt(passphrase: &str, stored: &[u8]) -> Result<String, SecretError> {
     String::from_utf8(pt).map_err(|_| SecretError::Decrypt)
 }
 
+/// The stored form of a bearer token (notification tokens): hex SHA-256.
+/// Tokens are long random strings, so a plain hash is enough to keep a
+/// database leak from revealing them.
+pub fn token_digest(token: &str) -> String {
+    hex_lower(&Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `token` matches a stored [`token_digest`], in constant time.
+pub fn token_matches(token: &str, digest: &str) -> bool {
+    let given = token_digest(token);
+    given.len() == digest.len()
+        && given
+            .bytes()
+            .zip(digest.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_digests_match_only_their_token() {
+        let d = token_digest("a-notification-token");
+        assert_eq!(d.len(), 64);
+        assert!(token_matches("a-notification-token", &d));
+        assert!(!token_matches("a-notification-tokem", &d));
+        assert!(!token_matches("", &d));
+    }
 
     #[test]
     fn round_trip_and_wrong_key() {

@@ -102,5 +102,103 @@ pub fn backoff(attempts: u32, base: Duration, cap: Duration, jitter: f64) -> Dur
     exp.min(cap).mul_f64(jitter.clamp(0.5, 1.0))
 }
 
+/// How the objects catalog must change to match one page of a master
+/// bucket's listing (a reconcile sweep).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogDiff {
+    /// On the master, but missing from the catalog or recorded with another
+    /// size or ETag.
+    pub put: Vec<Entry>,
+    /// In the catalog, but not on the master.
+    pub delete: Vec<String>,
+}
+
+impl CatalogDiff {
+    pub fn len(&self) -> usize {
+        self.put.len() + self.delete.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Compares one page of a master listing with the catalog's rows for the
+/// same key range. The catalog records the master's own ETags, so unlike
+/// [`diff`] an ETag that differs is a change. Keys in `newer` were recorded
+/// after the listing began (by the object API or a notification): the
+/// catalog knows better than the listing there, so they are left alone.
+/// The result is ordered by key.
+pub fn catalog_diff(listed: &[Entry], catalog: &[Entry], newer: &[String]) -> CatalogDiff {
+    let newer: std::collections::BTreeSet<&str> = newer.iter().map(String::as_str).collect();
+    let recorded: BTreeMap<&str, &Entry> = catalog.iter().map(|e| (e.key.as_str(), e)).collect();
+    let listed: BTreeMap<&str, &Entry> = listed.iter().map(|e| (e.key.as_str(), e)).collect();
+    let put = listed
+        .iter()
+        .filter(|(k, _)| !newer.contains(*k))
+        .filter(|(k, m)| {
+            recorded
+                .get(*k)
+                .is_none_or(|c| c.size != m.size || c.etag != m.etag)
+        })
+        .map(|(_, m)| (*m).clone())
+        .collect();
+    let delete = recorded
+        .keys()
+        .filter(|k| !newer.contains(*k) && !listed.contains_key(*k))
+        .map(|k| k.to_string())
+        .collect();
+    CatalogDiff { put, delete }
+}
+
+/// What one page of a reconcile walk settles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The last key the page settles, where the next page starts after;
+    /// `None` when it settles every key after the walk's cursor (the walk
+    /// ends).
+    pub end: Option<String>,
+    pub diff: CatalogDiff,
+}
+
+/// Settles one page of a reconcile walk. `listed`: the master's keys after
+/// the cursor; `catalog`: the catalog's rows after the cursor and, unless
+/// the listing is complete, up to its last key; both in key order and each
+/// possibly cut short (`*_complete` false). The page covers the keys both
+/// sides saw in full, so a long run of keys the master lost is settled over
+/// several pages rather than read at once. `None` when the listing claims
+/// more keys but holds none: nothing can be settled.
+pub fn settle_page(
+    listed: &[Entry],
+    listing_complete: bool,
+    catalog: &[Entry],
+    catalog_complete: bool,
+    newer: &[String],
+) -> Option<Settled> {
+    let last = |entries: &[Entry], complete: bool| -> Option<Option<String>> {
+        if complete {
+            Some(None)
+        } else {
+            entries.last().map(|e| Some(e.key.clone()))
+        }
+    };
+    let end = match (
+        last(listed, listing_complete)?,
+        last(catalog, catalog_complete)?,
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let within = |entries: &[Entry]| -> Vec<Entry> {
+        entries
+            .iter()
+            .filter(|e| end.as_ref().is_none_or(|end| e.key <= *end))
+            .cloned()
+            .collect()
+    };
+    let diff = catalog_diff(&within(listed), &within(catalog), newer);
+    Some(Settled { end, diff })
+}
+
 #[cfg(test)]
 mod tests;

@@ -115,3 +115,151 @@ proptest! {
         prop_assert_eq!(next, size);
     }
 }
+
+#[test]
+fn catalog_diff_finds_new_changed_and_vanished_objects() {
+    let listed = [
+        e("b", 2, "x"),
+        e("a", 1, "m"),
+        e("c", 3, "new"),
+        e("d", 5, "same"),
+    ];
+    let catalog = [
+        e("a", 1, "m"),
+        e("c", 3, "old"),
+        e("d", 4, "same"),
+        e("z", 9, "q"),
+    ];
+    let d = catalog_diff(&listed, &catalog, &[]);
+    // Unlike a replica, the catalog holds the master's ETags: "c" changed.
+    assert_eq!(d.put, [e("b", 2, "x"), e("c", 3, "new"), e("d", 5, "same")]);
+    assert_eq!(d.delete, ["z"]);
+    assert_eq!(d.len(), 4);
+    assert!(catalog_diff(&listed, &listed, &[]).is_empty());
+}
+
+#[test]
+fn catalog_diff_leaves_newer_records_alone() {
+    // "c" was overwritten and "z" uploaded through the object API while the
+    // listing ran: the listing's view of them is older than the catalog's.
+    let listed = [e("a", 1, "m"), e("c", 3, "old")];
+    let catalog = [e("c", 3, "new"), e("z", 9, "q")];
+    let newer = ["c".to_string(), "z".to_string()];
+    let d = catalog_diff(&listed, &catalog, &newer);
+    assert_eq!(d.put, [e("a", 1, "m")]);
+    assert!(d.delete.is_empty());
+}
+
+proptest! {
+    /// Applying a page's diff makes the catalog equal to the listing, and a
+    /// second comparison finds nothing.
+    #[test]
+    fn applying_a_catalog_diff_converges(listed in listing(), catalog in listing()) {
+        let d = catalog_diff(&listed, &catalog, &[]);
+        let mut result: BTreeMap<String, Entry> =
+            catalog.iter().map(|e| (e.key.clone(), e.clone())).collect();
+        for k in &d.delete {
+            result.remove(k);
+        }
+        for e in &d.put {
+            result.insert(e.key.clone(), e.clone());
+        }
+        let want: BTreeMap<String, Entry> =
+            listed.iter().map(|e| (e.key.clone(), e.clone())).collect();
+        prop_assert_eq!(&result, &want);
+        let after: Vec<Entry> = result.into_values().collect();
+        prop_assert!(catalog_diff(&listed, &after, &[]).is_empty());
+    }
+}
+
+#[test]
+fn a_truncated_listing_settles_up_to_its_last_key() {
+    let listed = [e("a", 1, "m"), e("b", 2, "x")];
+    let catalog = [e("a", 1, "m"), e("ab", 3, "gone")];
+    let s = settle_page(&listed, false, &catalog, true, &[]).unwrap();
+    assert_eq!(s.end.as_deref(), Some("b"));
+    assert_eq!(s.diff.put, [e("b", 2, "x")]);
+    assert_eq!(s.diff.delete, ["ab"]);
+}
+
+#[test]
+fn a_complete_listing_ends_the_walk_and_drops_what_the_master_lost() {
+    let listed = [e("a", 1, "m")];
+    let catalog = [e("a", 1, "m"), e("y", 1, "q"), e("z", 2, "q")];
+    let s = settle_page(&listed, true, &catalog, true, &[]).unwrap();
+    assert_eq!(s.end, None);
+    assert!(s.diff.put.is_empty());
+    assert_eq!(s.diff.delete, ["y", "z"]);
+    let empty = settle_page(&[], true, &[], true, &[]).unwrap();
+    assert_eq!(empty, Settled::default());
+}
+
+#[test]
+fn a_cut_catalog_read_shortens_the_page() {
+    // The master lost many keys: the catalog read stopped at "c", so the
+    // page settles up to "c" and leaves "d" to the next page.
+    let listed = [e("a", 1, "m"), e("d", 1, "m")];
+    let catalog = [e("b", 1, "q"), e("c", 1, "q")];
+    let s = settle_page(&listed, true, &catalog, false, &[]).unwrap();
+    assert_eq!(s.end.as_deref(), Some("c"));
+    assert_eq!(s.diff.put, [e("a", 1, "m")]);
+    assert_eq!(s.diff.delete, ["b", "c"]);
+    // Both cut short: the page ends at the smaller of the two last keys.
+    let s = settle_page(&listed, false, &catalog[..1], false, &[]).unwrap();
+    assert_eq!(s.end.as_deref(), Some("b"));
+}
+
+#[test]
+fn an_empty_page_that_claims_more_settles_nothing() {
+    assert_eq!(settle_page(&[], false, &[e("a", 1, "m")], true, &[]), None);
+    assert_eq!(settle_page(&[e("a", 1, "m")], true, &[], false, &[]), None);
+}
+
+proptest! {
+    /// Walking page by page, with listings and catalog reads of any length,
+    /// makes the catalog equal to the master and ends the walk.
+    #[test]
+    fn a_paged_walk_converges(
+        master in listing(),
+        catalog in listing(),
+        page in 1usize..4,
+        read in 1usize..4,
+    ) {
+        let mut state: BTreeMap<String, Entry> =
+            catalog.iter().map(|e| (e.key.clone(), e.clone())).collect();
+        let mut after = String::new();
+        for _ in 0..100 {
+            let rest: Vec<Entry> = master.iter().filter(|e| e.key > after).cloned().collect();
+            let listed: Vec<Entry> = rest.iter().take(page).cloned().collect();
+            let listing_complete = listed.len() == rest.len();
+            let upto = (!listing_complete).then(|| listed.last().unwrap().key.clone());
+            let range: Vec<Entry> = state
+                .values()
+                .filter(|e| e.key > after && upto.as_ref().is_none_or(|u| e.key <= *u))
+                .cloned()
+                .collect();
+            let read_rows: Vec<Entry> = range.iter().take(read).cloned().collect();
+            let s = settle_page(&listed, listing_complete, &read_rows, read_rows.len() == range.len(), &[])
+                .expect("non-empty pages");
+            for k in &s.diff.delete {
+                state.remove(k);
+            }
+            for e in &s.diff.put {
+                state.insert(e.key.clone(), e.clone());
+            }
+            match s.end {
+                Some(end) => {
+                    prop_assert!(end > after, "a page always makes progress");
+                    after = end;
+                }
+                None => {
+                    let want: BTreeMap<String, Entry> =
+                        master.iter().map(|e| (e.key.clone(), e.clone())).collect();
+                    prop_assert_eq!(state, want);
+                    return Ok(());
+                }
+            }
+        }
+        prop_assert!(false, "the walk did not end");
+    }
+}

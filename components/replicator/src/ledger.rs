@@ -34,17 +34,32 @@ fn random_u64() -> u64 {
         .finish()
 }
 
-const CLAIMABLE: &str = "(state = 'queued' AND run_after <= now())
-     OR (state = 'running' AND lease_expires_at < now())";
+/// Jobs (alias `j`) that may be claimed now: due, or abandoned by a
+/// replicator whose lease ran out; and
+/// - not against unhealthy storage (the job's own or the bucket's master):
+///   such jobs wait, without spending attempts, until a health check sees
+///   the storage back;
+/// - not overlapping a job that is running under a live lease on the same
+///   replica and object (or on the whole replica: a full sync). Work on one
+///   target runs in order, so a copy that started before a newer change
+///   cannot finish after the copy of that change.
+const CLAIMABLE: &str = "((j.state = 'queued' AND j.run_after <= now())
+       OR (j.state = 'running' AND j.lease_expires_at < now()))
+     AND NOT EXISTS (SELECT 1 FROM storage_deployments s WHERE s.health = 'unhealthy'
+         AND (s.id = j.storage_id OR s.id = (SELECT b.master_storage_id FROM buckets b WHERE b.name = j.bucket_name)))
+     AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.lease_expires_at >= now()
+         AND r.id <> j.id AND r.bucket_name = j.bucket_name AND r.storage_id = j.storage_id
+         AND (coalesce(r.object_key, '') = coalesce(j.object_key, '')
+              OR r.kind IN ('create_replica', 'sync_replica')))";
 
-/// Takes the oldest due job, or one whose lease ran out, and leases it.
+/// Takes the oldest claimable job and leases it.
 pub fn claim(db: &Db, owner: &str) -> Result<Option<Job>> {
     let rows = db.query(
         &format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
                  lease_expires_at = now() + make_interval(secs => $2), started_at = coalesce(started_at, now()),
                  updated_at = now()
-             WHERE id = (SELECT id FROM jobs WHERE {CLAIMABLE} ORDER BY run_after, id
+             WHERE id = (SELECT j.id FROM jobs j WHERE {CLAIMABLE} ORDER BY j.run_after, j.id
                          FOR UPDATE SKIP LOCKED LIMIT 1)
              RETURNING id, kind, bucket_name, storage_id, object_key, attempts"
         ),
@@ -66,7 +81,7 @@ pub fn claim(db: &Db, owner: &str) -> Result<Option<Job>> {
 /// Whether any job is due now.
 pub fn claimable(db: &Db) -> Result<bool> {
     let rows = db.query(
-        &format!("SELECT 1 AS x FROM jobs WHERE {CLAIMABLE} LIMIT 1"),
+        &format!("SELECT 1 AS x FROM jobs j WHERE {CLAIMABLE} LIMIT 1"),
         &[],
     )?;
     Ok(!rows.is_empty())
@@ -87,12 +102,19 @@ pub fn renew(db: &Db, job: &Job, owner: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
-pub fn complete(db: &Db, job: &Job, owner: &str) -> Result<()> {
+/// Marks the job done, with what its attempt moved and how long it took.
+pub fn complete(db: &Db, job: &Job, owner: &str, bytes: u64, took: Duration) -> Result<()> {
     db.execute(
         "UPDATE jobs SET state = 'done', finished_at = now(), last_error = NULL, lease_owner = NULL,
-             lease_expires_at = NULL, updated_at = now()
+             lease_expires_at = NULL, updated_at = now(), bytes_copied = bytes_copied + $3,
+             last_attempt_ms = $4
          WHERE id = $1 AND lease_owner = $2",
-        &[Param::Int64(job.id), Param::Str(owner.into())],
+        &[
+            Param::Int64(job.id),
+            Param::Str(owner.into()),
+            Param::Int64(bytes as i64),
+            Param::Int64(took.as_millis() as i64),
+        ],
     )?;
     Ok(())
 }
@@ -100,7 +122,9 @@ pub fn complete(db: &Db, job: &Job, owner: &str) -> Result<()> {
 /// Requeues the job after a backoff, or dead-letters it once it has used
 /// its attempts. A dead `create_replica`/`sync_replica` marks its replica
 /// `failed` so the API shows why.
-pub fn fail(db: &Db, job: &Job, owner: &str, error: &str) -> Result<()> {
+/// Returns the job's new state: `queued` (retry), `dead`, or `done` (a
+/// newer queued job carries the work on).
+pub fn fail(db: &Db, job: &Job, owner: &str, error: &str, took: Duration) -> Result<String> {
     let jitter = 0.5 + (random_u64() % 1000) as f64 / 2000.0;
     let delay = fado_sync::backoff(
         job.attempts.max(1) as u32,
@@ -109,21 +133,37 @@ pub fn fail(db: &Db, job: &Job, owner: &str, error: &str) -> Result<()> {
         jitter,
     );
     let rows = db.query(
-        "UPDATE jobs SET
-             state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+        "WITH next AS (
+             SELECT CASE WHEN d.attempts >= d.max_attempts THEN 'dead'
+                         -- A newer change queued the same work: that job carries it on.
+                         WHEN EXISTS (SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = d.kind
+                                      AND q.bucket_name = d.bucket_name
+                                      AND q.storage_id IS NOT DISTINCT FROM d.storage_id
+                                      AND q.object_key IS NOT DISTINCT FROM d.object_key) THEN 'done'
+                         ELSE 'queued' END AS state
+             FROM jobs d WHERE d.id = $1)
+         UPDATE jobs SET state = next.state,
              run_after = now() + make_interval(secs => $3),
              last_error = $4, lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
-             finished_at = CASE WHEN attempts >= max_attempts THEN now() END
-         WHERE id = $1 AND lease_owner = $2
-         RETURNING state",
+             last_attempt_ms = $5,
+             finished_at = CASE WHEN next.state = 'queued' THEN NULL ELSE now() END
+         FROM next
+         WHERE jobs.id = $1 AND jobs.lease_owner = $2
+         RETURNING jobs.state",
         &[
             Param::Int64(job.id),
             Param::Str(owner.into()),
             Param::Floating64(delay.as_secs_f64()),
             Param::Str(error.into()),
+            Param::Int64(took.as_millis() as i64),
         ],
     )?;
-    let dead = rows.first().map(|r| r.str("state")).transpose()?.as_deref() == Some("dead");
+    let state = rows
+        .first()
+        .map(|r| r.str("state"))
+        .transpose()?
+        .unwrap_or_else(|| "lost".into()); // the lease was taken over meanwhile
+    let dead = state == "dead";
     if let Some(storage) = job.storage_id {
         let state = if dead && matches!(job.kind, JobKind::CreateReplica | JobKind::SyncReplica) {
             Some("failed")
@@ -141,5 +181,5 @@ pub fn fail(db: &Db, job: &Job, owner: &str, error: &str) -> Result<()> {
             ],
         )?;
     }
-    Ok(())
+    Ok(state)
 }

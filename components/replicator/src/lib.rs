@@ -57,10 +57,12 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
         let Some(job) = ledger::claim(&db, &owner)? else {
             break;
         };
+        let attempt = Instant::now();
         let outcome = fado_s3::block_on(steps::run(&db, &cfg, &job, &owner));
         match outcome {
             Ok(effect) => {
-                ledger::complete(&db, &job, &owner)?;
+                ledger::complete(&db, &job, &owner, effect.bytes, attempt.elapsed())?;
+                count(&cfg.redis, &job, "done", effect.bytes);
                 progressed |= effect.catalog_changed;
             }
             Err(e) => {
@@ -69,7 +71,9 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
                     "replicator: job {} ({} {}) failed: {message}",
                     job.id, job.kind, job.bucket
                 );
-                ledger::fail(&db, &job, &owner, &message)?;
+                let state = ledger::fail(&db, &job, &owner, &message, attempt.elapsed())?;
+                let outcome = if state == "queued" { "retry" } else { &state };
+                count(&cfg.redis, &job, outcome, 0);
             }
         }
     }
@@ -81,6 +85,44 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
         publish(&cfg.redis, CHANNEL);
     }
     Ok(())
+}
+
+/// The Redis hash of FaDO's counters (the catalog serves them at
+/// `/api/metrics`): Redis, not Postgres, so counting costs the ledger nothing.
+pub const METRICS_KEY: &[u8] = b"fado:metrics";
+
+/// Counts one job outcome and the bytes it copied. Best effort: a lost
+/// increment is a metrics gap, never a replication fault.
+fn count(address: &str, job: &ledger::Job, outcome: &str, bytes: u64) {
+    use spin_sdk::redis::RedisParameter::{Binary, Int64};
+    let field = format!(
+        "jobs_total{{kind=\"{}\",outcome=\"{outcome}\"}}",
+        job.kind.as_str()
+    );
+    let result = spin_sdk::redis::Connection::open(address).and_then(|c| {
+        c.execute(
+            "HINCRBY",
+            &[
+                Binary(METRICS_KEY.to_vec()),
+                Binary(field.into_bytes()),
+                Int64(1),
+            ],
+        )?;
+        if bytes > 0 {
+            c.execute(
+                "HINCRBY",
+                &[
+                    Binary(METRICS_KEY.to_vec()),
+                    Binary(b"replicated_bytes_total".to_vec()),
+                    Int64(bytes as i64),
+                ],
+            )?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        eprintln!("replicator: could not count job {}: {e:?}", job.id);
+    }
 }
 
 /// Best effort: sweeps repeat every wake-up.

@@ -6,6 +6,7 @@ use fado_model::JobKind;
 use fado_s3::{Copier, Endpoint};
 use fado_store::{Db, Param};
 use fado_sync::Entry;
+use futures::StreamExt;
 
 use crate::Config;
 use crate::ledger::{self, Job};
@@ -16,6 +17,8 @@ pub struct Effect {
     /// The catalog changed in a way placement or routes depend on (a
     /// replica became ready or went away): the planner must run.
     pub catalog_changed: bool,
+    /// Object bytes written to the destination.
+    pub bytes: u64,
 }
 
 pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str) -> Result<Effect> {
@@ -47,7 +50,7 @@ pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str) -> Result<Effect
                 .object_key
                 .as_deref()
                 .with_context(|| format!("job {} names no object", job.id))?;
-            object_step(db, cfg, job, storage_id, key).await
+            object_step(db, cfg, job, owner, storage_id, key).await
         }
     }
 }
@@ -91,7 +94,12 @@ impl Pair {
         })
     }
 
-    fn copier<'a>(&'a self, bucket: &'a str, part_size: u64) -> Copier<'a> {
+    fn copier<'a>(
+        &'a self,
+        bucket: &'a str,
+        part_size: u64,
+        on_part: &'a dyn Fn() -> Result<()>,
+    ) -> Copier<'a> {
         Copier {
             source: &self.master,
             source_client: &self.master_client,
@@ -99,8 +107,34 @@ impl Pair {
             dest_client: &self.replica_client,
             bucket,
             part_size,
+            on_part: Some(on_part),
         }
     }
+}
+
+/// Copies a full sync runs at the same time.
+const COPIES_AT_ONCE: usize = 8;
+
+/// Runs `f` at most every few seconds (lease renewals cost a database round
+/// trip; the lease lasts a minute).
+fn throttled(f: impl Fn() -> Result<()>) -> impl Fn() -> Result<()> {
+    let last = std::cell::Cell::new(std::time::Instant::now());
+    move || {
+        if last.get().elapsed() < std::time::Duration::from_secs(5) {
+            return Ok(());
+        }
+        last.set(std::time::Instant::now());
+        f()
+    }
+}
+
+/// Renews the job's lease during a long copy; fails once another replicator
+/// has taken the job over, so two never write the same object.
+fn keep_lease(db: &Db, job: &Job, owner: &str) -> Result<()> {
+    if !ledger::renew(db, job, owner)? {
+        bail!("the job's lease was lost while copying; another replicator took it over");
+    }
+    Ok(())
 }
 
 /// Runs `sql` (an update of replica rows) in a transaction that bumps the
@@ -188,19 +222,25 @@ async fn sync_replica(
             to_copy.push(e);
         }
     }
-    let copier = pair.copier(&job.bucket, cfg.part_size);
-    for e in &to_copy {
-        copier.copy(e).await?;
-        if !ledger::renew(db, job, owner)? {
-            bail!("the job's lease was lost while copying; another replicator took it over");
+    let renew = throttled(|| keep_lease(db, job, owner));
+    let copier = pair.copier(&job.bucket, cfg.part_size, &renew);
+    // Several copies at once: small objects are dominated by round trips.
+    // Memory stays bounded by COPIES_AT_ONCE parts.
+    let mut copies = futures::stream::iter(to_copy.iter().map(|e| copier.copy(e)))
+        .buffer_unordered(COPIES_AT_ONCE);
+    let mut bytes = 0;
+    while let Some(copied) = copies.next().await {
+        if let Some(c) = copied? {
+            bytes += c.bytes;
         }
+        renew()?;
     }
+    drop(copies);
     fado_s3::delete_keys(replica_client, &job.bucket, &diff.delete).await?;
 
     let changed = db.transaction(|tx| -> Result<bool> {
         let n = tx.execute(
-            "UPDATE replicas SET state = 'ready', last_sync_at = now(), lag_objects = 0, lag_bytes = 0,
-                 oldest_unsynced_at = NULL, last_error = NULL, updated_at = now()
+            "UPDATE replicas SET state = 'ready', last_sync_at = now(), last_error = NULL, updated_at = now()
              WHERE bucket_id = $1 AND storage_id = $2 AND state IN ('pending', 'syncing', 'failed', 'ready')",
             &[Param::Int64(bucket_id), Param::Int64(storage_id)],
         )?;
@@ -211,6 +251,7 @@ async fn sync_replica(
     })?;
     Ok(Effect {
         catalog_changed: changed,
+        bytes,
     })
 }
 
@@ -235,6 +276,7 @@ async fn delete_replica(db: &Db, cfg: &Config, job: &Job, storage_id: i64) -> Re
     )?;
     Ok(Effect {
         catalog_changed: changed,
+        bytes: 0,
     })
 }
 
@@ -244,6 +286,7 @@ async fn object_step(
     db: &Db,
     cfg: &Config,
     job: &Job,
+    owner: &str,
     storage_id: i64,
     key: &str,
 ) -> Result<Effect> {
@@ -254,16 +297,33 @@ async fn object_step(
         return Ok(Effect::default());
     }
     let pair = Pair::new(db, cfg, master_id, storage_id)?;
-    let copier = pair.copier(&job.bucket, cfg.part_size);
-    let entry = Entry {
-        key: key.to_string(),
-        size: 0,
-        etag: String::new(),
-    };
     // Whatever the job's kind, the master decides: a copy of an object the
     // master no longer has becomes a delete, and the reverse.
-    if copier.copy(&entry).await?.is_none() {
+    let Some(source) = fado_s3::head(&pair.master_client, &job.bucket, key).await? else {
         fado_s3::delete_keys(&pair.replica_client, &job.bucket, &[key.to_string()]).await?;
+        return Ok(Effect::default());
+    };
+    if let Some(copy) = fado_s3::head(&pair.replica_client, &job.bucket, key).await?
+        && copy.master_etag() == source.etag
+        && copy.size == source.size
+    {
+        return Ok(Effect::default()); // already there (an earlier attempt, or a sync)
     }
-    Ok(Effect::default())
+    let entry = Entry {
+        key: key.to_string(),
+        size: source.size,
+        etag: source.etag,
+    };
+    let renew = || keep_lease(db, job, owner);
+    let copier = pair.copier(&job.bucket, cfg.part_size, &renew);
+    match copier.copy(&entry).await? {
+        Some(c) => Ok(Effect {
+            catalog_changed: false,
+            bytes: c.bytes,
+        }),
+        None => {
+            fado_s3::delete_keys(&pair.replica_client, &job.bucket, &[key.to_string()]).await?;
+            Ok(Effect::default())
+        }
+    }
 }

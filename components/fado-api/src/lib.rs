@@ -1,0 +1,174 @@
+//! What FaDO's HTTP components (catalog, objects, notify) share: every
+//! failure answers with an HTTP status and
+//! `{"error":{"code":…,"message":…,"field":…}}`, and `/api` requests carry
+//! the admin token.
+
+use fado_model::FieldError;
+use fado_store::{StoreError, sqlstate};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(400, "invalid", message)
+        }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(404, "not_found", format!("{what} does not exist"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "conflict", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            401,
+            "unauthorized",
+            "this endpoint needs the admin token: send `Authorization: Bearer <token>`",
+        )
+    }
+
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!("use one of: {}", allowed.join(", ")),
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut e = json!({ "code": self.code, "message": self.message });
+        if let Some(f) = &self.field {
+            e["field"] = json!(f);
+        }
+        json!({ "error": e })
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Connect(_) => ApiError::new(503, "database_unavailable", e.to_string()),
+            // The schema does not match this build: nothing can be served
+            // safely until an operator fixes it (see `fado db status`).
+            StoreError::Migration(_) => ApiError::new(503, "schema_mismatch", e.to_string()),
+            StoreError::Db { .. } if e.is(sqlstate::UNIQUE_VIOLATION) => {
+                ApiError::conflict(unique_message(&e))
+            }
+            StoreError::Db { .. } if e.is(sqlstate::FOREIGN_KEY_VIOLATION) => {
+                ApiError::conflict(format!("the change conflicts with a reference: {e}"))
+            }
+            StoreError::Db { .. } if e.is(sqlstate::CHECK_VIOLATION) => {
+                ApiError::new(400, "invalid", format!("the database refused a value: {e}"))
+            }
+            StoreError::Db { .. } if e.is(sqlstate::SERIALIZATION_FAILURE) => {
+                ApiError::new(503, "retry", "a concurrent change won; retry the request")
+            }
+            _ => {
+                eprintln!("database error: {e}");
+                ApiError::new(500, "internal", format!("database error: {e}"))
+            }
+        }
+    }
+}
+
+/// Names the duplicate from the constraint that caught it.
+fn unique_message(e: &StoreError) -> String {
+    match e.constraint() {
+        Some(c) if c.ends_with("_name_key") => {
+            let table = c.trim_end_matches("_name_key").replace('_', " ");
+            format!(
+                "a {} with that name already exists",
+                table.trim_end_matches('s')
+            )
+        }
+        Some(c) => format!("that already exists ({c})"),
+        None => format!("that already exists: {e}"),
+    }
+}
+
+/// Checks an `Authorization` header against the admin token, in constant
+/// time. A token shorter than 16 characters is a misconfiguration.
+pub fn authorize(auth: Option<&str>, expected: &str) -> ApiResult<()> {
+    if expected.len() < 16 {
+        return Err(ApiError::new(
+            500,
+            "misconfigured",
+            "the admin token must be at least 16 characters",
+        ));
+    }
+    let given = auth
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .unwrap_or("")
+        .trim();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_passes() {
+        let token = "0123456789abcdef-token";
+        assert!(authorize(Some(&format!("Bearer {token}")), token).is_ok());
+        assert!(authorize(Some(&format!("bearer {token} ")), token).is_ok());
+        for bad in [
+            None,
+            Some("Bearer"),
+            Some("Basic x"),
+            Some("Bearer 0123456789abcdef-tokeN"),
+        ] {
+            assert_eq!(authorize(bad, token).unwrap_err().status, 401);
+        }
+        assert_eq!(
+            authorize(Some("Bearer short"), "short").unwrap_err().status,
+            500
+        );
+    }
+
+    #[test]
+    fn error_bodies_name_the_field() {
+        let e = ApiError::invalid("key", "is empty");
+        assert_eq!(
+            e.body(),
+            json!({"error": {"code": "invalid", "message": "is empty", "field": "key"}})
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The objects catalog and the replication jobs that follow a change.
+//!
+//! Every path by which an object of a master bucket changes (the object
+//! API, storage event notifications, reconcile sweeps) records it here, in
+//! the same way: the `objects` row is upserted or deleted, and a
+//! `copy_object`/`delete_object` job is queued for every replica that has
+//! started its first sync. A replica still `pending` needs none: its full
+//! sync marks it `syncing` before listing the master, so it sees the change.
+
+use crate::{Db, Param, Result, text_array};
+
+/// One change to one object of a master bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The object was written: its size, ETag (unquoted) and content type.
+    Put {
+        key: String,
+        size: i64,
+        etag: String,
+        content_type: Option<String>,
+    },
+    /// The object was deleted.
+    Delete { key: String },
+}
+
+impl Change {
+    pub fn key(&self) -> &str {
+        match self {
+            Change::Put { key, .. } | Change::Delete { key } => key,
+        }
+    }
+}
+
+/// What [`record`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Jobs queued (or refreshed) for replicas.
+    pub jobs: u64,
+}
+
+/// Records `changes` to the objects of bucket `bucket_id` (named `bucket`):
+/// catalog rows and replica jobs. Call it inside a transaction; wake the
+/// replicator after the commit when [`Recorded::jobs`] is not zero.
+pub fn record(db: &Db, bucket_id: i64, bucket: &str, changes: &[Change]) -> Result<Recorded> {
+    // The last change of a key wins when a batch names it twice.
+    let mut last: std::collections::HashMap<&str, &Change> = Default::default();
+    for c in changes {
+        last.insert(c.key(), c);
+    }
+    let (mut put_keys, mut sizes, mut etags, mut types) = (vec![], vec![], vec![], vec![]);
+    let mut deleted = vec![];
+    for c in last.values() {
+        match c {
+            Change::Put {
+                key,
+                size,
+                etag,
+                content_type,
+            } => {
+                put_keys.push(key.clone());
+                sizes.push(Some(*size));
+                etags.push(etag.clone());
+                types.push(content_type.clone());
+            }
+            Change::Delete { key } => deleted.push(key.clone()),
+        }
+    }
+    let mut jobs = 0;
+    if !put_keys.is_empty() {
+        db.execute(
+            "INSERT INTO objects (bucket_id, key, size, etag, content_type)
+             SELECT $1, k, s, e, t FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(k, s, e, t)
+             ON CONFLICT (bucket_id, key) DO UPDATE SET size = EXCLUDED.size, etag = EXCLUDED.etag,
+                 content_type = EXCLUDED.content_type, updated_at = now()
+             WHERE (objects.size, objects.etag, objects.content_type) IS DISTINCT FROM
+                   (EXCLUDED.size, EXCLUDED.etag, EXCLUDED.content_type)",
+            &[
+                Param::Int64(bucket_id),
+                text_array(&put_keys),
+                Param::ArrayInt64(sizes.clone()),
+                text_array(&etags),
+                Param::ArrayStr(types),
+            ],
+        )?;
+        jobs += queue(db, bucket_id, bucket, "copy_object", &put_keys, sizes)?;
+    }
+    if !deleted.is_empty() {
+        db.execute(
+            "DELETE FROM objects WHERE bucket_id = $1 AND key = ANY($2::text[])",
+            &[Param::Int64(bucket_id), text_array(&deleted)],
+        )?;
+        let none = vec![None; deleted.len()];
+        jobs += queue(db, bucket_id, bucket, "delete_object", &deleted, none)?;
+    }
+    Ok(Recorded { jobs })
+}
+
+/// Queues one `kind` job per key and replica that follows the master. A job
+/// already queued for the same target is kept (its age is the age of the
+/// oldest change it carries) with the newest size.
+fn queue(
+    db: &Db,
+    bucket_id: i64,
+    bucket: &str,
+    kind: &str,
+    keys: &[String],
+    sizes: Vec<Option<i64>>,
+) -> Result<u64> {
+    db.execute(
+        "INSERT INTO jobs (kind, bucket_name, storage_id, object_key, object_size)
+         SELECT $1, $2, r.storage_id, u.k, u.s
+         FROM replicas r CROSS JOIN unnest($4::text[], $5::bigint[]) AS u(k, s)
+         WHERE r.bucket_id = $3 AND r.state NOT IN ('pending', 'deleting')
+         ON CONFLICT (kind, bucket_name, coalesce(storage_id, 0), coalesce(object_key, ''))
+             WHERE state = 'queued'
+         DO UPDATE SET object_size = EXCLUDED.object_size, updated_at = now()",
+        &[
+            Param::Str(kind.into()),
+            Param::Str(bucket.into()),
+            Param::Int64(bucket_id),
+            text_array(keys),
+            Param::ArrayInt64(sizes),
+        ],
+    )
+}

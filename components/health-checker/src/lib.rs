@@ -1,0 +1,156 @@
+//! The health-checker component: probes every storage deployment.
+//!
+//! Woken on `fado.health` (a periodic sweep, and the catalog after storage
+//! changes), it sends each storage deployment one signed `ListBuckets`, all
+//! at once, and records the outcome. Two failures in a row make a deployment
+//! `unhealthy` (one lost packet should not move data around); one success
+//! makes it `healthy` again. A change of health bumps the catalog generation,
+//! so the planner places no new replicas on unhealthy storage, and wakes the
+//! replicator when storage comes back, because its jobs against unhealthy
+//! storage wait instead of spending attempts.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use fado_s3::Endpoint;
+use fado_store::{Db, Param};
+use spin_sdk::redis_component;
+use spin_sdk::variables;
+
+/// Consecutive failed probes that make storage unhealthy.
+const FAILURES_TO_UNHEALTHY: i64 = 2;
+/// How long one probe may take, connection included.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Session advisory lock: one checker at a time ("FADOHLTH").
+const LOCK: i64 = 0x4641_444F_484C_5448;
+
+struct Target {
+    id: i64,
+    name: String,
+    health: String,
+    failures: i64,
+    /// `Err` when the stored secret cannot be decrypted.
+    endpoint: Result<Endpoint, String>,
+}
+
+#[redis_component]
+fn on_message(_message: bytes::Bytes) -> Result<()> {
+    let var = |n: &str| variables::get(n).with_context(|| format!("variable {n}"));
+    let db = Db::open(&var("pg_address")?)?;
+    fado_store::ensure_schema(&db)?;
+    let locked = db.query(
+        "SELECT pg_try_advisory_lock($1) AS ok",
+        &[Param::Int64(LOCK)],
+    )?;
+    if !locked.one()?.bool("ok")? {
+        return Ok(()); // another checker is at it
+    }
+    let result = check_all(&db, &var("encryption_key")?);
+    let _ = db.execute("SELECT pg_advisory_unlock($1)", &[Param::Int64(LOCK)]);
+    let changed = result?;
+    if changed.any {
+        publish(&var("redis_address")?, "fado.planner");
+    }
+    if changed.recovered {
+        publish(&var("redis_address")?, "fado.replicator");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Changed {
+    any: bool,
+    recovered: bool,
+}
+
+fn check_all(db: &Db, key: &str) -> Result<Changed> {
+    let rows = db.query(
+        "SELECT id, name, endpoint, region, path_style, access_key, secret_key_enc, health, health_failures
+         FROM storage_deployments ORDER BY id",
+        &[],
+    )?;
+    let mut targets = Vec::new();
+    for r in rows.iter() {
+        let secret = fado_store::secrets::decrypt(key, &r.bytes("secret_key_enc")?);
+        targets.push(Target {
+            id: r.i64("id")?,
+            name: r.str("name")?,
+            health: r.str("health")?,
+            failures: r.i64("health_failures")?,
+            endpoint: match secret {
+                Ok(secret_key) => Ok(Endpoint {
+                    url: r.str("endpoint")?,
+                    region: r.str("region")?,
+                    path_style: r.bool("path_style")?,
+                    access_key: r.str("access_key")?,
+                    secret_key,
+                }),
+                Err(e) => Err(e.to_string()),
+            },
+        });
+    }
+    // Probe concurrently: a dead endpoint costs its timeout once, not once
+    // per deployment behind it.
+    let outcomes = fado_s3::block_on(futures::future::join_all(targets.iter().map(
+        |t| async move {
+            match &t.endpoint {
+                Ok(e) => fado_s3::probe(e, PROBE_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            }
+        },
+    )));
+    let mut changed = Changed::default();
+    for (t, outcome) in targets.iter().zip(outcomes) {
+        let (health, failures, detail) = match outcome {
+            Ok(()) => ("healthy", 0, None),
+            Err(e) => {
+                let failures = t.failures + 1;
+                let health = if failures >= FAILURES_TO_UNHEALTHY {
+                    "unhealthy"
+                } else {
+                    t.health.as_str()
+                };
+                (health, failures, Some(e))
+            }
+        };
+        let flipped = health != t.health;
+        db.transaction(|tx| -> Result<()> {
+            tx.execute(
+                "UPDATE storage_deployments SET health = $2, health_failures = $3, health_detail = $4,
+                     health_checked_at = now()
+                 WHERE id = $1",
+                &[
+                    Param::Int64(t.id),
+                    Param::Str(health.into()),
+                    Param::Int32(failures as i32),
+                    fado_store::opt_text(detail.as_deref()),
+                ],
+            )?;
+            if flipped {
+                tx.bump_generation()?;
+            }
+            Ok(())
+        })?;
+        if flipped {
+            eprintln!(
+                "health-checker: storage {} is now {health}{}",
+                t.name,
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            );
+            changed.any = true;
+            changed.recovered |= t.health == "unhealthy";
+        }
+    }
+    Ok(changed)
+}
+
+/// Best effort: the next sweep repeats the work a lost message would do.
+fn publish(address: &str, channel: &str) {
+    let result = spin_sdk::redis::Connection::open(address)
+        .and_then(|c| c.publish(channel, b"health".as_ref()));
+    if let Err(e) = result {
+        eprintln!("health-checker: could not publish on {channel}: {e:?}");
+    }
+}

@@ -1,0 +1,94 @@
+//! `GET /api/buckets/{bucket}/objects`: the objects catalog, in key (byte)
+//! order, filtered by `prefix`, a page at a time.
+
+use fado_api::{ApiError, ApiResult};
+use fado_model::{ObjectInfo, Page};
+use fado_store::Param;
+
+use crate::{Ctx, Out, location};
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+pub fn objects(
+    ctx: &Ctx,
+    bucket: &str,
+    query: &[(String, String)],
+    out: &mut Out,
+) -> ApiResult<()> {
+    let param = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let limit = match param("limit") {
+        None => DEFAULT_LIMIT,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("{s:?} is not a number from 1 to {MAX_LIMIT}"),
+                )
+            })?,
+    };
+    let prefix = param("prefix").unwrap_or("");
+    if !prefix.is_empty() {
+        fado_model::validate::object_key("prefix", prefix)?;
+    }
+    // The cursor is the last key of the previous page, hex-encoded so any
+    // key survives a URL.
+    let after = match param("cursor") {
+        None => String::new(),
+        Some(c) => hex::decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list returned"))?,
+    };
+    let b = location::bucket(ctx, bucket)?;
+    let rows = ctx.db.query(
+        "SELECT key, size, etag, content_type, updated_at FROM objects
+         WHERE bucket_id = $1 AND key > $2 AND key LIKE $3 ORDER BY key LIMIT $4",
+        &[
+            Param::Int64(b.id),
+            Param::Str(after),
+            // LIKE with a literal prefix: the "C" collation lets it use the index.
+            Param::Str(format!("{}%", like_escape(prefix))),
+            Param::Int64(limit + 1),
+        ],
+    )?;
+    let mut items = rows
+        .iter()
+        .map(|r| {
+            Ok(ObjectInfo {
+                key: r.str("key")?,
+                size: r.i64("size")?,
+                etag: r.str("etag")?,
+                content_type: r.opt_str("content_type")?,
+                updated_at: r.time("updated_at")?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|o| hex::encode(o.key.as_bytes()))
+    } else {
+        None
+    };
+    let page = Page { items, next_cursor };
+    let body = serde_json::to_value(page)
+        .map_err(|e| ApiError::new(500, "internal", format!("encoding the response: {e}")))?;
+    crate::respond_json(out, 200, &body, &[]);
+    Ok(())
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -1,0 +1,84 @@
+//! Where a bucket's copies live: its master and its ready replicas, with
+//! the credentials to reach them.
+
+use fado_api::{ApiError, ApiResult};
+use fado_s3::Endpoint;
+use fado_store::{Db, Param, Row};
+
+use crate::Ctx;
+
+/// One copy of a bucket.
+pub struct Copy {
+    pub storage: String,
+    pub endpoint: Endpoint,
+    pub healthy: bool,
+}
+
+/// A bucket as the data plane needs it.
+pub struct Bucket {
+    pub id: i64,
+    pub name: String,
+    pub master: Copy,
+    /// Replicas whose first full sync completed, master's cluster excluded.
+    pub ready_replicas: Vec<Copy>,
+}
+
+const STORAGE_COLUMNS: &str = "s.name AS storage, s.endpoint, s.region, s.path_style, s.access_key,
+    s.secret_key_enc, s.health";
+
+fn copy(ctx: &Ctx, r: Row<'_>) -> ApiResult<Copy> {
+    let secret = fado_store::secrets::decrypt(&ctx.encryption_key, &r.bytes("secret_key_enc")?)
+        .map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+    Ok(Copy {
+        storage: r.str("storage")?,
+        endpoint: Endpoint {
+            url: r.str("endpoint")?,
+            region: r.str("region")?,
+            path_style: r.bool("path_style")?,
+            access_key: r.str("access_key")?,
+            secret_key: secret,
+        },
+        healthy: r.str("health")? != "unhealthy",
+    })
+}
+
+/// The bucket named (or numbered) `segment`, or a 404 naming it.
+pub fn bucket(ctx: &Ctx, segment: &str) -> ApiResult<Bucket> {
+    let db: &Db = &ctx.db;
+    let by_id = segment.bytes().all(|b| b.is_ascii_digit());
+    let rows = db.query(
+        &format!(
+            "SELECT b.id, b.name, {STORAGE_COLUMNS} FROM buckets b
+             JOIN storage_deployments s ON s.id = b.master_storage_id
+             WHERE {}",
+            if by_id {
+                "b.id = $1::text::bigint"
+            } else {
+                "b.name = $1"
+            }
+        ),
+        &[Param::Str(segment.into())],
+    )?;
+    let r = rows
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("bucket {segment:?}")))?;
+    let (id, name) = (r.i64("id")?, r.str("name")?);
+    let master = copy(ctx, r)?;
+    let replicas = db.query(
+        &format!(
+            "SELECT {STORAGE_COLUMNS} FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id
+             WHERE r.bucket_id = $1 AND r.state = 'ready' ORDER BY r.storage_id"
+        ),
+        &[Param::Int64(id)],
+    )?;
+    let ready_replicas = replicas
+        .iter()
+        .map(|r| copy(ctx, r))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Bucket {
+        id,
+        name,
+        master,
+        ready_replicas,
+    })
+}

@@ -1,0 +1,133 @@
+//! One reconcile run: master buckets in turn, a page of keys at a time,
+//! within the run's key budget.
+//!
+//! A bucket's walk spans runs: `buckets.reconcile_after` is the key the next
+//! page starts after, and `reconciled_at` when a walk last ended. Buckets are
+//! visited in that order (the least recently reconciled first, which keeps a
+//! walk under way at the front until it ends), so every bucket gets its turn.
+
+use anyhow::{Context, Result};
+use fado_s3::{Endpoint, Page};
+use fado_store::{Db, Param};
+
+use crate::Config;
+use crate::page;
+
+/// S3 lists at most this many keys per request.
+const PAGE_MAX: u64 = 1000;
+
+/// What a run did, for its log line.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub buckets: u64,
+    pub keys: u64,
+    pub changes: u64,
+    pub jobs: u64,
+}
+
+/// A master bucket and how to reach its storage.
+pub struct Bucket {
+    pub id: i64,
+    pub name: String,
+    url: String,
+    region: String,
+    path_style: bool,
+    access_key: String,
+    secret_key_enc: Vec<u8>,
+}
+
+impl Bucket {
+    fn endpoint(&self, cfg: &Config) -> Result<Endpoint> {
+        Ok(Endpoint {
+            url: self.url.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            access_key: self.access_key.clone(),
+            secret_key: fado_store::secrets::decrypt(&cfg.encryption_key, &self.secret_key_enc)
+                .context("decrypting the storage secret key (was encryption_key changed?)")?,
+        })
+    }
+}
+
+/// Visits each master bucket whose storage is not known to be unhealthy at
+/// most once, until the key budget is spent.
+pub fn run(db: &Db, cfg: &Config) -> Result<Totals> {
+    let mut totals = Totals::default();
+    let mut budget = cfg.keys_per_sweep;
+    for bucket in buckets(db, budget)? {
+        if budget == 0 {
+            break;
+        }
+        totals.buckets += 1;
+        let walked = fado_s3::block_on(walk(db, cfg, &bucket, &mut budget, &mut totals));
+        if let Err(e) = walked {
+            // One failing bucket must not stop the sweep. Its place in line
+            // is kept, so the next run tries it again first.
+            eprintln!("reconciler: bucket {}: {e:#}", bucket.name);
+            budget = budget.saturating_sub(1);
+        }
+    }
+    Ok(totals)
+}
+
+/// Master buckets in walk order. Every visit costs at least one listing,
+/// charged to the budget, so `budget` also bounds the visits.
+fn buckets(db: &Db, budget: u64) -> Result<Vec<Bucket>> {
+    let rows = db.query(
+        "SELECT b.id, b.name, s.endpoint, s.region, s.path_style, s.access_key, s.secret_key_enc
+         FROM buckets b JOIN storage_deployments s ON s.id = b.master_storage_id
+         WHERE s.health <> 'unhealthy'
+         ORDER BY b.reconciled_at NULLS FIRST, b.id
+         LIMIT $1",
+        &[Param::Int64(i64::try_from(budget).unwrap_or(i64::MAX))],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(Bucket {
+                id: r.i64("id")?,
+                name: r.str("name")?,
+                url: r.str("endpoint")?,
+                region: r.str("region")?,
+                path_style: r.bool("path_style")?,
+                access_key: r.str("access_key")?,
+                secret_key_enc: r.bytes("secret_key_enc")?,
+            })
+        })
+        .collect()
+}
+
+/// Walks `bucket` from its cursor, page by page, until the walk ends or the
+/// budget is spent.
+async fn walk(
+    db: &Db,
+    cfg: &Config,
+    bucket: &Bucket,
+    budget: &mut u64,
+    totals: &mut Totals,
+) -> Result<()> {
+    let client = bucket.endpoint(cfg)?.client();
+    while *budget > 0 {
+        let Some(cursor) = page::cursor(db, bucket.id)? else {
+            return Ok(()); // deleted meanwhile
+        };
+        let max = (*budget).min(PAGE_MAX) as i32;
+        let Some(listed) = fado_s3::list_page(&client, &bucket.name, &cursor.after, max).await?
+        else {
+            // Not created on its storage yet (its create_bucket job is
+            // pending): to the back of the line, so it holds up no one.
+            page::set_aside(db, bucket.id)?;
+            *budget -= 1;
+            return Ok(());
+        };
+        let Page { entries, complete } = listed;
+        *budget = budget.saturating_sub(entries.len().max(1) as u64);
+        totals.keys += entries.len() as u64;
+        let done = page::record(db, cfg, bucket, &cursor, &entries, complete)?;
+        totals.changes += done.changes;
+        totals.jobs += done.jobs;
+        if complete {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
