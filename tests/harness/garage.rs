@@ -95,6 +95,21 @@ impl Garage {
         Ok(garages)
     }
 
+    /// [`Garage::start_many`] from async code (it blocks while they boot).
+    pub async fn launch(n: usize) -> Vec<Self> {
+        tokio::task::spawn_blocking(move || Self::start_many(n))
+            .await
+            .expect("the Garage start task")
+            .expect("starting Garage")
+    }
+
+    /// The body that registers this instance as storage deployment `name`
+    /// of `cluster` (`POST /api/storage-deployments`).
+    pub fn storage_body(&self, name: &str, cluster: &str) -> serde_json::Value {
+        serde_json::json!({"name": name, "cluster": cluster, "endpoint": self.endpoint,
+                           "region": self.region, "access_key": self.key_id, "secret_key": self.secret})
+    }
+
     /// Reads one `name=… s3=… admin=… key_id=… secret=… region=… dir=…` line.
     fn parse(line: &str, parent: &Arc<tempfile::TempDir>) -> Result<Self> {
         let mut fields: HashMap<&str, &str> = line
@@ -152,8 +167,9 @@ impl Garage {
         aws_sdk_s3::Client::from_conf(config)
     }
 
-    /// Keys and sizes of `bucket`, in S3 listing order (first 1000).
-    pub async fn keys(&self, bucket: &str) -> Vec<(String, i64)> {
+    /// (key, size, unquoted ETag) of the objects of `bucket`, in S3 listing
+    /// order (first 1000).
+    pub async fn listing(&self, bucket: &str) -> Vec<(String, i64, String)> {
         let out = self
             .client()
             .list_objects_v2()
@@ -167,8 +183,18 @@ impl Garage {
                 (
                     o.key().unwrap_or_default().to_string(),
                     o.size().unwrap_or(0),
+                    o.e_tag().unwrap_or("").trim_matches('"').to_string(),
                 )
             })
+            .collect()
+    }
+
+    /// Keys and sizes of `bucket`, in S3 listing order (first 1000).
+    pub async fn keys(&self, bucket: &str) -> Vec<(String, i64)> {
+        self.listing(bucket)
+            .await
+            .into_iter()
+            .map(|(k, size, _)| (k, size))
             .collect()
     }
 
@@ -185,9 +211,11 @@ impl Garage {
         Some(out.body.collect().await.ok()?.into_bytes().to_vec())
     }
 
-    /// Writes `bucket/key` directly, as a user of the storage would.
-    pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) {
-        self.client()
+    /// Writes `bucket/key` directly, as a user of the storage would; returns
+    /// the unquoted ETag.
+    pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) -> String {
+        let out = self
+            .client()
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -195,6 +223,7 @@ impl Garage {
             .send()
             .await
             .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on {}: {e:?}", self.name));
+        out.e_tag().unwrap_or("").trim_matches('"').to_string()
     }
 
     /// Stops this instance (SIGTERM); its data, ports and keys stay, so

@@ -443,7 +443,9 @@ impl Fado {
             log,
             _logdir: logdir,
         };
-        fado.wait_ready(Duration::from_secs(60))?;
+        // Generous: a cold start compiles every component (seconds each on a
+        // loaded 2-core machine) before serving.
+        fado.wait_ready(Duration::from_secs(240))?;
         Ok(fado)
     }
 

@@ -37,6 +37,9 @@ impl Default for Options {
     }
 }
 
+/// Serialises orchestrator start-ups (see `start_with`).
+static FIRST_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Redis channels of the data plane's background components.
 const DATA_PLANE_CHANNELS: [(&str, &str); 3] = [
     ("fado.replicator", "replicator"),
@@ -146,14 +149,20 @@ impl Orchestrator {
             args.push("--variable".to_string());
             args.push(format!("{k}={v}"));
         }
-        let fado = Fado::start_with(
-            &app,
-            FadoOptions {
-                args: args.clone(),
-                env: opts.env.clone(),
-                ..Default::default()
-            },
-        )?;
+        // Start-ups take turns: the first compiles the components into the
+        // shared cache, and the later ones (a second or so each) find them
+        // there instead of compiling the same components side by side.
+        let fado = {
+            let _first = FIRST_START.lock().unwrap_or_else(|e| e.into_inner());
+            Fado::start_with(
+                &app,
+                FadoOptions {
+                    args: args.clone(),
+                    env: opts.env.clone(),
+                    ..Default::default()
+                },
+            )?
+        };
         Ok(Self {
             fado,
             redis,
@@ -183,6 +192,31 @@ impl Orchestrator {
         self.fado.kill();
         self.fado = self.peer()?;
         Ok(())
+    }
+
+    /// (key, size, ETag) of every object the catalog lists for `bucket`
+    /// (first 1000).
+    pub async fn object_listing(&self, bucket: &str) -> Vec<(String, i64, String)> {
+        let (s, page) = self
+            .api(
+                "GET",
+                &format!("/api/buckets/{bucket}/objects?limit=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        page["items"]
+            .as_array()
+            .expect("a page")
+            .iter()
+            .map(|o| {
+                (
+                    o["key"].as_str().unwrap_or_default().to_string(),
+                    o["size"].as_i64().unwrap_or(-1),
+                    o["etag"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
     }
 
     pub async fn db(&self) -> Result<tokio_postgres::Client> {

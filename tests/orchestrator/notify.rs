@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use harness::eventually;
-use harness::garage::Garage;
+use harness::garage::{Garage, data};
 use harness::orchestrator::{Options, Orchestrator};
 use serde_json::{Value, json};
 
@@ -121,30 +120,6 @@ fn records(records: Vec<Value>) -> Value {
     json!({ "Records": records })
 }
 
-/// (key, size, etag) of every object the catalog lists for `bucket`.
-async fn catalog(o: &Orchestrator, bucket: &str) -> Vec<(String, i64, String)> {
-    let (s, page) = o
-        .api(
-            "GET",
-            &format!("/api/buckets/{bucket}/objects?limit=1000"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{page}");
-    page["items"]
-        .as_array()
-        .expect("a page")
-        .iter()
-        .map(|o| {
-            (
-                o["key"].as_str().unwrap().to_string(),
-                o["size"].as_i64().unwrap(),
-                o["etag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Jobs in the ledger, all kinds and states.
 async fn job_count(o: &Orchestrator) -> i64 {
     let db = o.db().await.unwrap();
@@ -180,39 +155,6 @@ fn error(status: u16, body: &Value, want: u16, code: &str) {
     assert!(body["error"]["message"].is_string(), "{body}");
 }
 
-async fn put(g: &Garage, bucket: &str, key: &str, data: Vec<u8>) -> String {
-    let out = g
-        .client()
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on {}: {e:?}", g.name));
-    out.e_tag().expect("an ETag").trim_matches('"').to_string()
-}
-
-/// The object's bytes, or `None` when it does not exist.
-async fn get(g: &Garage, bucket: &str, key: &str) -> Option<Vec<u8>> {
-    let out = g
-        .client()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .ok()?;
-    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
-}
-
-/// Deterministic bytes that differ per seed and position.
-fn data(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
-        .collect()
-}
-
 /// Writes made directly on the master storage reach the catalog as soon as
 /// their notification is answered, and the replica through the jobs it
 /// queued; a key with spaces and non-ASCII letters survives the URL
@@ -225,10 +167,7 @@ async fn notifications_bring_direct_writes_to_the_catalog_and_the_replicas() {
         ..Options::default()
     };
     let o = Orchestrator::start_with(database, opts).await.unwrap();
-    let g = tokio::task::spawn_blocking(|| Garage::start_many(2))
-        .await
-        .unwrap()
-        .expect("starting Garage");
+    let g = Garage::launch(2).await;
     for (i, garage) in g.iter().enumerate() {
         let n = i + 1;
         o.create(
@@ -236,9 +175,7 @@ async fn notifications_bring_direct_writes_to_the_catalog_and_the_replicas() {
             json!({"name": format!("c{n}"), "zones": ["germany"]}),
         )
         .await;
-        let mut storage = json!({"name": format!("s{n}"), "cluster": format!("c{n}"),
-            "endpoint": garage.endpoint, "region": garage.region,
-            "access_key": garage.key_id, "secret_key": garage.secret});
+        let mut storage = garage.storage_body(&format!("s{n}"), &format!("c{n}"));
         if n == 1 {
             storage["notify_token"] = json!(TOKEN);
         }
@@ -266,15 +203,15 @@ async fn notifications_bring_direct_writes_to_the_catalog_and_the_replicas() {
     // A MinIO-style notification of a direct write: in the catalog at once
     // (ETag unquoted), on the replica soon after, byte for byte.
     let report = data(1, 70_000);
-    let etag = put(&g[0], bucket, "reports/q4.csv", report.clone()).await;
+    let etag = g[0].put(bucket, "reports/q4.csv", report.clone()).await;
     let body = minio_created(bucket, "reports/q4.csv", 70_000, &etag, "text/csv");
     assert_eq!(notify_ok(&o, "s1", TOKEN, body).await, counts(1, 0, 1));
     assert_eq!(
-        catalog(&o, bucket).await,
+        o.object_listing(bucket).await,
         [("reports/q4.csv".to_string(), 70_000, etag.clone())]
     );
     let copied = eventually(Duration::from_secs(30), || async {
-        (get(&g[1], bucket, "reports/q4.csv").await? == report).then_some(())
+        (g[1].get(bucket, "reports/q4.csv").await? == report).then_some(())
     })
     .await;
     assert!(copied.is_some(), "not copied to s2:\n{}", o.fado.log());
@@ -287,20 +224,20 @@ async fn notifications_bring_direct_writes_to_the_catalog_and_the_replicas() {
         "photos/summer+2026/caf%C3%A9+%E2%98%80+a%2Bb.jpg"
     );
     let photo = data(2, 1_234);
-    let photo_etag = put(&g[0], bucket, key, photo.clone()).await;
+    let photo_etag = g[0].put(bucket, key, photo.clone()).await;
     let (_, s1) = o.api("GET", "/api/storage-deployments/s1", None).await;
     let s1_id = s1["id"].to_string();
     let body = records(vec![aws_created(bucket, key, 1_234, &photo_etag)]);
     assert_eq!(notify_ok(&o, &s1_id, TOKEN, body).await, counts(1, 0, 1));
     assert!(
-        catalog(&o, bucket)
+        o.object_listing(bucket)
             .await
             .contains(&(key.to_string(), 1_234, photo_etag.clone())),
         "{:?}",
-        catalog(&o, bucket).await
+        o.object_listing(bucket).await
     );
     let copied = eventually(Duration::from_secs(30), || async {
-        (get(&g[1], bucket, key).await? == photo).then_some(())
+        (g[1].get(bucket, key).await? == photo).then_some(())
     })
     .await;
     assert!(copied.is_some(), "{key:?} not copied:\n{}", o.fado.log());
@@ -317,18 +254,18 @@ async fn notifications_bring_direct_writes_to_the_catalog_and_the_replicas() {
     let body = records(vec![aws_removed(bucket, "reports/q4.csv")]);
     assert_eq!(notify_ok(&o, "s1", TOKEN, body).await, counts(1, 0, 1));
     assert_eq!(
-        catalog(&o, bucket).await,
+        o.object_listing(bucket).await,
         [(key.to_string(), 1_234, photo_etag.clone())]
     );
     let deleted = eventually(Duration::from_secs(30), || async {
-        get(&g[1], bucket, "reports/q4.csv")
+        g[1].get(bucket, "reports/q4.csv")
             .await
             .is_none()
             .then_some(())
     })
     .await;
     assert!(deleted.is_some(), "still on s2:\n{}", o.fado.log());
-    assert_eq!(get(&g[1], bucket, key).await, Some(photo));
+    assert_eq!(g[1].get(bucket, key).await, Some(photo));
 
     // The replica's storage: refused until it has a token, then heard and
     // ignored (replicas are read-only; the master decides).
@@ -357,7 +294,7 @@ async fn notifications_bring_direct_writes_to_the_catalog_and_the_replicas() {
     assert_eq!(object_jobs(&o, "stray").await, 0);
     assert_eq!(object_jobs(&o, "x").await, 0);
     assert_eq!(
-        catalog(&o, bucket).await,
+        o.object_listing(bucket).await,
         [(key.to_string(), 1_234, photo_etag)]
     );
 }
@@ -469,7 +406,7 @@ async fn notifications_are_authenticated_and_refused_whole_when_malformed() {
     for (body, field) in cases {
         let (s, b, _) = notify(&o, "s1", Some(TOKEN), body.to_string()).await;
         invalid(s, &b, "invalid", field);
-        let listed = catalog(&o, bucket).await;
+        let listed = o.object_listing(bucket).await;
         assert!(listed.is_empty(), "after {body}: {listed:?}");
     }
     assert_eq!(job_count(&o).await, jobs);
@@ -485,7 +422,7 @@ async fn notifications_are_authenticated_and_refused_whole_when_malformed() {
     ]);
     assert_eq!(notify_ok(&o, "s1", TOKEN, body).await, counts(5, 0, 0));
     assert_eq!(
-        catalog(&o, bucket).await,
+        o.object_listing(bucket).await,
         [
             ("a".to_string(), 3, "e3".to_string()),
             ("b".to_string(), 2, "e2".to_string())

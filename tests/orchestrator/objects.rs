@@ -402,14 +402,9 @@ async fn object_api_refuses_bad_requests_with_clear_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn registering_storage_checks_endpoint_and_credentials() {
     let o = start().await;
-    let g = tokio::task::spawn_blocking(|| Garage::start_many(1))
-        .await
-        .unwrap()
-        .expect("starting Garage")
-        .remove(0);
+    let g = Garage::launch(1).await.remove(0);
     o.create("/api/clusters", json!({"name": "c1"})).await;
-    let base = json!({"name": "s1", "cluster": "c1", "endpoint": g.endpoint, "region": g.region,
-                      "access_key": g.key_id, "secret_key": g.secret});
+    let base = g.storage_body("s1", "c1");
     let with = |patch: Value| {
         let mut b = base.clone();
         for (k, v) in patch.as_object().unwrap() {
@@ -485,6 +480,19 @@ async fn registering_storage_checks_endpoint_and_credentials() {
     assert_eq!(s, 200, "{b}");
 }
 
+/// Wakes the health checker until storage `name` has health `want` (a
+/// minute at most); the deployment as the API shows it.
+async fn health_becomes(o: &Orchestrator, name: &str, want: &str) -> Option<Value> {
+    eventually(Duration::from_secs(60), || async {
+        o.publish("fado.health", "sweep").await;
+        let (_, s) = o
+            .api("GET", &format!("/api/storage-deployments/{name}"), None)
+            .await;
+        (s["health"] == want).then_some(s)
+    })
+    .await
+}
+
 /// A replica's storage goes down: its copy jobs wait (spending no
 /// attempts) while the health checker has it unhealthy, downloads keep
 /// working, and once it is back the replica catches up.
@@ -501,18 +509,7 @@ async fn storage_that_goes_down_and_comes_back_is_caught_up() {
     down.stop().expect("stopping Garage");
     // Two failed checks make it unhealthy; the sweep runs every 15 s, and
     // publishing wakes the checker at once.
-    let unhealthy = eventually(Duration::from_secs(60), || async {
-        o.publish("fado.health", "sweep").await;
-        let (_, s) = o
-            .api(
-                "GET",
-                &format!("/api/storage-deployments/{down_name}"),
-                None,
-            )
-            .await;
-        (s["health"] == "unhealthy").then_some(s)
-    })
-    .await;
+    let unhealthy = health_becomes(&o, &down_name, "unhealthy").await;
     assert!(
         unhealthy.is_some(),
         "{down_name} was not marked unhealthy:\n{}",
@@ -562,18 +559,7 @@ async fn storage_that_goes_down_and_comes_back_is_caught_up() {
     }
 
     down.resume().expect("restarting Garage");
-    let healthy = eventually(Duration::from_secs(60), || async {
-        o.publish("fado.health", "sweep").await;
-        let (_, s) = o
-            .api(
-                "GET",
-                &format!("/api/storage-deployments/{down_name}"),
-                None,
-            )
-            .await;
-        (s["health"] == "healthy").then_some(())
-    })
-    .await;
+    let healthy = health_becomes(&o, &down_name, "healthy").await;
     assert!(
         healthy.is_some(),
         "{down_name} did not come back:\n{}",

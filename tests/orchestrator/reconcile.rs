@@ -5,9 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use harness::eventually;
-use harness::garage::Garage;
+use harness::garage::{Garage, data};
 use harness::orchestrator::{Options, Orchestrator};
 use serde_json::json;
 
@@ -26,10 +25,7 @@ async fn start(sweeps: bool, variables: Vec<(&'static str, String)>) -> Orchestr
 
 /// `n` clusters, each with a Garage registered as storage `sN`.
 async fn platform(o: &Orchestrator, n: usize) -> Vec<Garage> {
-    let garages = tokio::task::spawn_blocking(move || Garage::start_many(n))
-        .await
-        .unwrap()
-        .expect("starting Garage");
+    let garages = Garage::launch(n).await;
     for (i, g) in garages.iter().enumerate() {
         let n = i + 1;
         o.create(
@@ -39,8 +35,7 @@ async fn platform(o: &Orchestrator, n: usize) -> Vec<Garage> {
         .await;
         o.create(
             "/api/storage-deployments",
-            json!({"name": format!("s{n}"), "cluster": format!("c{n}"), "endpoint": g.endpoint,
-                   "region": g.region, "access_key": g.key_id, "secret_key": g.secret}),
+            g.storage_body(&format!("s{n}"), &format!("c{n}")),
         )
         .await;
     }
@@ -90,84 +85,8 @@ where
     }
 }
 
-/// (key, size, etag) of every object the catalog lists for `bucket`.
-async fn catalog(o: &Orchestrator, bucket: &str) -> Vec<(String, i64, String)> {
-    let (s, page) = o
-        .api(
-            "GET",
-            &format!("/api/buckets/{bucket}/objects?limit=1000"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{page}");
-    page["items"]
-        .as_array()
-        .expect("a page")
-        .iter()
-        .map(|o| {
-            (
-                o["key"].as_str().unwrap().to_string(),
-                o["size"].as_i64().unwrap(),
-                o["etag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// (key, size, etag) of every object in `bucket` on `g`, in key order.
-async fn listing(g: &Garage, bucket: &str) -> Vec<(String, i64, String)> {
-    let out = g
-        .client()
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("listing {bucket} on {}: {e:?}", g.name));
-    out.contents()
-        .iter()
-        .map(|o| {
-            (
-                o.key().unwrap().to_string(),
-                o.size().unwrap_or(0),
-                o.e_tag().unwrap_or("").trim_matches('"').to_string(),
-            )
-        })
-        .collect()
-}
-
 async fn keys(g: &Garage, bucket: &str) -> Vec<String> {
-    listing(g, bucket).await.into_iter().map(|e| e.0).collect()
-}
-
-async fn put(g: &Garage, bucket: &str, key: &str, data: Vec<u8>) {
-    g.client()
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on {}: {e:?}", g.name));
-}
-
-/// The object's bytes, or `None` when it does not exist.
-async fn get(g: &Garage, bucket: &str, key: &str) -> Option<Vec<u8>> {
-    let out = g
-        .client()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .ok()?;
-    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
-}
-
-/// Deterministic bytes that differ per seed and position.
-fn data(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
-        .collect()
+    g.listing(bucket).await.into_iter().map(|e| e.0).collect()
 }
 
 /// Whether the replica holds exactly the master's objects, byte for byte.
@@ -177,7 +96,7 @@ async fn same_objects(master: &Garage, replica: &Garage, bucket: &str) -> bool {
         return false;
     }
     for k in &listed {
-        if get(master, bucket, k).await != get(replica, bucket, k).await {
+        if master.get(bucket, k).await != replica.get(bucket, k).await {
             return false;
         }
     }
@@ -193,40 +112,40 @@ async fn direct_changes_on_the_master_reach_the_catalog_and_the_replica() {
     let b = "rec-direct";
     bucket(&o, &g[0], b, &["s2"]).await;
 
-    put(&g[0], b, "a.txt", data(1, 9_500)).await;
-    put(&g[0], b, "empty", Vec::new()).await;
-    put(&g[0], b, "dir/b.bin", data(2, 70_000)).await;
-    let master = listing(&g[0], b).await;
+    g[0].put(b, "a.txt", data(1, 9_500)).await;
+    g[0].put(b, "empty", Vec::new()).await;
+    g[0].put(b, "dir/b.bin", data(2, 70_000)).await;
+    let master = g[0].listing(b).await;
     assert_eq!(master.len(), 3);
     let seen = sweep_until(&o, Duration::from_secs(30), || async {
-        (catalog(&o, b).await == master).then_some(())
+        (o.object_listing(b).await == master).then_some(())
     })
     .await;
     assert!(
         seen.is_some(),
         "catalog {:?}, master {master:?}\n{}",
-        catalog(&o, b).await,
+        o.object_listing(b).await,
         o.fado.log()
     );
     let copied = eventually(Duration::from_secs(30), || async {
         same_objects(&g[0], &g[1], b).await.then_some(())
     })
     .await;
-    assert!(copied.is_some(), "replica {:?}", listing(&g[1], b).await);
+    assert!(copied.is_some(), "replica {:?}", g[1].listing(b).await);
 
     // Same size, other bytes: only the ETag tells.
-    put(&g[0], b, "a.txt", data(3, 9_500)).await;
-    let master = listing(&g[0], b).await;
+    g[0].put(b, "a.txt", data(3, 9_500)).await;
+    let master = g[0].listing(b).await;
     let etag = master.iter().find(|e| e.0 == "a.txt").unwrap().2.clone();
     let updated = sweep_until(&o, Duration::from_secs(30), || async {
-        let replica = get(&g[1], b, "a.txt").await;
-        (catalog(&o, b).await == master && replica == Some(data(3, 9_500))).then_some(())
+        let replica = g[1].get(b, "a.txt").await;
+        (o.object_listing(b).await == master && replica == Some(data(3, 9_500))).then_some(())
     })
     .await;
     assert!(
         updated.is_some(),
         "catalog {:?} (want ETag {etag})\n{}",
-        catalog(&o, b).await,
+        o.object_listing(b).await,
         o.fado.log()
     );
 
@@ -238,7 +157,7 @@ async fn direct_changes_on_the_master_reach_the_catalog_and_the_replica() {
         .await
         .unwrap();
     let deleted = sweep_until(&o, Duration::from_secs(30), || async {
-        let in_catalog: Vec<String> = catalog(&o, b).await.into_iter().map(|e| e.0).collect();
+        let in_catalog: Vec<String> = o.object_listing(b).await.into_iter().map(|e| e.0).collect();
         (in_catalog == ["a.txt", "empty"] && keys(&g[1], b).await == ["a.txt", "empty"])
             .then_some(())
     })
@@ -246,7 +165,7 @@ async fn direct_changes_on_the_master_reach_the_catalog_and_the_replica() {
     assert!(
         deleted.is_some(),
         "catalog {:?}, replica {:?}\n{}",
-        catalog(&o, b).await,
+        o.object_listing(b).await,
         keys(&g[1], b).await,
         o.fado.log()
     );
@@ -263,25 +182,20 @@ async fn each_run_lists_a_bounded_number_of_keys_and_walks_resume() {
     let b = "rec-bounded";
     bucket(&o, &g[0], b, &[]).await;
     for i in 0..23 {
-        put(
-            &g[0],
-            b,
-            &format!("obj-{i:02}"),
-            data(i, 100 + usize::from(i)),
-        )
-        .await;
+        g[0].put(b, &format!("obj-{i:02}"), data(i, 100 + usize::from(i)))
+            .await;
     }
 
     o.publish(RECONCILER, "sweep").await;
     let first = eventually(Duration::from_secs(30), || async {
-        let n = catalog(&o, b).await.len();
+        let n = o.object_listing(b).await.len();
         (n > 0).then_some(n)
     })
     .await;
     assert_eq!(first, Some(5), "{}", o.fado.log());
     // The run is over: nothing more arrives until the next wake-up.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let recorded: Vec<String> = catalog(&o, b).await.into_iter().map(|e| e.0).collect();
+    let recorded: Vec<String> = o.object_listing(b).await.into_iter().map(|e| e.0).collect();
     assert_eq!(recorded, ["obj-00", "obj-01", "obj-02", "obj-03", "obj-04"]);
     let db = o.db().await.unwrap();
     let cursor: String = db
@@ -291,15 +205,15 @@ async fn each_run_lists_a_bounded_number_of_keys_and_walks_resume() {
         .get(0);
     assert_eq!(cursor, "obj-04");
 
-    let master = listing(&g[0], b).await;
+    let master = g[0].listing(b).await;
     let all = sweep_until(&o, Duration::from_secs(60), || async {
-        (catalog(&o, b).await == master).then_some(())
+        (o.object_listing(b).await == master).then_some(())
     })
     .await;
     assert!(
         all.is_some(),
         "{} of 23 recorded\n{}",
-        catalog(&o, b).await.len(),
+        o.object_listing(b).await.len(),
         o.fado.log()
     );
     let row = db
@@ -321,15 +235,15 @@ async fn direct_writes_to_a_replica_are_undone_by_a_resync() {
     let g = platform(&o, 2).await;
     let b = "rec-resync";
     bucket(&o, &g[0], b, &["s2"]).await;
-    put(&g[0], b, "keep", data(5, 4_000)).await;
+    g[0].put(b, "keep", data(5, 4_000)).await;
     let copied = sweep_until(&o, Duration::from_secs(30), || async {
         same_objects(&g[0], &g[1], b).await.then_some(())
     })
     .await;
     assert!(copied.is_some(), "{}", o.fado.log());
 
-    put(&g[1], b, "stray", data(6, 10)).await;
-    put(&g[1], b, "keep", data(7, 4_000)).await;
+    g[1].put(b, "stray", data(6, 10)).await;
+    g[1].put(b, "keep", data(7, 4_000)).await;
     let undone = sweep_until(&o, Duration::from_secs(60), || async {
         same_objects(&g[0], &g[1], b).await.then_some(())
     })
@@ -337,10 +251,10 @@ async fn direct_writes_to_a_replica_are_undone_by_a_resync() {
     assert!(
         undone.is_some(),
         "replica {:?}\n{}",
-        listing(&g[1], b).await,
+        g[1].listing(b).await,
         o.fado.log()
     );
-    assert_eq!(get(&g[1], b, "keep").await, Some(data(5, 4_000)));
+    assert_eq!(g[1].get(b, "keep").await, Some(data(5, 4_000)));
     let db = o.db().await.unwrap();
     let syncs: i64 = db
         .query_one(

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use harness::eventually;
-use harness::garage::Garage;
+use harness::garage::{Garage, data};
 use harness::orchestrator::{Options, Orchestrator};
 use serde_json::json;
 
@@ -22,10 +21,7 @@ pub(crate) async fn start() -> Orchestrator {
 /// Three clusters in `germany`, the first two also `high-performance`, each
 /// with a Garage (`sN`) and a FaaS deployment (`fN`).
 pub(crate) async fn platform(o: &Orchestrator) -> Vec<Garage> {
-    let garages = tokio::task::spawn_blocking(|| Garage::start_many(3))
-        .await
-        .unwrap()
-        .expect("starting Garage");
+    let garages = Garage::launch(3).await;
     for (i, g) in garages.iter().enumerate() {
         let n = i + 1;
         let zones = if n < 3 {
@@ -46,8 +42,7 @@ pub(crate) async fn platform(o: &Orchestrator) -> Vec<Garage> {
         .await;
         o.create(
             "/api/storage-deployments",
-            json!({"name": format!("s{n}"), "cluster": format!("c{n}"), "endpoint": g.endpoint,
-                   "region": g.region, "access_key": g.key_id, "secret_key": g.secret}),
+            g.storage_body(&format!("s{n}"), &format!("c{n}")),
         )
         .await;
     }
@@ -56,50 +51,6 @@ pub(crate) async fn platform(o: &Orchestrator) -> Vec<Garage> {
 
 async fn bucket_exists(g: &Garage, bucket: &str) -> bool {
     g.client().head_bucket().bucket(bucket).send().await.is_ok()
-}
-
-async fn keys(g: &Garage, bucket: &str) -> Vec<(String, i64)> {
-    let out = g
-        .client()
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("listing");
-    out.contents()
-        .iter()
-        .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or(0)))
-        .collect()
-}
-
-async fn body(g: &Garage, bucket: &str, key: &str) -> Vec<u8> {
-    let out = g
-        .client()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {bucket}/{key} on {}: {e:?}", g.name));
-    out.body.collect().await.unwrap().into_bytes().to_vec()
-}
-
-async fn put(g: &Garage, bucket: &str, key: &str, data: Vec<u8>) {
-    g.client()
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"));
-}
-
-/// Deterministic bytes that differ per key and position.
-fn data(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[0] ^ seed)
-        .collect()
 }
 
 /// The thesis' section 7.2 scenario with real copies: replicas are created,
@@ -128,9 +79,9 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
     // Data written straight to the master: a small object, an empty one, and
     // one of 12 MiB that the replicator copies in 8 MiB parts.
     let big = data(7, 12 << 20);
-    put(&g[0], bucket, "image-1.png", data(1, 9_500)).await;
-    put(&g[0], bucket, "empty", Vec::new()).await;
-    put(&g[0], bucket, "dir/big.bin", big.clone()).await;
+    g[0].put(bucket, "image-1.png", data(1, 9_500)).await;
+    g[0].put(bucket, "empty", Vec::new()).await;
+    g[0].put(bucket, "dir/big.bin", big.clone()).await;
 
     let (s, b) = o
         .api(
@@ -152,7 +103,7 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
         o.fado.log()
     );
     for replica in &g[1..] {
-        let mut listed = keys(replica, bucket).await;
+        let mut listed = replica.keys(bucket).await;
         listed.sort();
         assert_eq!(
             listed,
@@ -165,11 +116,14 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
             replica.name
         );
         assert!(
-            body(replica, bucket, "dir/big.bin").await == big,
+            replica.get(bucket, "dir/big.bin").await == Some(big.clone()),
             "big.bin differs on {}",
             replica.name
         );
-        assert_eq!(body(replica, bucket, "image-1.png").await, data(1, 9_500));
+        assert_eq!(
+            replica.get(bucket, "image-1.png").await,
+            Some(data(1, 9_500))
+        );
     }
     assert_eq!(o.route_targets(bucket).await, ["f1", "f2", "f3"]);
 
@@ -199,8 +153,8 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
 
     // A later sync brings a changed, a new and a deleted object across, and
     // overwrites a write made directly to the replica (replicas are read-only).
-    put(&g[0], bucket, "image-1.png", data(2, 9_500)).await;
-    put(&g[0], bucket, "image-2.png", data(3, 100)).await;
+    g[0].put(bucket, "image-1.png", data(2, 9_500)).await;
+    g[0].put(bucket, "image-2.png", data(3, 100)).await;
     g[0].client()
         .delete_object()
         .bucket(bucket)
@@ -208,7 +162,7 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
         .send()
         .await
         .unwrap();
-    put(&g[1], bucket, "stray", data(4, 10)).await;
+    g[1].put(bucket, "stray", data(4, 10)).await;
     let db = o.db().await.unwrap();
     db.batch_execute(&format!(
         "INSERT INTO jobs (kind, bucket_name, storage_id) SELECT 'sync_replica', '{bucket}', id
@@ -218,7 +172,7 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
     .unwrap();
     o.publish("fado.replicator", "test").await;
     let db_done = eventually(Duration::from_secs(30), || async {
-        let mut listed = keys(&g[1], bucket).await;
+        let mut listed = g[1].keys(bucket).await;
         listed.sort();
         (listed
             == [
@@ -232,9 +186,9 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
     assert!(
         db_done.is_some(),
         "sync did not converge: {:?}",
-        keys(&g[1], bucket).await
+        g[1].keys(bucket).await
     );
-    assert_eq!(body(&g[1], bucket, "image-1.png").await, data(2, 9_500));
+    assert_eq!(g[1].get(bucket, "image-1.png").await, Some(data(2, 9_500)));
 
     // Deleting the bucket (with force) removes every copy.
     let (s, b) = o

@@ -90,22 +90,7 @@ fn header(req: &IncomingRequest, name: &str) -> Option<String> {
 }
 
 async fn read_body(req: IncomingRequest) -> ApiResult<Vec<u8>> {
-    use futures::StreamExt;
-    let mut stream = req.into_body_stream();
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(400, "bad_request", format!("reading the body: {e:?}")))?;
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BODY {
-            return Err(ApiError::new(
-                413,
-                "too_large",
-                format!("the body exceeds {MAX_BODY} bytes"),
-            ));
-        }
-    }
-    Ok(body)
+    fado_api::read_body(req, MAX_BODY).await
 }
 
 async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {

@@ -140,6 +140,27 @@ pub fn authorize(auth: Option<&str>, expected: &str) -> ApiResult<()> {
     }
 }
 
+/// Reads a whole request body of at most `max` bytes (413 beyond): for the
+/// small JSON bodies of the API, never for objects.
+pub async fn read_body(req: spin_sdk::http::IncomingRequest, max: usize) -> ApiResult<Vec<u8>> {
+    use futures::StreamExt;
+    let mut stream = req.into_body_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(400, "bad_request", format!("reading the body: {e:?}")))?;
+        body.extend_from_slice(&chunk);
+        if body.len() > max {
+            return Err(ApiError::new(
+                413,
+                "too_large",
+                format!("the body exceeds {max} bytes"),
+            ));
+        }
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
