@@ -334,25 +334,6 @@ impl Orchestrator {
         out
     }
 
-    /// Does what the replicator does when a replica's first sync completes:
-    /// marks it ready and its jobs done in one transaction that bumps the
-    /// catalog generation, then wakes the planner.
-    pub async fn mark_synced(&self, bucket: &str) {
-        let db = self.db().await.expect("database");
-        db.batch_execute(&format!(
-            "BEGIN;
-             UPDATE replicas SET state = 'ready', last_sync_at = now(), updated_at = now()
-               WHERE state IN ('pending', 'syncing') AND bucket_id = (SELECT id FROM buckets WHERE name = '{bucket}');
-             UPDATE jobs SET state = 'done', finished_at = now(), updated_at = now()
-               WHERE bucket_name = '{bucket}' AND kind IN ('create_bucket', 'create_replica', 'sync_replica') AND state = 'queued';
-             UPDATE planner_state SET catalog_generation = catalog_generation + 1;
-             COMMIT;"
-        ))
-        .await
-        .expect("marking replicas synced");
-        self.wake_planner().await;
-    }
-
     /// Publishes a planner wake-up, as a catalog change does.
     pub async fn wake_planner(&self) {
         self.publish_planner("test").await

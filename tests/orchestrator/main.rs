@@ -11,4 +11,3 @@ mod openapi;
 mod planner;
 mod reconcile;
 mod replication;
-mod scenario;

@@ -53,7 +53,9 @@ async fn bucket_exists(g: &Garage, bucket: &str) -> bool {
     g.client().head_bucket().bucket(bucket).send().await.is_ok()
 }
 
-/// The thesis' section 7.2 scenario with real copies: replicas are created,
+/// The thesis' section 7.2 replication-policy scenario with real copies
+/// (three clusters in `germany`, two also `high-performance`; the policy of
+/// `rep-policy-demo` changes): replicas are created,
 /// synced byte for byte (a multipart copy included), join the route once
 /// ready, and are removed from storage when the zones no longer allow them.
 #[tokio::test(flavor = "multi_thread")]
@@ -150,6 +152,14 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
         o.fado.log()
     );
     assert_eq!(o.route_targets(bucket).await, ["f1", "f2"]);
+    // Only one place qualifies for the two replicas asked for: the bucket is
+    // under-replicated, visibly, not failed.
+    let (_, b) = o.api("GET", &format!("/api/buckets/{bucket}"), None).await;
+    assert_eq!(b["under_replicated"], true, "{b}");
+    assert_eq!(b["replica_shortfall"], 1, "{b}");
+    assert!(!b["plan_notes"].as_array().unwrap().is_empty(), "{b}");
+    let (_, summary) = o.api("GET", "/api/resources", None).await;
+    assert_eq!(summary["buckets"]["under_replicated"], 1, "{summary}");
 
     // A later sync brings a changed, a new and a deleted object across, and
     // overwrites a write made directly to the replica (replicas are read-only).
