@@ -2,6 +2,7 @@
 //! while a benchmark ran: on a small shared machine that is the main source of
 //! noise, so every sample records it.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -23,6 +24,21 @@ impl CpuSnapshot {
     /// `children` are running servers whose CPU counts as ours. Children
     /// already waited for are in our own cutime/cstime.
     pub fn take(children: &[u32]) -> CpuSnapshot {
+        let own = process_ticks("self", 4)
+            + children
+                .iter()
+                .map(|p| process_ticks(&p.to_string(), 2))
+                .sum::<u64>();
+        Self::with_own(own)
+    }
+
+    /// Counts as ours this process, `extra` and every descendant of either
+    /// (servers and their workers, e.g. PostgreSQL backends and Garage).
+    pub fn take_tree(extra: &[u32]) -> CpuSnapshot {
+        Self::with_own(tree_ticks(extra))
+    }
+
+    fn with_own(own: u64) -> CpuSnapshot {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let cpu: Vec<u64> = stat
             .lines()
@@ -37,11 +53,6 @@ impl CpuSnapshot {
         // user. Interrupt time is left out: loopback traffic of the benchmark
         // itself is mostly accounted there, charged to no process.
         let busy = field(0) + field(1) + field(2);
-        let own = process_ticks("self", 4)
-            + children
-                .iter()
-                .map(|p| process_ticks(&p.to_string(), 2))
-                .sum::<u64>();
         CpuSnapshot {
             busy,
             steal: field(7),
@@ -93,14 +104,63 @@ impl CpuUse {
 /// waited. A build or test running beside the benchmark would otherwise
 /// decide the result.
 pub fn wait_quiet(children: &[u32], max: Duration) -> Duration {
+    wait_quiet_with(|| CpuSnapshot::take(children), max)
+}
+
+/// [`wait_quiet`] with snapshots taken by `snap`.
+pub fn wait_quiet_with(snap: impl Fn() -> CpuSnapshot, max: Duration) -> Duration {
     let start = Instant::now();
     while start.elapsed() < max {
-        let a = CpuSnapshot::take(children);
+        let a = snap();
         std::thread::sleep(Duration::from_millis(500));
-        let used = CpuUse::between(a, CpuSnapshot::take(children));
+        let used = CpuUse::between(a, snap());
         if used.other_seconds < 0.2 * used.wall_seconds {
             break;
         }
     }
     start.elapsed()
+}
+
+/// utime + stime + cutime + cstime of this process, `extra`, and all their
+/// descendants.
+fn tree_ticks(extra: &[u32]) -> u64 {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut ticks: HashMap<u32, u64> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may hold spaces): state, ppid, …
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        children.entry(num(1) as u32).or_default().push(pid);
+        ticks.insert(pid, num(11) + num(12) + num(13) + num(14));
+    }
+    let mut stack: Vec<u32> = extra.to_vec();
+    stack.push(std::process::id());
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        total += ticks.get(&pid).copied().unwrap_or(0);
+        if let Some(c) = children.get(&pid) {
+            stack.extend(c);
+        }
+    }
+    total
 }

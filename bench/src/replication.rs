@@ -29,7 +29,7 @@ use harness::orchestrator::{ADMIN_TOKEN, Options, Orchestrator};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cpu::CpuUse;
+use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::host::median;
 
 #[derive(Debug, Clone)]
@@ -672,7 +672,7 @@ impl<'a> Bench<'a> {
         self.wait_idle(db).await?;
         let metric_before = self.replicated_bytes().await?;
         let extra = self.own_extra();
-        let cpu0 = Snap::take(&extra);
+        let cpu0 = CpuSnapshot::take_tree(&extra);
         let t0 = Instant::now();
         let patched_at = Utc::now();
         let (status, b) = self
@@ -687,7 +687,7 @@ impl<'a> Bench<'a> {
         self.wait_ready(&bucket, 1, self.cfg.timeout).await?;
         let seconds = t0.elapsed().as_secs_f64();
         let seen_at = Utc::now();
-        let cpu = Snap::take(&extra).since(&cpu0);
+        let cpu = CpuUse::between(cpu0, CpuSnapshot::take_tree(&extra));
         let (objects, bytes) = list_all(&self.s3[1], &bucket).await?;
         ensure!(
             (objects, bytes) == (u64::from(count), total),
@@ -760,14 +760,14 @@ impl<'a> Bench<'a> {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let extra = self.own_extra();
-        let cpu0 = Snap::take(&extra);
+        let cpu0 = CpuSnapshot::take_tree(&extra);
         let t0 = Instant::now();
         let out = tokio::time::timeout(self.cfg.timeout, cmd.output())
             .await
             .with_context(|| format!("rclone sync took longer than {:?}", self.cfg.timeout))?
             .context("running rclone")?;
         let seconds = t0.elapsed().as_secs_f64();
-        let cpu = Snap::take(&extra).since(&cpu0);
+        let cpu = CpuUse::between(cpu0, CpuSnapshot::take_tree(&extra));
         if !out.status.success() {
             bail!(
                 "rclone sync src:{src} dst:{dst} exited with {}:\n{}",
@@ -904,7 +904,7 @@ impl<'a> Bench<'a> {
             cfg.lag_size, cfg.lag_rate
         );
         let extra = self.own_extra();
-        let cpu0 = Snap::take(&extra);
+        let cpu0 = CpuSnapshot::take_tree(&extra);
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.lag_max_in_flight.max(1)));
         let start = tokio::time::Instant::now() + Duration::from_millis(100);
         let start_wall = Utc::now() + chrono::Duration::milliseconds(100);
@@ -961,7 +961,7 @@ impl<'a> Bench<'a> {
         }
         let load_seconds = (last_ack - start_wall).as_seconds_f64();
         self.wait_idle(&db).await?;
-        let cpu = Snap::take(&extra).since(&cpu0);
+        let cpu = CpuUse::between(cpu0, CpuSnapshot::take_tree(&extra));
         let expected_bytes = acks.len() as u64 * cfg.lag_size * u64::from(replicas);
         let metric = self.replicated_since(metric_before, expected_bytes).await?;
 
@@ -1290,106 +1290,8 @@ pub fn load_average() -> [f64; 3] {
 /// core over half a second); returns the wait in seconds and the load
 /// average at the end of it.
 fn settle(extra: &[u32], max: Duration) -> (f64, [f64; 3]) {
-    let start = Instant::now();
-    while start.elapsed() < max {
-        let a = Snap::take(extra);
-        std::thread::sleep(Duration::from_millis(500));
-        let used = Snap::take(extra).since(&a);
-        if used.other_seconds < 0.2 * used.wall_seconds {
-            break;
-        }
-    }
-    (start.elapsed().as_secs_f64(), load_average())
-}
-
-/// Kernel clock ticks per second in /proc (USER_HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// Machine-wide busy ticks, and the ticks of this process tree (fado,
-/// PostgreSQL and its backends, Redis, rclone once waited for) plus `extra`
-/// processes and theirs. Children that exited were reaped by a member of
-/// the tree, so their time is in its cutime/cstime.
-struct Snap {
-    busy: u64,
-    steal: u64,
-    own: u64,
-    at: Instant,
-}
-
-impl Snap {
-    fn take(extra: &[u32]) -> Snap {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
-        Snap {
-            busy: field(0) + field(1) + field(2),
-            steal: field(7),
-            own: tree_ticks(extra),
-            at: Instant::now(),
-        }
-    }
-
-    fn since(&self, a: &Snap) -> CpuUse {
-        let secs = |t: u64| t as f64 / TICKS_PER_SECOND;
-        let own = self.own.saturating_sub(a.own);
-        CpuUse {
-            wall_seconds: (self.at - a.at).as_secs_f64(),
-            own_seconds: secs(own),
-            other_seconds: secs(self.busy.saturating_sub(a.busy).saturating_sub(own)),
-            steal_seconds: secs(self.steal.saturating_sub(a.steal)),
-        }
-    }
-}
-
-/// utime + stime + cutime + cstime of this process, `extra`, and all their
-/// descendants.
-fn tree_ticks(extra: &[u32]) -> u64 {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut ticks: HashMap<u32, u64> = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // Fields after the command name (which may hold spaces): state, ppid, …
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        children.entry(num(1) as u32).or_default().push(pid);
-        ticks.insert(pid, num(11) + num(12) + num(13) + num(14));
-    }
-    let mut stack: Vec<u32> = extra.to_vec();
-    stack.push(std::process::id());
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    while let Some(pid) = stack.pop() {
-        if !seen.insert(pid) {
-            continue;
-        }
-        total += ticks.get(&pid).copied().unwrap_or(0);
-        if let Some(c) = children.get(&pid) {
-            stack.extend(c);
-        }
-    }
-    total
+    let waited = crate::cpu::wait_quiet_with(|| CpuSnapshot::take_tree(extra), max);
+    (waited.as_secs_f64(), load_average())
 }
 
 // ---- the report --------------------------------------------------------
