@@ -248,8 +248,11 @@ pub struct ReplicationResults {
     /// `COPIES_AT_ONCE` of the replicator's full sync, read from its source
     /// when the run started.
     pub fado_copies_at_once: Option<usize>,
-    /// Whether the replicator.wasm measured is newer than that source file.
+    /// Whether the replicator.wasm measured is newer than that source file
+    /// and fado-s3's (which does the copying).
     pub replicator_wasm_current: bool,
+    /// Default `copy_part_size_mib` of the root spin.toml when the run started.
+    pub copy_part_size_mib: Option<u64>,
     pub garage_version: String,
     pub postgres: String,
     pub datasets: Vec<Dataset>,
@@ -298,6 +301,7 @@ pub fn run(cfg: &ReplicationConfig) -> Result<ReplicationResults> {
         .map(|v| v.split(" [").next().unwrap_or_default().to_string())
         .unwrap_or_else(|_| "unknown".into());
     let (fado_copies_at_once, replicator_wasm_current) = replicator_parallelism();
+    let copy_part_size_mib = spin_default("copy_part_size_mib");
     let storages = 1 + cfg.lag_replicas.max(1) as usize;
     eprintln!("fado-bench: starting {storages} Garage instances");
     let garages = Garage::start_many(storages)?;
@@ -357,6 +361,7 @@ pub fn run(cfg: &ReplicationConfig) -> Result<ReplicationResults> {
         peers,
         fado_copies_at_once,
         replicator_wasm_current,
+        copy_part_size_mib,
         garage_version,
         postgres: pg_version(),
         datasets,
@@ -1245,7 +1250,8 @@ fn rclone_remote(name: &str, g: &Garage) -> Vec<(String, String)> {
 /// The replicator's full-sync parallelism as its source states it, and
 /// whether the built component is newer than that source.
 fn replicator_parallelism() -> (Option<usize>, bool) {
-    let source = harness::workspace().join("components/replicator/src/steps.rs");
+    let root = harness::workspace();
+    let source = root.join("components/replicator/src/steps.rs");
     let wasm = harness::target_dir().join("wasm32-wasip2/wasm/replicator.wasm");
     let copies = std::fs::read_to_string(&source).ok().and_then(|text| {
         text.lines().find_map(|l| {
@@ -1254,8 +1260,28 @@ fn replicator_parallelism() -> (Option<usize>, bool) {
         })
     });
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let current = matches!((modified(&source), modified(&wasm)), (Some(s), Some(w)) if w >= s);
+    let sources = [
+        source,
+        root.join("components/fado-s3/src/lib.rs"),
+        root.join("components/fado-s3/src/pipe.rs"),
+    ];
+    let current = match modified(&wasm) {
+        Some(w) => sources.iter().all(|s| modified(s).is_some_and(|s| w >= s)),
+        None => false,
+    };
     (copies, current)
+}
+
+/// The default of a variable in the root spin.toml (`name = { default = "N" }`).
+fn spin_default(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(harness::workspace().join("spin.toml")).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    doc.get("variables")?
+        .get(name)?
+        .get("default")?
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 fn pg_version() -> String {
@@ -1431,19 +1457,26 @@ fn full_sync_markdown(out: &mut String, res: &ReplicationResults, cfg: &Replicat
         out,
         "Parallelism differs, and the figures reflect it: rclone ran with its defaults, `--transfers 4` (four \
          objects copied at once) and `--checkers 8`. FaDO's full sync is one replicator job (a wake-up works one \
-         job at a time), {} Each copy moves parts of at most `copy_part_size_mib` = 8 MiB through the replicator \
-         component.\n",
+         job at a time), {} {}\n",
         match res.fado_copies_at_once {
             Some(n) => format!(
                 "and that job copies up to {n} objects at once (`COPIES_AT_ONCE` in \
                  `components/replicator/src/steps.rs`, read when the run started; the `replicator.wasm` measured {}).",
                 if res.replicator_wasm_current {
-                    "was built after that file last changed"
+                    "was built after that file and fado-s3's sources last changed"
                 } else {
-                    "is **older** than that file, so it may have been built from other code"
+                    "is **older** than that file or fado-s3's sources, so it may have been built from other code"
                 }
             ),
             None => "whose copy parallelism could not be read from `components/replicator/src/steps.rs`.".into(),
+        },
+        match res.copy_part_size_mib {
+            Some(mib) => format!(
+                "An object of up to `copy_part_size_mib` = {mib} MiB is one streamed PUT; a larger one is \
+                 copied in parts of that size, up to 4 at once; bytes go from the GET's body into the PUT \
+                 inside the host (`wasi:io` splice), without passing through the component."
+            ),
+            None => "The default `copy_part_size_mib` could not be read from spin.toml.".into(),
         }
     );
     let _ = writeln!(

@@ -11,7 +11,7 @@
 //! - `DELETE` of an object: removes it from the master and queues the
 //!   deletes.
 //!
-//! Bodies move through in parts of at most `copy_part_size_mib`, so memory
+//! Bodies move through in parts of at most `upload_part_size_mib`, so memory
 //! stays bounded whatever the object's size. Requests need the admin token,
 //! like the rest of `/api`.
 
@@ -67,13 +67,13 @@ fn serve(method: &str, path: &str, req: IncomingRequest, out: &mut Out) -> ApiRe
         db: Db::open(&var("pg_address")?)?,
         redis_address: var("redis_address")?,
         encryption_key: var("encryption_key")?,
-        part_size: var("copy_part_size_mib")?
+        part_size: var("upload_part_size_mib")?
             .parse::<u64>()
             .map_err(|_| {
                 ApiError::new(
                     500,
                     "misconfigured",
-                    "variable copy_part_size_mib: expected a whole number of MiB",
+                    "variable upload_part_size_mib: expected a whole number of MiB",
                 )
             })?
             .max(5)
