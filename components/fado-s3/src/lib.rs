@@ -665,6 +665,37 @@ impl Copier<'_> {
             // destination checks the bytes end to end at no cost to us.
             content_md5: md5_of_etag(&etag),
         };
+        if size <= SMALL_COPY {
+            // Small objects go through the component: fewer steps than a
+            // pipe (no presigning, no splice loop), measured faster per copy.
+            let body = match ranges.first() {
+                Some(&range) => read_range(self.source_client, bucket, key, range, &etag).await?,
+                None => Vec::new(),
+            };
+            let len = body.len() as u64;
+            let put = |object: NewObject| {
+                put_stream(
+                    self.dest_client,
+                    bucket,
+                    key,
+                    ByteStream::from(body.clone()),
+                    len,
+                    object,
+                )
+            };
+            match put(object.clone()).await {
+                Err(e)
+                    if object.content_md5.is_some() && format!("{e:#}").contains("BadDigest") =>
+                {
+                    object.content_md5 = None;
+                    put(object).await?;
+                }
+                result => {
+                    result?;
+                }
+            }
+            return Ok(Some(copied));
+        }
         if ranges.len() <= 1 {
             loop {
                 let target = pipe::Target::Object(&object);
@@ -734,6 +765,9 @@ impl Copier<'_> {
         }
     }
 }
+
+/// Objects up to this size are copied through the component's memory.
+const SMALL_COPY: u64 = 1 << 20;
 
 /// Parts of one object a [`Copier`] moves at once.
 const PARTS_AT_ONCE: usize = 4;
