@@ -11,3 +11,4 @@ mod openapi;
 mod planner;
 mod reconcile;
 mod replication;
+mod router;

@@ -13,12 +13,22 @@ use crate::http::{Reply, Req};
 
 /// The replicator's counters (see its `METRICS_KEY`).
 const METRICS_KEY: &[u8] = b"fado:metrics";
+/// The router's counters (`components/router/src/done.lua`).
+const ROUTER_METRICS_KEY: &[u8] = b"fado:router:metrics";
+/// The router's latency histogram bounds, in seconds (its `LATENCY_BUCKETS`).
+const LATENCY_BUCKETS: &[&str] = &[
+    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+    "10", "+Inf",
+];
 
 pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
         return Err(ApiError::method_not_allowed(&["GET"]));
     }
-    let counters = counters(&ctx.redis_address)?;
+    let counters: Vec<(String, i64)> = hash(&ctx.redis_address, METRICS_KEY)?
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect();
     let mut out = String::new();
     let counter = |out: &mut String, name: &str, help: &str| {
         let _ = writeln!(out, "# HELP fado_{name} {help}\n# TYPE fado_{name} counter");
@@ -80,16 +90,114 @@ pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             u8::from(up)
         );
     }
+    router(&mut out, &hash(&ctx.redis_address, ROUTER_METRICS_KEY)?);
     Reply::text("text/plain; version=0.0.4", out)
 }
 
-/// Field → value of the counters hash.
-fn counters(address: &str) -> ApiResult<Vec<(String, i64)>> {
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The router's metrics: fields `requests|B|U`, `errors|B|U`,
+/// `latency|B|U|LE`, `latency_sum|B|U` and `ejections|U`, for buckets B
+/// and upstream deployment U.
+fn router(out: &mut String, fields: &[(String, String)]) {
+    use std::collections::BTreeMap;
+    let mut requests = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    let mut sums = BTreeMap::new();
+    let mut histograms: BTreeMap<(String, String), BTreeMap<String, u64>> = BTreeMap::new();
+    let mut ejections = BTreeMap::new();
+    for (k, v) in fields {
+        let parts: Vec<&str> = k.split('|').collect();
+        let pair = |i: usize| (parts[i].to_string(), parts[i + 1].to_string());
+        match (parts.as_slice(), v.parse::<f64>()) {
+            (["requests", _, _], Ok(n)) => {
+                requests.insert(pair(1), n);
+            }
+            (["errors", _, _], Ok(n)) => {
+                errors.insert(pair(1), n);
+            }
+            (["latency_sum", _, _], Ok(n)) => {
+                sums.insert(pair(1), n);
+            }
+            (["latency", _, _, le], Ok(n)) => {
+                histograms
+                    .entry(pair(1))
+                    .or_default()
+                    .insert(le.to_string(), n as u64);
+            }
+            (["ejections", u], Ok(n)) => {
+                ejections.insert(u.to_string(), n);
+            }
+            _ => {}
+        }
+    }
+    let series =
+        |(b, u): &(String, String)| format!("bucket=\"{}\",upstream=\"{}\"", label(b), label(u));
+    let _ = writeln!(
+        out,
+        "# HELP fado_router_requests_total Invocation attempts by bucket(s) and upstream deployment.\n# TYPE fado_router_requests_total counter"
+    );
+    for (k, n) in &requests {
+        let _ = writeln!(out, "fado_router_requests_total{{{}}} {n}", series(k));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fado_router_errors_total Attempts that failed: not answered, timed out or a 5xx answer.\n# TYPE fado_router_errors_total counter"
+    );
+    for (k, n) in &errors {
+        let _ = writeln!(out, "fado_router_errors_total{{{}}} {n}", series(k));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fado_router_request_duration_seconds Time to the upstream's response head.\n# TYPE fado_router_request_duration_seconds histogram"
+    );
+    for (k, h) in &histograms {
+        let mut total = 0;
+        for le in LATENCY_BUCKETS {
+            total += h.get(*le).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "fado_router_request_duration_seconds_bucket{{{},le=\"{le}\"}} {total}",
+                series(k)
+            );
+        }
+        let sum = sums.get(k).copied().unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "fado_router_request_duration_seconds_sum{{{}}} {sum}",
+            series(k)
+        );
+        let _ = writeln!(
+            out,
+            "fado_router_request_duration_seconds_count{{{}}} {total}",
+            series(k)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fado_router_ejections_total Times outlier detection ejected an upstream deployment.\n# TYPE fado_router_ejections_total counter"
+    );
+    for (u, n) in &ejections {
+        let _ = writeln!(
+            out,
+            "fado_router_ejections_total{{upstream=\"{}\"}} {n}",
+            label(u)
+        );
+    }
+}
+
+/// Field → value of a counters hash.
+fn hash(address: &str, key: &[u8]) -> ApiResult<Vec<(String, String)>> {
     let unavailable =
         |e: spin_sdk::redis::Error| ApiError::new(503, "redis_unavailable", format!("{e:?}"));
     let conn = Connection::open(address).map_err(unavailable)?;
     let items = conn
-        .execute("HGETALL", &[RedisParameter::Binary(METRICS_KEY.to_vec())])
+        .execute("HGETALL", &[RedisParameter::Binary(key.to_vec())])
         .map_err(unavailable)?;
     let text = |r: &RedisResult| match r {
         RedisResult::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -101,7 +209,7 @@ fn counters(address: &str) -> ApiResult<Vec<(String, i64)>> {
         .chunks(2)
         .filter_map(|pair| {
             let k = text(pair.first()?)?;
-            let v = text(pair.get(1)?)?.parse().ok()?;
+            let v = text(pair.get(1)?)?;
             Some((k, v))
         })
         .collect())

@@ -296,6 +296,10 @@ pub struct RouteTable {
     pub missing_header: MissingHeader,
     pub default_policy: SelectionPolicy,
     pub routes: Vec<BucketRoute>,
+    /// Every FaaS deployment: the route of requests that name no bucket,
+    /// when `missing_header` is `any` (published under the name `*`).
+    #[serde(default)]
+    pub any: Vec<RouteTarget>,
 }
 
 /// A page of a list; pass `next_cursor` back as `cursor` for the next page.

@@ -198,6 +198,22 @@ fn route_table(
     routes: &fado_placement::RouteTable,
     version: i64,
 ) -> RouteTable {
+    let target = |f: &fado_store::snapshot::FaasRow| RouteTarget {
+        faas_id: f.id,
+        name: f.name.clone(),
+        cluster: snap
+            .clusters
+            .iter()
+            .find(|c| c.id == f.cluster_id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
+        base_url: f.base_url.clone(),
+        path_template: f.path_template.clone(),
+        timeout_ms: f.timeout_ms,
+        health: f.health,
+    };
+    let mut any: Vec<RouteTarget> = snap.faas.iter().map(target).collect();
+    any.sort_by_key(|t| t.faas_id);
     let routes = routes
         .routes
         .iter()
@@ -210,20 +226,7 @@ fn route_table(
                 .faas_ids
                 .iter()
                 .filter_map(|id| snap.faas.iter().find(|f| f.id == *id))
-                .map(|f| RouteTarget {
-                    faas_id: f.id,
-                    name: f.name.clone(),
-                    cluster: snap
-                        .clusters
-                        .iter()
-                        .find(|c| c.id == f.cluster_id)
-                        .map(|c| c.name.clone())
-                        .unwrap_or_default(),
-                    base_url: f.base_url.clone(),
-                    path_template: f.path_template.clone(),
-                    timeout_ms: f.timeout_ms,
-                    health: f.health,
-                })
+                .map(target)
                 .collect(),
         })
         .collect();
@@ -233,6 +236,7 @@ fn route_table(
         missing_header: snap.missing_header,
         default_policy: snap.default_policy,
         routes,
+        any,
     }
 }
 
@@ -244,6 +248,7 @@ fn digest(table: &RouteTable) -> Result<String> {
         table.missing_header,
         table.default_policy,
         &table.routes,
+        &table.any,
     );
     serde_json::to_writer(HashWriter(&mut hasher), &unversioned)?;
     Ok(hex::encode(hasher.finalize()))

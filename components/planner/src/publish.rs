@@ -1,7 +1,9 @@
 //! Publishing the route table to Redis, where the router reads it per
 //! request:
 //!
-//! - `fado:routes` — hash: bucket name → JSON of its route (policy, targets);
+//! - `fado:routes` — hash: bucket name → JSON of its route (policy, targets),
+//!   and `*` → the route over every deployment (requests without the match
+//!   header, when `missing_header` is `any`);
 //! - `fado:routes:meta` — hash: `version`, `match_header`, `missing_header`,
 //!   `default_policy`.
 //!
@@ -18,6 +20,8 @@ use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 pub const ROUTES_KEY: &str = "fado:routes";
 pub const META_KEY: &str = "fado:routes:meta";
+/// The field of the route over every deployment (not a valid bucket name).
+pub const ANY_ROUTE: &str = "*";
 const REPLICATOR_CHANNEL: &str = "fado.replicator";
 /// Fields per HSET when filling the staging key.
 const CHUNK: usize = 500;
@@ -62,6 +66,22 @@ fn swap_in(address: &str, table: &RouteTable, force: bool) -> Result<()> {
         }
         conn.execute("HSET", &args).map_err(redis_err)?;
     }
+    // Requests without the match header, when the settings allow them.
+    let any = fado_model::BucketRoute {
+        bucket: ANY_ROUTE.to_string(),
+        policy: table.default_policy,
+        overridden: false,
+        targets: table.any.clone(),
+    };
+    conn.execute(
+        "HSET",
+        &[
+            bin(staging.clone()),
+            bin(ANY_ROUTE),
+            bin(serde_json::to_vec(&any).context("encoding the route of any deployment")?),
+        ],
+    )
+    .map_err(redis_err)?;
     conn.execute(
         "EVAL",
         &[

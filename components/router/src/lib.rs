@@ -1,0 +1,486 @@
+//! The router component: FaDO's ingress for function invocations.
+//!
+//! A request names its bucket(s) in the match header (`X-FaDO-Bucket: a, b`
+//! by default, a setting) and its function in the first path segment. One
+//! Redis round trip (`route.lua`) finds the deployments that hold every
+//! named bucket, ranks them by the route's selection policy and counts the
+//! request in flight at the first; the request then goes to that
+//! deployment's base URL and path template, bodies streaming both ways
+//! inside the host (`wasi:io` splice). A request that never reached a
+//! deployment is tried at the next one, as is an idempotent request whose
+//! connection failed after sending, when its body was small enough to keep
+//! (`router_retry_buffer_kib`). After the response, `done.lua` records the
+//! outcome: in-flight count, peak-EWMA latency, outlier detection
+//! (consecutive failures eject a deployment for a growing period), metrics.
+//! When Redis is unreachable, the newest route table in Postgres serves.
+//!
+//! The decisions themselves (header parsing, URLs, policies, ejection) are
+//! `fado-routing`'s; this crate is the I/O around them.
+
+mod forward;
+mod table;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use fado_model::RouteTarget;
+use fado_routing::{headers, outlier, request};
+use forward::{Failure, Outgoing};
+use serde_json::json;
+use spin_sdk::redis::Connection;
+use spin_sdk::variables;
+use table::{Ask, Decision, Outcome, Refusal};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use wstd::http::server::Responder;
+use wstd::http::{Body, HeaderValue, Response, StatusCode};
+
+struct Router;
+
+wasip2::http::proxy::export!(Router);
+
+impl wasip2::exports::http::incoming_handler::Guest for Router {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        wstd::runtime::block_on(async move {
+            let responder = Responder::new(out);
+            if let Err(e) = serve(request, responder).await {
+                eprintln!("router: {e:#}");
+            }
+        })
+    }
+}
+
+/// The router's configuration (Spin variables).
+struct Config {
+    redis_address: String,
+    pg_address: String,
+    /// The header bucket names are read from, until the route table says
+    /// otherwise (the `match_header` setting).
+    match_header: String,
+    hash_header: String,
+    max_body: u64,
+    retry_buffer: u64,
+    max_attempts: usize,
+    outlier: outlier::Config,
+}
+
+fn var(name: &str) -> Result<String> {
+    variables::get(name).map_err(|e| anyhow::anyhow!("variable {name}: {e:?}"))
+}
+
+fn number<T: std::str::FromStr>(name: &str) -> Result<T> {
+    let v = var(name)?;
+    v.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("variable {name}: {v:?} is not a whole number"))
+}
+
+impl Config {
+    fn load() -> Result<Self> {
+        Ok(Config {
+            redis_address: var("redis_address")?,
+            pg_address: var("pg_address")?,
+            match_header: var("match_header")?.to_ascii_lowercase(),
+            hash_header: var("router_hash_header")?.to_ascii_lowercase(),
+            max_body: number::<u64>("router_max_body_mib")? << 20,
+            retry_buffer: number::<u64>("router_retry_buffer_kib")? << 10,
+            max_attempts: number::<usize>("router_max_attempts")?.max(1),
+            outlier: outlier::Config {
+                consecutive_failures: number("router_eject_after_failures")?,
+                base_ejection_ms: number("router_eject_base_ms")?,
+                max_ejection_ms: number("router_eject_max_ms")?,
+            },
+        })
+    }
+}
+
+/// A JSON error answer, in the shape the API uses.
+fn error(status: u16, code: &str, message: impl Into<String>) -> Response<Body> {
+    let body = json!({"error": {"code": code, "message": message.into()}}).to_string();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn now_ms() -> u64 {
+    let t = wasip2::clocks::wall_clock::now();
+    t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
+}
+
+async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
+    let cfg = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = responder
+                .respond(error(500, "misconfigured", format!("{e:#}")))
+                .await;
+            return Err(e);
+        }
+    };
+    let request =
+        wstd::http::request::try_from_incoming(incoming).context("reading the request")?;
+    let (parts, body) = request.into_parts();
+    let header_text = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+
+    // Size limit and whether the body can be kept for a retry.
+    let length = match header_text("content-length").map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            let r = error(400, "bad_request", "Content-Length is not a number");
+            return responder.respond(r).await;
+        }
+        None => None,
+    };
+    if let Some(n) = length
+        && n > cfg.max_body
+    {
+        let r = error(
+            413,
+            "too_large",
+            format!(
+                "the body is {n} bytes; the router accepts at most {}",
+                cfg.max_body
+            ),
+        );
+        return responder.respond(r).await;
+    }
+    // A body of unknown length (chunked) streams without the size check:
+    // wstd cannot wrap an incoming body in a counting stream (not Send).
+    let chunked = length.is_none() && header_text("transfer-encoding").is_some();
+    let mut body = Some(body);
+    let mut kept: Option<bytes_of::Kept> = None;
+    if !chunked && length.unwrap_or(0) <= cfg.retry_buffer {
+        let mut b = body.take().expect("body present");
+        let bytes = b
+            .contents()
+            .await
+            .context("reading the request body")?
+            .to_vec();
+        kept = Some(bytes_of::Kept(bytes));
+    }
+
+    // The route.
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let mut match_header = cfg.match_header.clone();
+    let mut buckets = match bucket_names(&parts.headers, &match_header) {
+        Ok(b) => b,
+        Err(r) => return responder.respond(*r).await,
+    };
+    let key = key_of(&parts.headers, &cfg.hash_header);
+    let request_id = format!("{:016x}", wasip2::random::random::get_random_u64());
+    let lease_ms = 60_000;
+    let redis = Connection::open(&cfg.redis_address).ok();
+    let mut attempt_route = 0;
+    let decision = loop {
+        attempt_route += 1;
+        let ask = Ask {
+            buckets: &buckets,
+            header: &match_header,
+            key: key.as_deref(),
+            now_ms: now_ms(),
+            random: [
+                wasip2::random::random::get_random_u64(),
+                wasip2::random::random::get_random_u64(),
+            ],
+            request_id: &request_id,
+            lease_ms,
+        };
+        let outcome = match &redis {
+            Some(conn) => match table::route(conn, &ask) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("router: Redis failed ({e:#}); routing from PostgreSQL");
+                    table::route_from_postgres(&cfg.pg_address, &ask)?
+                }
+            },
+            None => table::route_from_postgres(&cfg.pg_address, &ask)?,
+        };
+        match outcome {
+            Outcome::Route(d) => break d,
+            Outcome::Refused(Refusal::MatchHeader(h)) if attempt_route == 1 => {
+                match_header = h.to_ascii_lowercase();
+                buckets = match bucket_names(&parts.headers, &match_header) {
+                    Ok(b) => b,
+                    Err(r) => return responder.respond(*r).await,
+                };
+            }
+            Outcome::Refused(why) => {
+                let r = refusal(why, &buckets, &match_header);
+                return responder.respond(r).await;
+            }
+        }
+    };
+
+    // The attempts. wasi:http does not tell a component the peer's
+    // address, so `for=` is only known when an earlier proxy said it.
+    let host = header_text("host");
+    let client = headers::Client {
+        addr: None,
+        host: host.as_deref(),
+        proto: parts.uri.scheme_str().unwrap_or("http"),
+    };
+    let outgoing = Outgoing::new(parts.method.clone(), &parts.headers, &client);
+    let inv = request::split_path(&path);
+    let Decision {
+        route,
+        order,
+        shared,
+    } = decision;
+    let label_buckets = buckets.join(",");
+    let mut last: Option<Failure> = None;
+    for (n, faas_id) in order.iter().take(cfg.max_attempts).enumerate() {
+        let Some(target) = route.targets.iter().find(|t| t.faas_id == *faas_id) else {
+            continue;
+        };
+        if n > 0
+            && shared
+            && let Some(conn) = &redis
+        {
+            let _ = table::begin(conn, *faas_id, &request_id, now_ms(), lease_ms);
+        }
+        let url = match request::upstream_url(&target.base_url, &target.path_template, &inv) {
+            Ok(u) => u,
+            Err(e) => {
+                finish(
+                    &redis,
+                    shared,
+                    &cfg,
+                    target,
+                    &request_id,
+                    false,
+                    None,
+                    &label_buckets,
+                );
+                return responder
+                    .respond(error(400, "no_function", e.to_string()))
+                    .await;
+            }
+        };
+        let attempt_body = match (&kept, body.take()) {
+            (Some(k), _) => Body::from(k.0.clone()),
+            (None, Some(b)) => b,
+            // The streamed body went with an earlier attempt.
+            (None, None) => break,
+        };
+        let timeout = Duration::from_millis(target.timeout_ms.max(1) as u64);
+        let started = wstd::time::Instant::now();
+        match forward::send(&outgoing, &url, attempt_body, timeout).await {
+            Ok(upstream) => {
+                let took = started.elapsed().as_micros() as u64;
+                let failed = upstream.status().is_server_error();
+                let response = relay(upstream, target);
+                let sent = responder.respond(response).await;
+                finish(
+                    &redis,
+                    shared,
+                    &cfg,
+                    target,
+                    &request_id,
+                    failed,
+                    Some(took),
+                    &label_buckets,
+                );
+                return sent;
+            }
+            Err(f) => {
+                finish(
+                    &redis,
+                    shared,
+                    &cfg,
+                    target,
+                    &request_id,
+                    true,
+                    None,
+                    &label_buckets,
+                );
+                let retry = match &f {
+                    Failure::NotSent(_) => true,
+                    Failure::Sent(_) => {
+                        kept.is_some() && request::may_retry(parts.method.as_str(), true)
+                    }
+                    Failure::Timeout(_) => false,
+                };
+                if let Failure::Timeout(m) = &f {
+                    let r = error(
+                        504,
+                        "upstream_timeout",
+                        format!(
+                            "{} did not answer within {} ms: {m}",
+                            target.name, target.timeout_ms
+                        ),
+                    );
+                    return responder.respond(r).await;
+                }
+                last = Some(f);
+                if !retry || kept.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    let r = match last {
+        Some(Failure::NotSent(m)) => error(
+            503,
+            "upstream_unavailable",
+            format!("no deployment serving {label_buckets} could be reached; last: {m}"),
+        ),
+        Some(f) => error(
+            502,
+            "upstream_failed",
+            format!(
+                "the request to a deployment serving {label_buckets} failed: {}",
+                f.message()
+            ),
+        ),
+        None => error(
+            503,
+            "no_upstream",
+            format!("no deployment serving {label_buckets} is available"),
+        ),
+    };
+    responder.respond(r).await
+}
+
+mod bytes_of {
+    /// A request body kept in memory so a retry can send it again.
+    pub struct Kept(pub Vec<u8>);
+}
+
+/// The upstream's response for the client: hop-by-hop headers dropped, the
+/// serving deployment named.
+fn relay(upstream: Response<Body>, target: &RouteTarget) -> Response<Body> {
+    let (mut parts, body) = upstream.into_parts();
+    let connection = parts
+        .headers
+        .get("connection")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let drop: Vec<_> = parts
+        .headers
+        .keys()
+        .filter(|n| headers::is_hop_by_hop(n.as_str(), connection.as_deref()))
+        .cloned()
+        .collect();
+    for n in drop {
+        parts.headers.remove(n);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.name) {
+        parts.headers.insert("x-fado-upstream", v);
+    }
+    Response::from_parts(parts, body)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    redis: &Option<Connection>,
+    shared: bool,
+    cfg: &Config,
+    target: &RouteTarget,
+    request_id: &str,
+    failed: bool,
+    response_us: Option<u64>,
+    buckets: &str,
+) {
+    let (Some(conn), true) = (redis, shared) else {
+        return;
+    };
+    let label = format!("{buckets}|{}", target.name);
+    let done = table::Done {
+        faas_id: target.faas_id,
+        request_id,
+        failed,
+        response_us,
+        now_ms: now_ms(),
+        label: &label,
+        name: &target.name,
+    };
+    if let Err(e) = table::done(conn, &done, &cfg.outlier) {
+        eprintln!("router: recording the outcome at {}: {e:#}", target.name);
+    }
+}
+
+/// The buckets the request names, or the 400 answer for a bad header.
+fn bucket_names(
+    headers: &wstd::http::HeaderMap,
+    name: &str,
+) -> Result<Vec<String>, Box<Response<Body>>> {
+    let Some(value) = headers.get(name) else {
+        return Ok(Vec::new());
+    };
+    let text = value.to_str().map_err(|_| {
+        Box::new(error(
+            400,
+            "bad_bucket_header",
+            format!("{name}: not ASCII"),
+        ))
+    })?;
+    request::parse_buckets(name, text)
+        .map_err(|e| Box::new(error(400, "bad_bucket_header", e.to_string())))
+}
+
+/// The key of hash policies: the hash header's value, else the client's
+/// address as the last proxy in `X-Forwarded-For` saw it.
+fn key_of(headers: &wstd::http::HeaderMap, hash_header: &str) -> Option<Vec<u8>> {
+    let get = |n: &str| headers.get(n).map(|v| v.as_bytes().to_vec());
+    get(hash_header).filter(|v| !v.is_empty()).or_else(|| {
+        headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().as_bytes().to_vec())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+fn refusal(why: Refusal, buckets: &[String], header: &str) -> Response<Body> {
+    let names = buckets.join(", ");
+    match why {
+        Refusal::NoTable => error(
+            503,
+            "no_route_table",
+            "the planner has not published a route table yet",
+        ),
+        Refusal::UnknownBucket(b) => error(
+            404,
+            "unknown_bucket",
+            format!("bucket {b:?} does not exist"),
+        ),
+        Refusal::MatchHeader(h) => error(
+            500,
+            "misconfigured",
+            format!("the route table matches on {h:?}, not {header:?}"),
+        ),
+        Refusal::MissingHeader(h) => error(
+            400,
+            "missing_bucket_header",
+            format!("the request names no bucket: send the {h} header"),
+        ),
+        Refusal::NoTargets => error(
+            503,
+            "no_upstream",
+            if names.is_empty() {
+                "no FaaS deployment is registered".to_string()
+            } else {
+                format!("no FaaS deployment holds every bucket of {names}")
+            },
+        ),
+        Refusal::AllEjected => error(
+            503,
+            "no_healthy_upstream",
+            format!(
+                "every deployment serving {names} is ejected after failures; try again shortly"
+            ),
+        ),
+    }
+}

@@ -1,0 +1,383 @@
+//! The router end to end: `fado up` on the root spin.toml, and three FaaS
+//! platforms, each a `fado serve` running the `echo` test function as one
+//! deployment. Calls go through the orchestrator's ingress with the bucket
+//! header; the echo answer says which deployment served them and what
+//! arrived.
+
+use std::time::Duration;
+
+use harness::orchestrator::{Options, Orchestrator};
+use harness::{AppDir, Fado, http, shared_postgres};
+use serde_json::{Value, json};
+
+/// One simulated FaaS platform: `fado serve` with the echo function.
+struct Platform {
+    fado: Fado,
+    _app: AppDir,
+}
+
+fn platform(name: &str) -> Platform {
+    let app = AppDir::new(&format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "echo-{name}"
+[[trigger.http]]
+route = "/..."
+component = "echo"
+[component.echo]
+source = "{{{{wasm:echo}}}}"
+[component.echo.variables]
+deployment = "{name}"
+"#
+    ))
+    .expect("echo app");
+    let fado = Fado::start(&app).expect("starting an echo platform");
+    Platform { fado, _app: app }
+}
+
+/// Three clusters, each with made-up storage, a FaaS deployment on its own
+/// echo platform (`f0`..`f2`), and bucket `b{i}` mastered there.
+async fn world(o: &Orchestrator, platforms: &[Platform], timeout_ms: i64) {
+    for (i, p) in platforms.iter().enumerate() {
+        o.create(
+            "/api/clusters",
+            json!({"name": format!("c{i}"), "zones": ["eu"]}),
+        )
+        .await;
+        o.create(
+            "/api/faas-deployments",
+            json!({"name": format!("f{i}"), "cluster": format!("c{i}"), "platform": "spin",
+                   "base_url": format!("http://{}", p.fado.addr), "timeout_ms": timeout_ms}),
+        )
+        .await;
+        o.create(
+            "/api/storage-deployments?verify=false",
+            json!({"name": format!("s{i}"), "cluster": format!("c{i}"),
+                   "endpoint": format!("http://10.9.0.{i}:3900"), "access_key": "a", "secret_key": "b"}),
+        )
+        .await;
+        o.create(
+            "/api/buckets",
+            json!({"name": format!("bk{i}"), "master_storage": format!("s{i}"), "target_replicas": 0}),
+        )
+        .await;
+    }
+    o.settled().await;
+}
+
+async fn start(variables: Vec<(&'static str, String)>) -> (Orchestrator, Vec<Platform>) {
+    let db = shared_postgres().create_database().await.unwrap();
+    let o = Orchestrator::start_with(
+        db,
+        Options {
+            variables,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let platforms: Vec<Platform> = (0..3).map(|i| platform(&format!("f{i}"))).collect();
+    (o, platforms)
+}
+
+/// Calls `path` through the ingress naming `buckets`; returns the status,
+/// the serving deployment (`x-fado-upstream`) and the JSON body.
+async fn call(o: &Orchestrator, buckets: Option<&str>, path: &str) -> (u16, Option<String>, Value) {
+    call_with(o, "GET", buckets, path, Vec::new()).await
+}
+
+async fn call_with(
+    o: &Orchestrator,
+    method: &str,
+    buckets: Option<&str>,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Option<String>, Value) {
+    let mut req = http()
+        .request(method.parse().unwrap(), o.fado.url(path))
+        .body(body);
+    if let Some(b) = buckets {
+        req = req.header("X-FaDO-Bucket", b);
+    }
+    let resp = req.send().await.expect("calling the ingress");
+    let status = resp.status().as_u16();
+    let upstream = resp
+        .headers()
+        .get("x-fado-upstream")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, upstream, body)
+}
+
+async fn set_override(o: &Orchestrator, bucket: &str, faas: &[&str], policy: &str) {
+    let (s, b) = o
+        .api(
+            "PUT",
+            &format!("/api/buckets/{bucket}/route-override"),
+            Some(json!({"faas": faas, "policy": policy})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    o.settled().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invocations_go_where_the_bucket_is() {
+    let (o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+
+    for i in 0..3 {
+        let (s, up, body) = call(&o, Some(&format!("bk{i}")), "/resize/v1/run?size=9").await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(up.as_deref(), Some(format!("f{i}").as_str()));
+        assert_eq!(body["deployment"], format!("f{i}"));
+        // Spin's path template is /{function}: the path arrives whole.
+        assert_eq!(body["path"], "/resize/v1/run");
+        assert_eq!(body["query"], "size=9");
+        let h = &body["headers"];
+        assert_eq!(h["x-fado-bucket"], format!("bk{i}"), "{h}");
+        assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+        assert!(
+            h["forwarded"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("proto=http"),
+            "{h}"
+        );
+    }
+
+    // A body arrives intact (kept for retries below the buffer size, and
+    // streamed above it).
+    for len in [0usize, 10_000, 3 << 20] {
+        let data = harness::upstream::pattern(len);
+        let (s, _, body) = call_with(&o, "POST", Some("bk1"), "/ingest", data.clone()).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body["body_len"], len);
+        assert_eq!(body["method"], "POST");
+        use sha2::Digest;
+        assert_eq!(
+            body["body_sha256"],
+            hex::encode(sha2::Sha256::digest(&data))
+        );
+    }
+
+    // The upstream's status passes through.
+    let (s, up, _) = call(&o, Some("bk2"), "/f?status=418").await;
+    assert_eq!((s, up.as_deref()), (418, Some("f2")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_robin_cycles_and_route_changes_apply_at_once() {
+    let (o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+    set_override(&o, "bk0", &["f0", "f1", "f2"], "round_robin").await;
+    let mut seen = Vec::new();
+    for _ in 0..9 {
+        let (s, up, body) = call(&o, Some("bk0"), "/f").await;
+        assert_eq!(s, 200, "{body}");
+        seen.push(up.unwrap());
+    }
+    // An exact cycle: each deployment every third call.
+    for k in 3..9 {
+        assert_eq!(seen[k], seen[k - 3], "{seen:?}\n{}", o.fado.log());
+    }
+    let distinct: std::collections::BTreeSet<_> = seen[..3].iter().collect();
+    assert_eq!(distinct.len(), 3, "{seen:?}");
+
+    // first: always the first listed (in id order).
+    set_override(&o, "bk0", &["f2", "f1"], "first").await;
+    for _ in 0..3 {
+        let (_, up, _) = call(&o, Some("bk0"), "/f").await;
+        assert_eq!(up.as_deref(), Some("f1"));
+    }
+    // A route change is in effect on the next request.
+    set_override(&o, "bk0", &["f2"], "first").await;
+    let (_, up, _) = call(&o, Some("bk0"), "/f").await;
+    assert_eq!(up.as_deref(), Some("f2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_buckets_need_a_deployment_holding_all() {
+    let (o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+    // bk0 and bk1 live in different clusters: nobody holds both.
+    let (s, up, body) = call(&o, Some("bk0, bk1"), "/f").await;
+    assert_eq!((s, up), (503, None), "{body}");
+    assert_eq!(body["error"]["code"], "no_upstream");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bk0, bk1"),
+        "{body}"
+    );
+    set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
+    set_override(&o, "bk1", &["f1", "f2"], "round_robin").await;
+    for _ in 0..4 {
+        let (s, up, _) = call(&o, Some("bk0,bk1"), "/f").await;
+        assert_eq!((s, up.as_deref()), (200, Some("f1")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_json_errors() {
+    let (o, platforms) = start(vec![("router_max_body_mib", "1".into())]).await;
+    world(&o, &platforms, 5_000).await;
+
+    let (s, _, body) = call(&o, Some("nope"), "/f").await;
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_bucket");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nope\"")
+    );
+
+    let (s, _, body) = call(&o, Some("bk0,,bk1"), "/f").await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_bucket_header");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("x-fado-bucket")
+    );
+
+    // Without the header: refused by default (missing_header = reject)...
+    let (s, _, body) = call(&o, None, "/f").await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "missing_bucket_header");
+    // ...or routed over every deployment when the settings say `any`.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/settings",
+            Some(json!({"missing_header": "any"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    o.settled().await;
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (s, up, body) = call(&o, None, "/f").await;
+        assert_eq!(s, 200, "{body}\n{}", o.fado.log());
+        served.insert(up.unwrap());
+    }
+    assert_eq!(served.len(), 3, "{served:?}");
+
+    // A body over the limit: 413 before anything is sent.
+    let (s, up, body) = call_with(&o, "POST", Some("bk0"), "/f", vec![7; (1 << 20) + 1]).await;
+    assert_eq!((s, up), (413, None), "{body}");
+    assert_eq!(body["error"]["code"], "too_large");
+
+    // The match header can change: the router follows the settings.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/settings",
+            Some(json!({"match_header": "X-Data"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    o.settled().await;
+    let resp = http()
+        .get(o.fado.url("/f"))
+        .header("X-Data", "bk2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-fado-upstream"], "f2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_upstream_is_skipped_and_a_slow_one_times_out() {
+    let (o, mut platforms) = start(vec![
+        ("router_eject_after_failures", "2".into()),
+        ("router_eject_base_ms", "60000".into()),
+    ])
+    .await;
+    world(&o, &platforms, 1_000).await;
+    set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
+
+    // f0 dies: calls that would go there are sent to f1 instead, none fails.
+    platforms[0].fado.kill();
+    for _ in 0..8 {
+        let (s, up, body) = call_with(&o, "POST", Some("bk0"), "/f", b"x".to_vec()).await;
+        assert_eq!((s, up.as_deref()), (200, Some("f1")), "{body}");
+    }
+    // After two failures in a row f0 is ejected: the metrics say so.
+    let text = http()
+        .get(o.fado.url("/api/metrics"))
+        .bearer_auth(harness::orchestrator::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("fado_router_ejections_total{upstream=\"f0\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fado_router_requests_total{bucket=\"bk0\",upstream=\"f1\"} 8"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fado_router_errors_total{bucket=\"bk0\",upstream=\"f0\"} 2"),
+        "{text}"
+    );
+
+    // Nothing left: 503 naming the bucket.
+    platforms[1].fado.kill();
+    let (s, _, body) = call(&o, Some("bk0"), "/f").await;
+    assert!(s == 503, "{s} {body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("bk0"),
+        "{body}"
+    );
+
+    // A deployment slower than its timeout (1 s): 504 with a JSON body.
+    let started = std::time::Instant::now();
+    let (s, _, body) = call(&o, Some("bk2"), "/f?sleep_ms=3000").await;
+    assert_eq!(s, 504, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert!(started.elapsed() < Duration::from_millis(2_900));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_goes_on_while_redis_restarts() {
+    let (mut o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+    o.redis.stop();
+    for i in 0..3 {
+        let (s, up, body) = call(&o, Some(&format!("bk{i}")), "/f").await;
+        assert_eq!(
+            (s, up.as_deref()),
+            (200, Some(format!("f{i}").as_str())),
+            "{body}"
+        );
+    }
+    let (s, _, body) = call(&o, Some("nope"), "/f").await;
+    assert_eq!(s, 404, "{body}");
+    o.redis.restart().unwrap();
+    // Once the planner republishes, Redis serves again.
+    o.sweep().await;
+    let back = harness::eventually(Duration::from_secs(20), || async {
+        let mut c = o.redis.conn().await.ok()?;
+        let n: i64 = redis::cmd("HLEN")
+            .arg("fado:routes")
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        (n > 0).then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "{}", o.fado.log());
+    let (s, up, _) = call(&o, Some("bk1"), "/f").await;
+    assert_eq!((s, up.as_deref()), (200, Some("f1")));
+}
