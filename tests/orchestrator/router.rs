@@ -16,7 +16,8 @@ struct Platform {
     _app: AppDir,
 }
 
-fn platform(name: &str) -> Platform {
+/// `delay_ms` slows every call it serves (0: as fast as it goes).
+fn slow_platform(name: &str, delay_ms: u64) -> Platform {
     let app = AppDir::new(&format!(
         r#"
 spin_manifest_version = 2
@@ -29,6 +30,7 @@ component = "echo"
 source = "{{{{wasm:echo}}}}"
 [component.echo.variables]
 deployment = "{name}"
+delay_ms = "{delay_ms}"
 "#
     ))
     .expect("echo app");
@@ -67,6 +69,13 @@ async fn world(o: &Orchestrator, platforms: &[Platform], timeout_ms: i64) {
 }
 
 async fn start(variables: Vec<(&'static str, String)>) -> (Orchestrator, Vec<Platform>) {
+    start_with_delays(variables, [0, 0, 0]).await
+}
+
+async fn start_with_delays(
+    variables: Vec<(&'static str, String)>,
+    delays: [u64; 3],
+) -> (Orchestrator, Vec<Platform>) {
     let db = shared_postgres().create_database().await.unwrap();
     let o = Orchestrator::start_with(
         db,
@@ -77,7 +86,9 @@ async fn start(variables: Vec<(&'static str, String)>) -> (Orchestrator, Vec<Pla
     )
     .await
     .unwrap();
-    let platforms: Vec<Platform> = (0..3).map(|i| platform(&format!("f{i}"))).collect();
+    let platforms: Vec<Platform> = (0..3)
+        .map(|i| slow_platform(&format!("f{i}"), delays[i]))
+        .collect();
     (o, platforms)
 }
 
@@ -380,4 +391,276 @@ async fn routing_goes_on_while_redis_restarts() {
     assert!(back.is_some(), "{}", o.fado.log());
     let (s, up, _) = call(&o, Some("bk1"), "/f").await;
     assert_eq!((s, up.as_deref()), (200, Some("f1")));
+}
+
+/// A small deterministic generator for the differential test's cases.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// route.lua, run by a real Redis, ranks exactly as
+/// `fado_routing::select::rank` does on the same inputs, for every policy,
+/// with ejected deployments, in-flight counts, latencies and hash keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redis_script_ranks_like_the_library() {
+    use fado_model::SelectionPolicy;
+    use fado_routing::select::{Draw, Peer, rank};
+
+    let redis = harness::Redis::start().unwrap();
+    let mut c = redis.conn().await.unwrap();
+    let script = redis::Script::new(include_str!("../../components/router/src/route.lua"));
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let now: u64 = 1_800_000_000_000;
+    for case in 0..400 {
+        let policy = SelectionPolicy::ALL[rng.below(SelectionPolicy::ALL.len() as u64) as usize];
+        let n = 1 + rng.below(6) as usize;
+        let mut ids: Vec<i64> = Vec::new();
+        while ids.len() < n {
+            let id = 1 + rng.below(40) as i64;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let peers: Vec<Peer> = ids
+            .iter()
+            .map(|&id| Peer {
+                faas_id: id,
+                in_flight: rng.below(4),
+                // Whole microseconds with a fraction Redis keeps exactly.
+                latency_us: (rng.below(4) * 1000) as f64 + 0.5 * rng.below(2) as f64,
+                available: rng.below(5) != 0,
+            })
+            .collect();
+        let counter = rng.below(1000);
+        let random = [rng.next() >> 12, rng.next() >> 12];
+        let key: Option<Vec<u8>> =
+            (rng.below(3) != 0).then(|| format!("k{}", rng.below(50)).into_bytes());
+
+        let targets: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                json!({"faas_id": id, "name": format!("f{id}"), "cluster": "c", "base_url": "http://x",
+                       "path_template": "/{function}", "timeout_ms": 1000, "health": "unknown"})
+            })
+            .collect();
+        let route = json!({"bucket": "bkt", "policy": policy.as_str(), "overridden": false, "targets": targets});
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("fado:routes:meta")
+            .arg(&[
+                "version",
+                "1",
+                "match_header",
+                "X-FaDO-Bucket",
+                "missing_header",
+                "reject",
+            ])
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("fado:routes")
+            .arg("bkt")
+            .arg(route.to_string())
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("fado:rr")
+            .arg("bkt")
+            .arg(counter)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        for p in &peers {
+            let until = if p.available { 0 } else { now + 5_000 };
+            let _: () = redis::cmd("HSET")
+                .arg(format!("fado:up:{}", p.faas_id))
+                .arg("ejected_until")
+                .arg(until)
+                .arg("latency_us")
+                .arg(p.latency_us.to_string())
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            for k in 0..p.in_flight {
+                let _: () = redis::cmd("ZADD")
+                    .arg(format!("fado:up:{}:inflight", p.faas_id))
+                    .arg(now + 60_000)
+                    .arg(format!("other-{k}"))
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+        let reply: Vec<redis::Value> = script
+            .key("fado:routes")
+            .key("fado:routes:meta")
+            .key("fado:rr")
+            .arg(now)
+            .arg(random[0])
+            .arg(random[1])
+            .arg(key.clone().unwrap_or_default())
+            .arg("req")
+            .arg(60_000)
+            .arg("x-fado-bucket")
+            .arg("bkt")
+            .invoke_async(&mut c)
+            .await
+            .unwrap();
+        let text = |v: &redis::Value| -> String {
+            match v {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                redis::Value::Int(i) => i.to_string(),
+                other => format!("{other:?}"),
+            }
+        };
+        let want: Vec<i64> = rank(
+            policy,
+            &peers,
+            &Draw {
+                counter,
+                random,
+                key: key.clone(),
+            },
+        )
+        .into_iter()
+        .map(|i| peers[i].faas_id)
+        .collect();
+        if want.is_empty() {
+            assert_eq!(text(&reply[1]), "all_ejected", "case {case}: {reply:?}");
+            continue;
+        }
+        assert_eq!(text(&reply[0]), "1", "case {case}: {reply:?}");
+        let got: Vec<i64> = reply[4..]
+            .iter()
+            .map(|v| text(v).parse().unwrap())
+            .collect();
+        assert_eq!(
+            got, want,
+            "case {case}: {policy} peers {peers:?} counter {counter} random {random:?} key {key:?}"
+        );
+        // The first choice is now counted in flight.
+        let n: i64 = redis::cmd("ZCARD")
+            .arg(format!("fado:up:{}:inflight", want[0]))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let before = peers
+            .iter()
+            .find(|p| p.faas_id == want[0])
+            .unwrap()
+            .in_flight;
+        assert_eq!(n as u64, before + 1, "case {case}");
+    }
+}
+
+/// Serves `n` calls to `bucket`, `concurrency` at a time; returns how many
+/// each deployment served.
+async fn load(
+    o: &Orchestrator,
+    bucket: &str,
+    n: usize,
+    concurrency: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    use futures::StreamExt;
+    let served: Vec<String> = futures::stream::iter(0..n)
+        .map(|_| async {
+            let (s, up, body) = call(o, Some(bucket), "/f").await;
+            assert_eq!(s, 200, "{body}");
+            up.unwrap()
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut count = std::collections::BTreeMap::new();
+    for u in served {
+        *count.entry(u).or_insert(0) += 1;
+    }
+    count
+}
+
+/// Under concurrent load, least_conn and p2c send most calls to the fast
+/// deployment (f1) rather than the slow one (f0, 300 ms per call), where
+/// round robin splits them evenly; least_latency learns the difference.
+#[tokio::test(flavor = "multi_thread")]
+async fn load_aware_policies_favour_the_fast_deployment() {
+    let (o, platforms) = start_with_delays(vec![], [300, 0, 0]).await;
+    world(&o, &platforms, 5_000).await;
+    set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
+    let rr = load(&o, "bk0", 40, 8).await;
+    assert_eq!((rr["f0"], rr["f1"]), (20, 20), "{rr:?}");
+    for policy in ["least_conn", "p2c", "least_latency"] {
+        set_override(&o, "bk0", &["f0", "f1"], policy).await;
+        let got = load(&o, "bk0", 40, 8).await;
+        let slow = got.get("f0").copied().unwrap_or(0);
+        assert!(slow <= 10, "{policy}: {got:?}");
+    }
+}
+
+/// header_hash is sticky per key, and when a deployment leaves the route
+/// only the keys it held move.
+#[tokio::test(flavor = "multi_thread")]
+async fn hash_routing_is_sticky_and_moves_few_keys() {
+    let (o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+    set_override(&o, "bk0", &["f0", "f1", "f2"], "header_hash").await;
+    let by_key = |keys: std::ops::Range<u32>| {
+        let o = &o;
+        async move {
+            let mut out = std::collections::BTreeMap::new();
+            for k in keys {
+                let resp = http()
+                    .get(o.fado.url("/f"))
+                    .header("X-FaDO-Bucket", "bk0")
+                    .header("X-FaDO-Hash-Key", format!("user-{k}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                out.insert(
+                    k,
+                    resp.headers()["x-fado-upstream"]
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            out
+        }
+    };
+    let first = by_key(0..60).await;
+    // The same key, again and again: the same deployment (a shared
+    // round-robin counter would move it on every call).
+    for _ in 0..4 {
+        assert_eq!(by_key(7..8).await[&7], first[&7], "{}", o.fado.log());
+    }
+    assert_eq!(first, by_key(0..60).await, "sticky");
+    let spread: std::collections::BTreeSet<&String> = first.values().collect();
+    assert_eq!(spread.len(), 3, "{first:?}");
+    set_override(&o, "bk0", &["f0", "f1"], "header_hash").await;
+    // The planner has committed the change; wait until Redis serves it.
+    let after = harness::eventually(Duration::from_secs(10), || async {
+        let after = by_key(0..60).await;
+        (!after.values().any(|u| u == "f2")).then_some(after)
+    })
+    .await
+    .expect("the route without f2 is served");
+    for (k, before) in &first {
+        if before != "f2" {
+            assert_eq!(&after[k], before, "key {k} moved");
+        } else {
+            assert_ne!(after[k], "f2");
+        }
+    }
 }

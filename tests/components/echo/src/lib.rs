@@ -5,7 +5,8 @@
 //! where the router sent a call and what arrived.
 //!
 //! Query parameters change its behaviour: `sleep_ms=N` answers after N ms,
-//! `status=N` answers with that status.
+//! `status=N` answers with that status. The `delay_ms` variable slows every
+//! call of a deployment (a slow platform).
 
 use std::collections::BTreeMap;
 
@@ -33,8 +34,16 @@ fn echo(req: Request) -> anyhow::Result<impl IntoResponse> {
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .collect();
-    if let Some(ms) = params.get("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+    let delay: u64 = variables::get("delay_ms")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let sleep = params
+        .get("sleep_ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if delay + sleep > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(delay + sleep));
     }
     let status = params
         .get("status")
