@@ -698,17 +698,16 @@ impl Copier<'_> {
         }
         if ranges.len() <= 1 {
             loop {
-                let target = pipe::Target::Object(&object);
-                let range = ranges.first().copied();
-                let piped = pipe::pipe(
-                    self.source_client,
-                    self.dest_client,
+                let piped = pipe::Pipe {
+                    source: self.source_client,
+                    dest: self.dest_client,
                     bucket,
                     key,
-                    range,
-                    &etag,
-                    &target,
-                )
+                    range: ranges.first().copied(),
+                    etag: &etag,
+                    target: pipe::Target::Object(&object),
+                }
+                .run()
                 .await;
                 match piped {
                     // Some services' ETags are not MD5s though they look
@@ -735,16 +734,16 @@ impl Copier<'_> {
         let (upload_id, etag) = (upload.upload_id.as_str(), etag.as_str());
         let sent = futures::stream::iter(ranges.iter().enumerate().map(|(i, &range)| async move {
             let number = i as i32 + 1;
-            let target = pipe::Target::Part { upload_id, number };
-            let part_etag = pipe::pipe(
-                self.source_client,
-                self.dest_client,
+            let part_etag = pipe::Pipe {
+                source: self.source_client,
+                dest: self.dest_client,
                 bucket,
                 key,
-                Some(range),
+                range: Some(range),
                 etag,
-                &target,
-            )
+                target: pipe::Target::Part { upload_id, number },
+            }
+            .run()
             .await?;
             self.on_part.map_or(Ok(()), |f| f())?;
             Ok::<_, anyhow::Error>(pipe::completed_part(number, &part_etag))

@@ -61,105 +61,116 @@ impl From<PipeError> for anyhow::Error {
 /// mode does for its own requests).
 const ATTEMPTS: u32 = 3;
 
-/// Streams bytes `start..=end` of `bucket/key` (version `etag`, by
-/// `If-Match`) from `source` into `target` on `dest`. Returns the ETag the
-/// destination gave the object or part.
-pub async fn pipe(
-    source: &Client,
-    dest: &Client,
-    bucket: &str,
-    key: &str,
-    range: Option<(u64, u64)>,
-    etag: &str,
-    target: &Target<'_>,
-) -> Result<String, PipeError> {
-    let mut attempt = 1;
-    loop {
-        match pipe_once(source, dest, bucket, key, range, etag, target).await {
-            Err(PipeError::Transport(e)) if attempt < ATTEMPTS => {
-                eprintln!("fado-s3: {e:#}; trying again");
-                wstd::task::sleep(Duration::from_millis(20 << attempt).into()).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
+/// One object (or range of it) to move from `source` to `dest`.
+pub struct Pipe<'a> {
+    pub source: &'a Client,
+    pub dest: &'a Client,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// Bytes `start..=end`, or the whole object.
+    pub range: Option<(u64, u64)>,
+    /// The version to read (`If-Match`).
+    pub etag: &'a str,
+    pub target: Target<'a>,
 }
 
-async fn pipe_once(
-    source: &Client,
-    dest: &Client,
-    bucket: &str,
-    key: &str,
-    range: Option<(u64, u64)>,
-    etag: &str,
-    target: &Target<'_>,
-) -> Result<String, PipeError> {
-    let config = PresigningConfig::expires_in(VALID_FOR).context("presigning")?;
-    let get = source
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_range(range.map(|(start, end)| format!("bytes={start}-{end}")))
-        .if_match(format!("\"{etag}\""))
-        .presigned(config.clone())
-        .await
-        .map_err(|e| s3_error(&format!("signing a read of {bucket}/{key}"), e))?;
-    let http = http_client();
-    let what = format!("reading {bucket}/{key}");
-    let response = http
-        .send(request(&get, Body::empty(), None)?)
-        .await
-        .map_err(|e| PipeError::Transport(anyhow!("{what}: {e:#}")))?;
-    let response = expect_success(response, &what).await?;
-    let len = response
-        .body()
-        .content_length()
-        .with_context(|| format!("{what}: the answer has no Content-Length"))?;
-    if let Some((start, end)) = range
-        && len != end - start + 1
-    {
-        return Err(anyhow!("{what}: the service sent {len} bytes for range {start}-{end}").into());
+impl Pipe<'_> {
+    /// Streams the bytes into the target, trying again when the transport
+    /// fails. Returns the ETag the destination gave the object or part.
+    pub async fn run(&self) -> Result<String, PipeError> {
+        let mut attempt = 1;
+        loop {
+            match self.once().await {
+                Err(PipeError::Transport(e)) if attempt < ATTEMPTS => {
+                    eprintln!("fado-s3: {e:#}; trying again");
+                    wstd::task::sleep(Duration::from_millis(20 << attempt).into()).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
-    let (put, what) = match target {
-        Target::Object(object) => (
-            dest.put_object()
-                .bucket(bucket)
-                .key(key)
-                .set_metadata(object.metadata.clone())
-                .set_content_type(object.content_type.clone())
-                .set_content_md5(object.content_md5.clone())
-                .content_length(len as i64)
-                .presigned(config)
-                .await
-                .map_err(|e| s3_error(&format!("signing a write of {bucket}/{key}"), e))?,
-            format!("writing {bucket}/{key}"),
-        ),
-        &Target::Part { upload_id, number } => (
-            dest.upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .content_length(len as i64)
-                .presigned(config)
-                .await
-                .map_err(|e| s3_error(&format!("signing part {number} of {bucket}/{key}"), e))?,
-            format!("writing part {number} of {bucket}/{key}"),
-        ),
-    };
-    let response = http
-        .send(request(&put, response.into_body(), Some(len))?)
-        .await
-        .map_err(|e| PipeError::Transport(anyhow!("{what}: {e:#}")))?;
-    let response = expect_success(response, &what).await?;
-    let etag = response
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .with_context(|| format!("{what}: the answer has no ETag"))?;
-    Ok(normalize_etag(etag))
+    async fn once(&self) -> Result<String, PipeError> {
+        let Pipe {
+            source,
+            dest,
+            bucket,
+            key,
+            range,
+            etag,
+            ref target,
+        } = *self;
+        let config = PresigningConfig::expires_in(VALID_FOR).context("presigning")?;
+        let get = source
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_range(range.map(|(start, end)| format!("bytes={start}-{end}")))
+            .if_match(format!("\"{etag}\""))
+            .presigned(config.clone())
+            .await
+            .map_err(|e| s3_error(&format!("signing a read of {bucket}/{key}"), e))?;
+        let http = http_client();
+        let what = format!("reading {bucket}/{key}");
+        let response = http
+            .send(request(&get, Body::empty(), None)?)
+            .await
+            .map_err(|e| PipeError::Transport(anyhow!("{what}: {e:#}")))?;
+        let response = expect_success(response, &what).await?;
+        let len = response
+            .body()
+            .content_length()
+            .with_context(|| format!("{what}: the answer has no Content-Length"))?;
+        if let Some((start, end)) = range
+            && len != end - start + 1
+        {
+            return Err(
+                anyhow!("{what}: the service sent {len} bytes for range {start}-{end}").into(),
+            );
+        }
+
+        let (put, what) = match target {
+            Target::Object(object) => (
+                dest.put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_metadata(object.metadata.clone())
+                    .set_content_type(object.content_type.clone())
+                    .set_content_md5(object.content_md5.clone())
+                    .content_length(len as i64)
+                    .presigned(config)
+                    .await
+                    .map_err(|e| s3_error(&format!("signing a write of {bucket}/{key}"), e))?,
+                format!("writing {bucket}/{key}"),
+            ),
+            &Target::Part { upload_id, number } => (
+                dest.upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .content_length(len as i64)
+                    .presigned(config)
+                    .await
+                    .map_err(|e| {
+                        s3_error(&format!("signing part {number} of {bucket}/{key}"), e)
+                    })?,
+                format!("writing part {number} of {bucket}/{key}"),
+            ),
+        };
+        let response = http
+            .send(request(&put, response.into_body(), Some(len))?)
+            .await
+            .map_err(|e| PipeError::Transport(anyhow!("{what}: {e:#}")))?;
+        let response = expect_success(response, &what).await?;
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .with_context(|| format!("{what}: the answer has no ETag"))?;
+        Ok(normalize_etag(etag))
+    }
 }
 
 /// A part record for `CompleteMultipartUpload`.

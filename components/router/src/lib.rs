@@ -238,6 +238,12 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         shared,
     } = decision;
     let label_buckets = buckets.join(",");
+    let outcomes = Outcomes {
+        redis: redis.as_ref().filter(|_| shared),
+        cfg: &cfg,
+        request_id: &request_id,
+        buckets: &label_buckets,
+    };
     let mut last: Option<Failure> = None;
     for (n, faas_id) in order.iter().take(cfg.max_attempts).enumerate() {
         let Some(target) = route.targets.iter().find(|t| t.faas_id == *faas_id) else {
@@ -252,16 +258,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         let url = match request::upstream_url(&target.base_url, &target.path_template, &inv) {
             Ok(u) => u,
             Err(e) => {
-                finish(
-                    &redis,
-                    shared,
-                    &cfg,
-                    target,
-                    &request_id,
-                    false,
-                    None,
-                    &label_buckets,
-                );
+                outcomes.record(target, false, None);
                 return responder
                     .respond(error(400, "no_function", e.to_string()))
                     .await;
@@ -281,29 +278,11 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
                 let failed = upstream.status().is_server_error();
                 let response = relay(upstream, target);
                 let sent = responder.respond(response).await;
-                finish(
-                    &redis,
-                    shared,
-                    &cfg,
-                    target,
-                    &request_id,
-                    failed,
-                    Some(took),
-                    &label_buckets,
-                );
+                outcomes.record(target, failed, Some(took));
                 return sent;
             }
             Err(f) => {
-                finish(
-                    &redis,
-                    shared,
-                    &cfg,
-                    target,
-                    &request_id,
-                    true,
-                    None,
-                    &label_buckets,
-                );
+                outcomes.record(target, true, None);
                 let retry = match &f {
                     Failure::NotSent(_) => true,
                     Failure::Sent(_) => {
@@ -381,32 +360,33 @@ fn relay(upstream: Response<Body>, target: &RouteTarget) -> Response<Body> {
     Response::from_parts(parts, body)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    redis: &Option<Connection>,
-    shared: bool,
-    cfg: &Config,
-    target: &RouteTarget,
-    request_id: &str,
-    failed: bool,
-    response_us: Option<u64>,
-    buckets: &str,
-) {
-    let (Some(conn), true) = (redis, shared) else {
-        return;
-    };
-    let label = format!("{buckets}|{}", target.name);
-    let done = table::Done {
-        faas_id: target.faas_id,
-        request_id,
-        failed,
-        response_us,
-        now_ms: now_ms(),
-        label: &label,
-        name: &target.name,
-    };
-    if let Err(e) = table::done(conn, &done, &cfg.outlier) {
-        eprintln!("router: recording the outcome at {}: {e:#}", target.name);
+/// Where attempts' outcomes go (`done.lua`), when routing went through Redis.
+struct Outcomes<'a> {
+    redis: Option<&'a Connection>,
+    cfg: &'a Config,
+    request_id: &'a str,
+    /// The request's buckets, for the metrics.
+    buckets: &'a str,
+}
+
+impl Outcomes<'_> {
+    fn record(&self, target: &RouteTarget, failed: bool, response_us: Option<u64>) {
+        let Some(conn) = self.redis else {
+            return;
+        };
+        let label = format!("{}|{}", self.buckets, target.name);
+        let done = table::Done {
+            faas_id: target.faas_id,
+            request_id: self.request_id,
+            failed,
+            response_us,
+            now_ms: now_ms(),
+            label: &label,
+            name: &target.name,
+        };
+        if let Err(e) = table::done(conn, &done, &self.cfg.outlier) {
+            eprintln!("router: recording the outcome at {}: {e:#}", target.name);
+        }
     }
 }
 
