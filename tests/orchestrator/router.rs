@@ -664,3 +664,38 @@ async fn hash_routing_is_sticky_and_moves_few_keys() {
         }
     }
 }
+
+/// A deployment killed while calls are running: GETs it had taken are
+/// idempotent and kept, so they are tried at the other deployment, and
+/// calls that were never sent go there too; not one fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_killed_mid_load_fails_no_request() {
+    use futures::StreamExt;
+    let (o, mut platforms) = start_with_delays(vec![], [20, 20, 0]).await;
+    world(&o, &platforms, 5_000).await;
+    set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        platforms[0].fado.kill();
+    };
+    let calls = futures::stream::iter(0..300)
+        .map(|_| async {
+            let (s, up, body) = call(&o, Some("bk0"), "/f").await;
+            (s, up, body)
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>();
+    let ((), results) = tokio::join!(killer, calls);
+    let failed: Vec<_> = results.iter().filter(|(s, _, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let by_f0 = results
+        .iter()
+        .filter(|(_, u, _)| u.as_deref() == Some("f0"))
+        .count();
+    assert!(by_f0 > 0 && by_f0 < 150, "f0 served {by_f0} of 300");
+}

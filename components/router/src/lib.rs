@@ -245,8 +245,22 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         buckets: &label_buckets,
     };
     let mut last: Option<Failure> = None;
-    for (n, faas_id) in order.iter().take(cfg.max_attempts).enumerate() {
+    let mut tried: Vec<&str> = Vec::new();
+    // Attempts go down the ranking and wrap around: with one deployment
+    // left, an idempotent call whose connection broke is tried there again.
+    // A deployment that refused the connection is not tried again.
+    let mut refused: Vec<i64> = Vec::new();
+    let mut next = 0;
+    for n in 0..cfg.max_attempts {
+        let Some(faas_id) = (0..order.len())
+            .map(|k| &order[(next + k) % order.len()])
+            .find(|id| !refused.contains(id))
+        else {
+            break;
+        };
+        next = order.iter().position(|id| id == faas_id).unwrap_or(0) + 1;
         let Some(target) = route.targets.iter().find(|t| t.faas_id == *faas_id) else {
+            refused.push(*faas_id);
             continue;
         };
         if n > 0
@@ -270,6 +284,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
             // The streamed body went with an earlier attempt.
             (None, None) => break,
         };
+        tried.push(&target.name);
         let timeout = Duration::from_millis(target.timeout_ms.max(1) as u64);
         let started = wstd::time::Instant::now();
         match forward::send(&outgoing, &url, attempt_body, timeout).await {
@@ -283,6 +298,9 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
             }
             Err(f) => {
                 outcomes.record(target, true, None);
+                if matches!(f, Failure::NotSent(_)) {
+                    refused.push(target.faas_id);
+                }
                 let retry = match &f {
                     Failure::NotSent(_) => true,
                     Failure::Sent(_) => {
@@ -312,13 +330,17 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         Some(Failure::NotSent(m)) => error(
             503,
             "upstream_unavailable",
-            format!("no deployment serving {label_buckets} could be reached; last: {m}"),
+            format!(
+                "no deployment serving {label_buckets} could be reached (tried {}); last: {m}",
+                tried.join(", ")
+            ),
         ),
         Some(f) => error(
             502,
             "upstream_failed",
             format!(
-                "the request to a deployment serving {label_buckets} failed: {}",
+                "the request to a deployment serving {label_buckets} failed (tried {}): {}",
+                tried.join(", "),
                 f.message()
             ),
         ),
