@@ -441,6 +441,9 @@ async fn the_redis_script_ranks_like_the_library() {
                 available: rng.below(5) != 0,
             })
             .collect();
+        // Some deployments found down by the health checker, whether or
+        // not outlier detection ejected them.
+        let unhealthy: Vec<bool> = ids.iter().map(|_| rng.below(6) == 0).collect();
         let counter = rng.below(1000);
         let random = [rng.next() >> 12, rng.next() >> 12];
         let key: Option<Vec<u8>> =
@@ -448,9 +451,11 @@ async fn the_redis_script_ranks_like_the_library() {
 
         let targets: Vec<Value> = ids
             .iter()
-            .map(|id| {
+            .zip(&unhealthy)
+            .map(|(id, down)| {
+                let health = if *down { "unhealthy" } else { "healthy" };
                 json!({"faas_id": id, "name": format!("f{id}"), "cluster": "c", "base_url": "http://x",
-                       "path_template": "/{function}", "timeout_ms": 1000, "health": "unknown"})
+                       "path_template": "/{function}", "timeout_ms": 1000, "health": health})
             })
             .collect();
         let route = json!({"bucket": "bkt", "policy": policy.as_str(), "overridden": false, "targets": targets});
@@ -525,9 +530,17 @@ async fn the_redis_script_ranks_like_the_library() {
                 other => format!("{other:?}"),
             }
         };
+        let seen: Vec<Peer> = peers
+            .iter()
+            .zip(&unhealthy)
+            .map(|(p, down)| Peer {
+                available: p.available && !down,
+                ..p.clone()
+            })
+            .collect();
         let want: Vec<i64> = rank(
             policy,
-            &peers,
+            &seen,
             &Draw {
                 counter,
                 random,
@@ -698,4 +711,59 @@ async fn an_upstream_killed_mid_load_fails_no_request() {
         .filter(|(_, u, _)| u.as_deref() == Some("f0"))
         .count();
     assert!(by_f0 > 0 && by_f0 < 150, "f0 served {by_f0} of 300");
+}
+
+/// The health checker probes FaaS deployments too: a platform that stops
+/// answering is marked unhealthy after two probes, leaves the route table,
+/// and the router stops trying it; it comes back when it answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn probed_down_deployments_leave_routes() {
+    let db = shared_postgres().create_database().await.unwrap();
+    let o = Orchestrator::start_with(
+        db,
+        Options {
+            replicator: true,
+            sweeps: false,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut platforms: Vec<Platform> = (0..3).map(|i| slow_platform(&format!("f{i}"), 0)).collect();
+    world(&o, &platforms, 5_000).await;
+    set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
+    platforms[0].fado.kill();
+    let down = harness::eventually(Duration::from_secs(30), || async {
+        o.publish("fado.health", "test").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, f) = o.api("GET", "/api/faas-deployments/f0", None).await;
+        (f["health"] == "unhealthy").then_some(())
+    })
+    .await;
+    assert!(
+        down.is_some(),
+        "f0 never marked unhealthy:\n{}",
+        o.fado.log()
+    );
+    o.settled().await;
+    // Every call goes straight to f1: f0 is not even tried.
+    for _ in 0..6 {
+        let (s, up, body) = call(&o, Some("bk0"), "/f").await;
+        assert_eq!((s, up.as_deref()), (200, Some("f1")), "{body}");
+    }
+    let (s, f1) = o.api("GET", "/api/faas-deployments/f1", None).await;
+    assert_eq!((s, f1["health"].as_str()), (200, Some("healthy")), "{f1}");
+    let text = http()
+        .get(o.fado.url("/api/metrics"))
+        .bearer_auth(harness::orchestrator::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("upstream=\"f0\""),
+        "f0 was tried after it was found down:\n{text}"
+    );
 }

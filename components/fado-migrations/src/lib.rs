@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "data_plane",
         sql: include_str!("../sql/0002_data_plane.sql"),
     },
+    Migration {
+        version: 3,
+        name: "faas_health",
+        sql: include_str!("../sql/0003_faas_health.sql"),
+    },
 ];
 
 /// The schema version this build expects.

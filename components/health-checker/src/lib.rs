@@ -1,4 +1,5 @@
-//! The health-checker component: probes every storage deployment.
+//! The health-checker component: probes every storage deployment and every
+//! FaaS deployment.
 //!
 //! Woken on `fado.health` (a periodic sweep, and the catalog after storage
 //! changes), it sends each storage deployment one signed `ListBuckets`, all
@@ -8,6 +9,12 @@
 //! so the planner places no new replicas on unhealthy storage, and wakes the
 //! replicator when storage comes back, because its jobs against unhealthy
 //! storage wait instead of spending attempts.
+//!
+//! A FaaS deployment is probed with a `GET` of its base URL: any HTTP
+//! answer means it is up (a platform's root may well be a 404), no answer
+//! within the timeout means it is not. The same two-strikes rule applies;
+//! the route table carries the health and the router skips `unhealthy`
+//! deployments (its own outlier detection reacts faster, on live traffic).
 
 use std::time::Duration;
 
@@ -45,9 +52,12 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
     if !locked.one()?.bool("ok")? {
         return Ok(()); // another checker is at it
     }
-    let result = check_all(&db, &var("encryption_key")?);
+    let key = var("encryption_key");
+    let storage = key.and_then(|k| check_all(&db, &k));
+    let faas = check_faas(&db);
     let _ = db.execute("SELECT pg_advisory_unlock($1)", &[Param::Int64(LOCK)]);
-    let changed = result?;
+    let mut changed = storage?;
+    changed.any |= faas?;
     if changed.any {
         publish(&var("redis_address")?, "fado.planner");
     }
@@ -144,6 +154,79 @@ fn check_all(db: &Db, key: &str) -> Result<Changed> {
         }
     }
     Ok(changed)
+}
+
+/// Probes every FaaS deployment; returns whether any health changed.
+fn check_faas(db: &Db) -> Result<bool> {
+    let rows = db.query(
+        "SELECT id, name, base_url, health, health_failures FROM faas_deployments ORDER BY id",
+        &[],
+    )?;
+    let mut targets = Vec::new();
+    for r in rows.iter() {
+        targets.push((
+            r.i64("id")?,
+            r.str("name")?,
+            r.str("base_url")?,
+            r.str("health")?,
+            r.i64("health_failures")?,
+        ));
+    }
+    let outcomes = fado_s3::block_on(futures::future::join_all(
+        targets.iter().map(|(_, _, url, _, _)| probe_http(url)),
+    ));
+    let mut changed = false;
+    for ((id, name, _, old, failures), outcome) in targets.iter().zip(outcomes) {
+        let (health, failures, detail) = match outcome {
+            Ok(()) => ("healthy", 0, None),
+            Err(e) => {
+                let failures = failures + 1;
+                let health = if failures >= FAILURES_TO_UNHEALTHY {
+                    "unhealthy"
+                } else {
+                    old.as_str()
+                };
+                (health, failures, Some(e))
+            }
+        };
+        let flipped = health != old;
+        db.transaction(|tx| -> Result<()> {
+            tx.execute(
+                "UPDATE faas_deployments SET health = $2, health_failures = $3, health_detail = $4,
+                     health_checked_at = now()
+                 WHERE id = $1",
+                &[
+                    Param::Int64(*id),
+                    Param::Str(health.into()),
+                    Param::Int32(failures as i32),
+                    fado_store::opt_text(detail.as_deref()),
+                ],
+            )?;
+            if flipped {
+                tx.bump_generation()?;
+            }
+            Ok(())
+        })?;
+        if flipped {
+            eprintln!("health-checker: FaaS deployment {name} is now {health}");
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Whether anything answers HTTP at `url` within the probe timeout.
+async fn probe_http(url: &str) -> Result<(), String> {
+    let request = wstd::http::Request::get(url)
+        .body(wstd::http::Body::empty())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut client = wstd::http::Client::new();
+    client.set_connect_timeout(PROBE_TIMEOUT);
+    client.set_first_byte_timeout(PROBE_TIMEOUT);
+    match client.send(request).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{url}: {e:#}")),
+    }
 }
 
 /// Best effort: the next sweep repeats the work a lost message would do.

@@ -69,7 +69,8 @@ for _, t in ipairs(first.targets) do
     local state = redis.call('HMGET', 'fado:up:' .. id, 'ejected_until', 'latency_us')
     peers[#peers + 1] = {
       id = id,
-      available = now >= (tonumber(state[1]) or 0),
+      -- Ejected by outlier detection, or found down by the health checker.
+      available = now >= (tonumber(state[1]) or 0) and t.health ~= 'unhealthy',
       latency = tonumber(state[2]) or 0,
       in_flight = redis.call('ZCOUNT', 'fado:up:' .. id .. ':inflight', ARGV[1], '+inf'),
     }

@@ -277,7 +277,7 @@ pub fn route_from_postgres(pg_address: &str, ask: &Ask<'_>) -> Result<Outcome> {
             faas_id: t.faas_id,
             in_flight: 0,
             latency_us: 0.0,
-            available: true,
+            available: t.health != fado_model::Health::Unhealthy,
         })
         .collect();
     let draw = Draw {
