@@ -113,42 +113,14 @@ fn check_all(db: &Db, key: &str) -> Result<Changed> {
     )));
     let mut changed = Changed::default();
     for (t, outcome) in targets.iter().zip(outcomes) {
-        let (health, failures, detail) = match outcome {
-            Ok(()) => ("healthy", 0, None),
-            Err(e) => {
-                let failures = t.failures + 1;
-                let health = if failures >= FAILURES_TO_UNHEALTHY {
-                    "unhealthy"
-                } else {
-                    t.health.as_str()
-                };
-                (health, failures, Some(e))
-            }
+        let seen = Seen {
+            kind: Kind::Storage,
+            id: t.id,
+            name: &t.name,
+            health: &t.health,
+            failures: t.failures,
         };
-        let flipped = health != t.health;
-        db.transaction(|tx| -> Result<()> {
-            tx.execute(
-                "UPDATE storage_deployments SET health = $2, health_failures = $3, health_detail = $4,
-                     health_checked_at = now()
-                 WHERE id = $1",
-                &[
-                    Param::Int64(t.id),
-                    Param::Str(health.into()),
-                    Param::Int32(failures as i32),
-                    fado_store::opt_text(detail.as_deref()),
-                ],
-            )?;
-            if flipped {
-                tx.bump_generation()?;
-            }
-            Ok(())
-        })?;
-        if flipped {
-            eprintln!(
-                "health-checker: storage {} is now {health}{}",
-                t.name,
-                detail.map(|d| format!(": {d}")).unwrap_or_default()
-            );
+        if record(db, &seen, outcome)? {
             changed.any = true;
             changed.recovered |= t.health == "unhealthy";
         }
@@ -176,43 +148,82 @@ fn check_faas(db: &Db) -> Result<bool> {
         targets.iter().map(|(_, _, url, _, _)| probe_http(url)),
     ));
     let mut changed = false;
-    for ((id, name, _, old, failures), outcome) in targets.iter().zip(outcomes) {
-        let (health, failures, detail) = match outcome {
-            Ok(()) => ("healthy", 0, None),
-            Err(e) => {
-                let failures = failures + 1;
-                let health = if failures >= FAILURES_TO_UNHEALTHY {
-                    "unhealthy"
-                } else {
-                    old.as_str()
-                };
-                (health, failures, Some(e))
-            }
+    for ((id, name, _, health, failures), outcome) in targets.iter().zip(outcomes) {
+        let seen = Seen {
+            kind: Kind::Faas,
+            id: *id,
+            name,
+            health,
+            failures: *failures,
         };
-        let flipped = health != old;
-        db.transaction(|tx| -> Result<()> {
-            tx.execute(
-                "UPDATE faas_deployments SET health = $2, health_failures = $3, health_detail = $4,
-                     health_checked_at = now()
-                 WHERE id = $1",
-                &[
-                    Param::Int64(*id),
-                    Param::Str(health.into()),
-                    Param::Int32(failures as i32),
-                    fado_store::opt_text(detail.as_deref()),
-                ],
-            )?;
-            if flipped {
-                tx.bump_generation()?;
-            }
-            Ok(())
-        })?;
-        if flipped {
-            eprintln!("health-checker: FaaS deployment {name} is now {health}");
-            changed = true;
-        }
+        changed |= record(db, &seen, outcome)?;
     }
     Ok(changed)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Storage,
+    Faas,
+}
+
+/// A deployment as the last checks left it.
+struct Seen<'a> {
+    kind: Kind,
+    id: i64,
+    name: &'a str,
+    health: &'a str,
+    failures: i64,
+}
+
+/// Records one probe's outcome: two failures in a row make a deployment
+/// unhealthy, one success healthy; a change bumps the catalog generation.
+/// Returns whether the health changed.
+fn record(db: &Db, seen: &Seen<'_>, outcome: Result<(), String>) -> Result<bool> {
+    let (health, failures, detail) = match outcome {
+        Ok(()) => ("healthy", 0, None),
+        Err(e) => {
+            let failures = seen.failures + 1;
+            let health = if failures >= FAILURES_TO_UNHEALTHY {
+                "unhealthy"
+            } else {
+                seen.health
+            };
+            (health, failures, Some(e))
+        }
+    };
+    let flipped = health != seen.health;
+    let (table, what) = match seen.kind {
+        Kind::Storage => ("storage_deployments", "storage"),
+        Kind::Faas => ("faas_deployments", "FaaS deployment"),
+    };
+    db.transaction(|tx| -> Result<()> {
+        tx.execute(
+            &format!(
+                "UPDATE {table} SET health = $2, health_failures = $3, health_detail = $4,
+                     health_checked_at = now()
+                 WHERE id = $1"
+            ),
+            &[
+                Param::Int64(seen.id),
+                Param::Str(health.into()),
+                Param::Int32(failures as i32),
+                fado_store::opt_text(detail.as_deref()),
+            ],
+        )?;
+        if flipped {
+            tx.bump_generation()?;
+        }
+        Ok(())
+    })?;
+    if flipped {
+        eprintln!(
+            "health-checker: {what} {} is now {health}{}",
+            seen.name,
+            detail.map(|d| format!(": {d}")).unwrap_or_default()
+        );
+    }
+    Ok(flipped)
 }
 
 /// Whether anything answers HTTP at `url` within the probe timeout.

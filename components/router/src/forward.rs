@@ -76,10 +76,14 @@ impl Outgoing {
 }
 
 /// Sends one attempt: answers once the upstream's response head arrived.
+/// `len` is the body's length when the router holds it: it is sent as
+/// `Content-Length` (an empty body then goes as no body at all, not as an
+/// empty chunked one).
 pub async fn send(
     out: &Outgoing,
     url: &str,
     body: Body,
+    len: Option<u64>,
     timeout: Duration,
 ) -> Result<Response<Body>, Failure> {
     let mut request = Request::builder()
@@ -88,6 +92,11 @@ pub async fn send(
         .body(body)
         .map_err(|e| Failure::NotSent(format!("building the request to {url}: {e}")))?;
     *request.headers_mut() = out.headers.clone();
+    if let Some(len) = len {
+        request
+            .headers_mut()
+            .insert("content-length", HeaderValue::from(len));
+    }
     let mut client = Client::new();
     client.set_connect_timeout(timeout.min(Duration::from_secs(5)));
     client.set_first_byte_timeout(timeout);

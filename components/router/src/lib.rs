@@ -287,7 +287,8 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         tried.push(&target.name);
         let timeout = Duration::from_millis(target.timeout_ms.max(1) as u64);
         let started = wstd::time::Instant::now();
-        match forward::send(&outgoing, &url, attempt_body, timeout).await {
+        let kept_len = kept.as_ref().map(|k| k.0.len() as u64);
+        match forward::send(&outgoing, &url, attempt_body, kept_len, timeout).await {
             Ok(upstream) => {
                 let took = started.elapsed().as_micros() as u64;
                 let failed = upstream.status().is_server_error();
