@@ -285,16 +285,9 @@ fn host_command(args: HostArgs) -> Result<()> {
         &cfg.concurrency,
         &cfg.outbound_concurrency,
     );
-    if args.no_write {
-        println!("{section}");
-        return Ok(());
-    }
-    let docs = args.docs_dir.unwrap_or_else(|| art.workspace.join("docs"));
-    let json = report::write_json(&docs, "host", &stamp, &report)?;
-    let md = report::write_section(&docs, "host", &section)?;
-    println!("{section}");
-    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
-    Ok(())
+    let docs =
+        (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| art.workspace.join("docs")));
+    report::publish(docs.as_deref(), "host", &stamp, &section, &report)
 }
 
 fn catalog_command(args: CatalogArgs) -> Result<()> {
@@ -338,16 +331,8 @@ fn catalog_command(args: CatalogArgs) -> Result<()> {
     let stamp = started.format("%Y%m%d-%H%M%S").to_string();
     let json_name = format!("catalog-{stamp}.json");
     let section = catalog::markdown(&report, &json_name, &cfg);
-    if args.no_write {
-        println!("{section}");
-        return Ok(());
-    }
-    let docs = args.docs_dir.unwrap_or_else(|| workspace.join("docs"));
-    let json = report::write_json(&docs, "catalog", &stamp, &report)?;
-    let md = report::write_section(&docs, "catalog", &section)?;
-    println!("{section}");
-    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
-    Ok(())
+    let docs = (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| workspace.join("docs")));
+    report::publish(docs.as_deref(), "catalog", &stamp, &section, &report)
 }
 
 fn replication_command(args: ReplicationArgs) -> Result<()> {
@@ -424,14 +409,6 @@ fn replication_command(args: ReplicationArgs) -> Result<()> {
     let stamp = started.format("%Y%m%d-%H%M%S").to_string();
     let json_name = format!("replication-{stamp}.json");
     let section = replication::markdown(&report, &json_name, &cfg);
-    if args.no_write {
-        println!("{section}");
-        return Ok(());
-    }
-    let docs = args.docs_dir.unwrap_or_else(|| workspace.join("docs"));
-    let json = report::write_json(&docs, "replication", &stamp, &report)?;
-    let md = report::write_section(&docs, "replication", &section)?;
-    println!("{section}");
-    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
-    Ok(())
+    let docs = (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| workspace.join("docs")));
+    report::publish(docs.as_deref(), "replication", &stamp, &section, &report)
 }

@@ -123,6 +123,26 @@ pub fn provenance(out: &mut String, started_utc: &str, m: &Machine, head: Option
     }
 }
 
+/// Prints a benchmark's section and, given the docs directory (`None`:
+/// `--no-write`), stores it in benchmarks.md and the raw results beside it.
+pub fn publish(
+    docs: Option<&Path>,
+    name: &str,
+    stamp: &str,
+    section: &str,
+    report: &impl Serialize,
+) -> Result<()> {
+    let Some(docs) = docs else {
+        println!("{section}");
+        return Ok(());
+    };
+    let json = write_json(docs, name, stamp, report)?;
+    let md = write_section(docs, name, section)?;
+    println!("{section}");
+    eprintln!("fado-bench: wrote {} and {}", md.display(), json.display());
+    Ok(())
+}
+
 /// Writes `docs/benchmarks/NAME-STAMP.json` and returns its path.
 pub fn write_json(
     docs: &Path,
