@@ -155,7 +155,8 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
     // wstd cannot wrap an incoming body in a counting stream (not Send).
     let chunked = length.is_none() && header_text("transfer-encoding").is_some();
     let mut body = Some(body);
-    let mut kept: Option<bytes_of::Kept> = None;
+    // A body small enough is kept in memory, so a retry can send it again.
+    let mut kept: Option<Vec<u8>> = None;
     if !chunked && length.unwrap_or(0) <= cfg.retry_buffer {
         let mut b = body.take().expect("body present");
         let bytes = b
@@ -163,7 +164,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
             .await
             .context("reading the request body")?
             .to_vec();
-        kept = Some(bytes_of::Kept(bytes));
+        kept = Some(bytes);
     }
 
     // The route.
@@ -279,7 +280,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
             }
         };
         let attempt_body = match (&kept, body.take()) {
-            (Some(k), _) => Body::from(k.0.clone()),
+            (Some(k), _) => Body::from(k.clone()),
             (None, Some(b)) => b,
             // The streamed body went with an earlier attempt.
             (None, None) => break,
@@ -287,7 +288,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         tried.push(&target.name);
         let timeout = Duration::from_millis(target.timeout_ms.max(1) as u64);
         let started = wstd::time::Instant::now();
-        let kept_len = kept.as_ref().map(|k| k.0.len() as u64);
+        let kept_len = kept.as_ref().map(|k| k.len() as u64);
         match forward::send(&outgoing, &url, attempt_body, kept_len, timeout).await {
             Ok(upstream) => {
                 let took = started.elapsed().as_micros() as u64;
@@ -352,11 +353,6 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         ),
     };
     responder.respond(r).await
-}
-
-mod bytes_of {
-    /// A request body kept in memory so a retry can send it again.
-    pub struct Kept(pub Vec<u8>);
 }
 
 /// The upstream's response for the client: hop-by-hop headers dropped, the
