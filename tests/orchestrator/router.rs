@@ -4,20 +4,28 @@
 //! header; the echo answer says which deployment served them and what
 //! arrived.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use harness::orchestrator::{Options, Orchestrator};
-use harness::{AppDir, Fado, http, shared_postgres};
+use harness::{AppDir, Fado, FadoOptions, http, shared_postgres};
 use serde_json::{Value, json};
 
 /// One simulated FaaS platform: `fado serve` with the echo function.
 struct Platform {
     fado: Fado,
+    /// `http://…` or, when it serves TLS, `https://…`.
+    base_url: String,
     _app: AppDir,
 }
 
 /// `delay_ms` slows every call it serves (0: as fast as it goes).
 fn slow_platform(name: &str, delay_ms: u64) -> Platform {
+    platform(name, delay_ms, None)
+}
+
+/// A platform serving HTTPS when `tls` names a certificate and its key.
+fn platform(name: &str, delay_ms: u64, tls: Option<(&Path, &Path)>) -> Platform {
     let app = AppDir::new(&format!(
         r#"
 spin_manifest_version = 2
@@ -34,8 +42,29 @@ delay_ms = "{delay_ms}"
 "#
     ))
     .expect("echo app");
-    let fado = Fado::start(&app).expect("starting an echo platform");
-    Platform { fado, _app: app }
+    let args = tls.map_or_else(Vec::new, |(cert, key)| {
+        vec![
+            "--tls-cert".to_string(),
+            cert.display().to_string(),
+            "--tls-key".to_string(),
+            key.display().to_string(),
+        ]
+    });
+    let fado = Fado::start_with(
+        &app,
+        FadoOptions {
+            args,
+            ..FadoOptions::default()
+        },
+    )
+    .expect("starting an echo platform");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{}", fado.addr);
+    Platform {
+        fado,
+        base_url,
+        _app: app,
+    }
 }
 
 /// Three clusters, each with made-up storage, a FaaS deployment on its own
@@ -50,7 +79,7 @@ async fn world(o: &Orchestrator, platforms: &[Platform], timeout_ms: i64) {
         o.create(
             "/api/faas-deployments",
             json!({"name": format!("f{i}"), "cluster": format!("c{i}"), "platform": "spin",
-                   "base_url": format!("http://{}", p.fado.addr), "timeout_ms": timeout_ms}),
+                   "base_url": p.base_url, "timeout_ms": timeout_ms}),
         )
         .await;
         o.create(
@@ -794,4 +823,92 @@ async fn probed_down_deployments_leave_routes() {
         !text.contains("upstream=\"f0\""),
         "f0 was tried after it was found down:\n{text}"
     );
+}
+
+/// A test certificate authority and a certificate for 127.0.0.1 it signed,
+/// written as PEM files into `dir`: (CA, certificate, key).
+fn local_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "FaDO test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// One route over an HTTP and an HTTPS deployment (the thesis's Caddy could
+/// not mix them): calls alternate between both, bodies arrive intact over
+/// TLS, and the probes find the HTTPS deployment healthy. The orchestrator
+/// trusts the test CA through `SSL_CERT_FILE`, as it would a private CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_and_https_upstreams_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = local_tls(dir.path());
+    let db = shared_postgres().create_database().await.unwrap();
+    let o = Orchestrator::start_with(
+        db,
+        Options {
+            env: vec![("SSL_CERT_FILE", ca.display().to_string())],
+            replicator: true,
+            sweeps: false,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let platforms = vec![
+        slow_platform("f0", 0),
+        platform("f1", 0, Some((&cert, &key))),
+        slow_platform("f2", 0),
+    ];
+    assert!(platforms[1].base_url.starts_with("https://"));
+    world(&o, &platforms, 5_000).await;
+    set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
+    let mut served = std::collections::BTreeMap::new();
+    for _ in 0..6 {
+        let (s, up, body) = call(&o, Some("bk0"), "/mixed").await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body["deployment"], up.clone().unwrap());
+        *served.entry(up.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert!(served.values().all(|&n| n >= 2), "{served:?}");
+
+    // A body over TLS, to the HTTPS deployment alone.
+    set_override(&o, "bk0", &["f1"], "first").await;
+    let data = harness::upstream::pattern(300_000);
+    let (s, up, body) = call_with(&o, "PUT", Some("bk0"), "/tls", data.clone()).await;
+    assert_eq!((s, up.as_deref()), (200, Some("f1")), "{body}");
+    assert_eq!(body["body_len"], data.len());
+    use sha2::Digest;
+    assert_eq!(
+        body["body_sha256"],
+        hex::encode(sha2::Sha256::digest(&data))
+    );
+
+    // The health probes reach it over TLS too.
+    let healthy = harness::eventually(Duration::from_secs(20), || async {
+        o.publish("fado.health", "test").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, f) = o.api("GET", "/api/faas-deployments/f1", None).await;
+        (f["health"] == "healthy").then_some(())
+    })
+    .await;
+    assert!(healthy.is_some(), "f1 not found healthy:\n{}", o.fado.log());
 }
