@@ -530,7 +530,8 @@ fn api_latency(
                         concurrency: c,
                         warmup: cfg.warmup,
                         duration: cfg.duration,
-                        authorization: Some(format!("Bearer {ADMIN_TOKEN}")),
+                        headers: vec![("authorization".into(), format!("Bearer {ADMIN_TOKEN}"))],
+                        tally_header: None,
                     })?;
                     if result.errors > 0 {
                         bail!(

@@ -382,7 +382,8 @@ fn measure_interleaved(
                 let waited = wait_quiet(pids, cfg.quiet_wait);
                 let before = CpuSnapshot::take(pids);
                 let result = load::run(&LoadSpec {
-                    authorization: None,
+                    headers: Vec::new(),
+                    tally_header: None,
                     addr: t.addr,
                     path: t.path.clone(),
                     concurrency: c,

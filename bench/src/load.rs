@@ -8,6 +8,7 @@
 //! response has been read in full. It runs on a single-threaded tokio runtime
 //! so it takes at most one of the machine's cores, like `wrk -t1`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,11 @@ pub struct LoadSpec {
     pub concurrency: u32,
     pub warmup: Duration,
     pub duration: Duration,
-    /// `Authorization` header value sent with every request.
-    pub authorization: Option<String>,
+    /// Headers sent with every request (`Authorization`, a bucket header).
+    pub headers: Vec<(String, String)>,
+    /// Count successful responses by the value of this response header
+    /// (which upstream served them, behind a proxy).
+    pub tally_header: Option<String>,
 }
 
 /// Latency percentiles in microseconds.
@@ -61,6 +65,9 @@ pub struct LoadResult {
     pub seconds: f64,
     pub rps: f64,
     pub latency_us: Latencies,
+    /// Successful responses in the window by `tally_header` value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tally: BTreeMap<String, u64>,
 }
 
 /// Runs one measurement on its own single-threaded runtime.
@@ -82,7 +89,9 @@ pub fn get_once(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(Stat
     rt.block_on(async {
         let fut = async {
             let mut sender = connect(addr).await?;
-            send(&mut sender, addr, path, None).await
+            send(&mut sender, addr, path, &[], None)
+                .await
+                .map(|r| (r.status, r.body))
         };
         tokio::time::timeout(timeout, fut)
             .await
@@ -101,7 +110,8 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult> {
             tokio::spawn(worker(
                 spec.addr,
                 spec.path.clone(),
-                spec.authorization.clone(),
+                spec.headers.clone(),
+                spec.tally_header.clone(),
                 window,
             ))
         })
@@ -109,9 +119,13 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult> {
 
     let mut hist = new_histogram();
     let (mut errors, mut first_error) = (0, None);
+    let mut tally = BTreeMap::new();
     for w in workers {
         let stats = w.await.context("load generator task panicked")?;
         hist.add(&stats.hist).context("merging histograms")?;
+        for (k, n) in stats.tally {
+            *tally.entry(k).or_insert(0) += n;
+        }
         errors += stats.errors;
         first_error = first_error.or(stats.first_error);
     }
@@ -132,6 +146,7 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult> {
             p999: us(hist.value_at_quantile(0.999)),
             max: us(hist.max()),
         },
+        tally,
     })
 }
 
@@ -144,18 +159,21 @@ struct WorkerStats {
     hist: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
+    tally: BTreeMap<String, u64>,
 }
 
 async fn worker(
     addr: SocketAddr,
     path: String,
-    authorization: Option<String>,
+    headers: Vec<(String, String)>,
+    tally_header: Option<String>,
     (from, until): (Instant, Instant),
 ) -> WorkerStats {
     let mut stats = WorkerStats {
         hist: new_histogram(),
         errors: 0,
         first_error: None,
+        tally: BTreeMap::new(),
     };
     let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
     while Instant::now() < until {
@@ -177,22 +195,26 @@ async fn worker(
         let t0 = Instant::now();
         let outcome = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            send(sender, addr, &path, authorization.as_deref()),
+            send(sender, addr, &path, &headers, tally_header.as_deref()),
         )
         .await;
         let t1 = Instant::now();
         let in_window = t0 >= from && t1 <= until;
         match outcome {
-            Ok(Ok((status, _))) if status.is_success() => {
+            Ok(Ok(r)) if r.status.is_success() => {
                 if in_window {
                     let ns = u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX);
                     stats.hist.saturating_record(ns.max(1));
+                    if let Some(v) = r.tallied {
+                        *stats.tally.entry(v).or_insert(0) += 1;
+                    }
                 }
             }
-            Ok(Ok((status, body))) => {
+            Ok(Ok(r)) => {
                 if in_window {
-                    let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-                    stats.error(format!("HTTP {status}: {body}"));
+                    let body =
+                        String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).into_owned();
+                    stats.error(format!("HTTP {}: {body}", r.status));
                 }
             }
             Ok(Err(e)) => {
@@ -219,7 +241,7 @@ impl WorkerStats {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
+pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -235,16 +257,25 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
     Ok(sender)
 }
 
-async fn send(
+/// One response: its status, the value of the tallied header, its body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub tallied: Option<String>,
+    pub body: Bytes,
+}
+
+/// Sends one GET on `sender` and reads the whole response.
+pub async fn send(
     sender: &mut SendRequest<Empty<Bytes>>,
     addr: SocketAddr,
     path: &str,
-    authorization: Option<&str>,
-) -> Result<(StatusCode, Bytes)> {
+    headers: &[(String, String)],
+    tally_header: Option<&str>,
+) -> Result<Answer> {
     sender.ready().await.context("connection not ready")?;
     let mut request = Request::get(path).header(HOST, addr.to_string());
-    if let Some(a) = authorization {
-        request = request.header(hyper::header::AUTHORIZATION, a);
+    for (k, v) in headers {
+        request = request.header(k.as_str(), v.as_str());
     }
     let request = request.body(Empty::new()).context("building the request")?;
     let response = sender
@@ -252,11 +283,18 @@ async fn send(
         .await
         .context("sending the request")?;
     let status = response.status();
+    let tallied = tally_header
+        .and_then(|h| response.headers().get(h))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = response
         .into_body()
         .collect()
         .await
         .context("reading the response body")?
         .to_bytes();
-    Ok((status, body))
+    Ok(Answer {
+        status,
+        tallied,
+        body,
+    })
 }

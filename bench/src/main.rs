@@ -10,6 +10,7 @@ mod peers;
 mod prepare;
 mod replication;
 mod report;
+mod router;
 mod upstream;
 
 use std::path::PathBuf;
@@ -41,6 +42,68 @@ enum Command {
     /// vs `rclone sync`, the bytes of an incremental copy, and replication lag
     /// under a steady stream of uploads.
     Replication(ReplicationArgs),
+    /// The invocation router vs Caddy 2.6 configured as the thesis did:
+    /// overhead, reconfiguration under load, policies on unequal upstreams.
+    Router(RouterArgs),
+}
+
+#[derive(Args)]
+struct RouterArgs {
+    /// Buckets in both proxies' route tables.
+    #[arg(long, default_value_t = 100)]
+    buckets: u32,
+    /// Runs of each overhead and policy measurement (interleaved).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured seconds per overhead run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Connections for the overhead measurement, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32])]
+    concurrency: Vec<u32>,
+    /// Connections of the load running during reconfiguration.
+    #[arg(long, default_value_t = 16)]
+    reconfig_concurrency: u32,
+    /// Route changes per second, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1.0, 100.0])]
+    reconfig_rates: Vec<f64>,
+    /// Measured seconds per reconfiguration run.
+    #[arg(long, default_value_t = 10.0)]
+    reconfig_duration: f64,
+    /// Service time (ms) of each upstream of the policy measurement.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 20, 60])]
+    policy_service_ms: Vec<u64>,
+    /// Requests each of those upstreams serves at once.
+    #[arg(long, default_value_t = 4)]
+    policy_workers: usize,
+    /// Connections for the policy measurement.
+    #[arg(long, default_value_t = 24)]
+    policy_concurrency: u32,
+    /// Measured seconds per policy run.
+    #[arg(long, default_value_t = 5.0)]
+    policy_duration: f64,
+    /// The Caddy binary measured as the peer.
+    #[arg(long, default_value = "/usr/bin/caddy")]
+    caddy: PathBuf,
+    /// Longest wait, in seconds, for other processes to go quiet before each
+    /// measurement (0: do not wait).
+    #[arg(long, default_value_t = 30.0)]
+    quiet_wait: f64,
+    /// Let idle vCPUs sleep instead of running one nice-19 spin loop per core.
+    #[arg(long)]
+    no_keep_cpus_awake: bool,
+    /// Use the existing fado binary and components instead of building them.
+    #[arg(long)]
+    skip_build: bool,
+    /// Directory holding benchmarks.md [default: the workspace's docs/].
+    #[arg(long)]
+    docs_dir: Option<PathBuf>,
+    /// Print the section instead of writing docs/benchmarks.md and the JSON file.
+    #[arg(long)]
+    no_write: bool,
 }
 
 /// Flags left out take their default, or with `--quick` a smaller value.
@@ -197,6 +260,7 @@ fn main() -> ExitCode {
         Command::Host(args) => host_command(args),
         Command::Catalog(args) => catalog_command(args),
         Command::Replication(args) => replication_command(args),
+        Command::Router(args) => router_command(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -411,4 +475,73 @@ fn replication_command(args: ReplicationArgs) -> Result<()> {
     let section = replication::markdown(&report, &json_name, &cfg);
     let docs = (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| workspace.join("docs")));
     report::publish(docs.as_deref(), "replication", &stamp, &section, &report)
+}
+
+fn router_command(args: RouterArgs) -> Result<()> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    anyhow::ensure!(
+        args.reconfig_rates
+            .iter()
+            .all(|r| *r > 0.0 && r.is_finite()),
+        "--reconfig-rates {:?}: expected positive numbers",
+        args.reconfig_rates
+    );
+    anyhow::ensure!(args.buckets >= 1, "--buckets must be at least 1");
+    let cfg = router::RouterConfig {
+        buckets: args.buckets,
+        runs: args.runs.max(1),
+        warmup: seconds("warmup", args.warmup)?,
+        duration: seconds("duration", args.duration)?,
+        concurrency: args.concurrency.clone(),
+        reconfig_concurrency: args.reconfig_concurrency.max(1),
+        reconfig_rates: args.reconfig_rates.clone(),
+        reconfig_duration: seconds("reconfig-duration", args.reconfig_duration)?,
+        policy_service_ms: args.policy_service_ms.clone(),
+        policy_workers: args.policy_workers.max(1),
+        policy_concurrency: args.policy_concurrency.max(1),
+        policy_duration: seconds("policy-duration", args.policy_duration)?,
+        caddy: args.caddy.clone(),
+        quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
+        keep_cpus_awake: !args.no_keep_cpus_awake,
+    };
+    let workspace = prepare::workspace_root();
+    if !args.skip_build {
+        prepare::build(&workspace)?;
+    }
+    let results = router::run(&cfg)?;
+    let finished = chrono::Utc::now();
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let report = router::RouterReport {
+        experiment: "router",
+        started_utc: started.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        finished_utc: finished.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        elapsed_seconds: clock.elapsed().as_secs_f64(),
+        command: format!("cargo run --release -p fado-bench -- {}", given.join(" ")),
+        workspace_head: report::workspace_head(&workspace),
+        machine: report::Machine::detect(),
+        config: serde_json::json!({
+            "buckets": cfg.buckets,
+            "runs": cfg.runs,
+            "warmup_seconds": cfg.warmup.as_secs_f64(),
+            "duration_seconds": cfg.duration.as_secs_f64(),
+            "concurrency": cfg.concurrency,
+            "reconfig_concurrency": cfg.reconfig_concurrency,
+            "reconfig_rates": cfg.reconfig_rates,
+            "reconfig_duration_seconds": cfg.reconfig_duration.as_secs_f64(),
+            "policy_service_ms": cfg.policy_service_ms,
+            "policy_workers": cfg.policy_workers,
+            "policy_concurrency": cfg.policy_concurrency,
+            "policy_duration_seconds": cfg.policy_duration.as_secs_f64(),
+            "caddy": cfg.caddy,
+            "quiet_wait_seconds": cfg.quiet_wait.as_secs_f64(),
+            "keep_cpus_awake": cfg.keep_cpus_awake,
+        }),
+        results,
+    };
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
+    let json_name = format!("router-{stamp}.json");
+    let section = router::markdown(&report, &json_name, &cfg);
+    let docs = (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| workspace.join("docs")));
+    report::publish(docs.as_deref(), "router", &stamp, &section, &report)
 }

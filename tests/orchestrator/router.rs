@@ -266,6 +266,56 @@ async fn round_robin_cycles_and_route_changes_apply_at_once() {
     assert_eq!(up.as_deref(), Some("f2"));
 }
 
+/// A route override is in effect when its PUT answers (the catalog
+/// publishes it as an express route), without waiting for the planner; the
+/// planner's next table takes it over, and the express route does not
+/// outlive a later change.
+#[tokio::test(flavor = "multi_thread")]
+async fn route_overrides_take_effect_when_the_put_answers() {
+    let (o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+    for k in 0..12 {
+        let f = format!("f{}", k % 3);
+        let (s, b) = o
+            .api(
+                "PUT",
+                "/api/buckets/bk0/route-override",
+                Some(json!({"faas": [f], "policy": "first"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, up, body) = call(&o, Some("bk0"), "/f").await;
+        assert_eq!(
+            (s, up.as_deref()),
+            (200, Some(f.as_str())),
+            "call right after change {k}: {body}"
+        );
+    }
+    assert_eq!(o.route_targets("bk0").await, vec!["f2".to_string()]);
+    let drained = harness::eventually(Duration::from_secs(10), || async {
+        let mut c = o.redis.conn().await.ok()?;
+        let n: i64 = redis::cmd("HLEN")
+            .arg("fado:routes:express")
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        (n == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the planner left express routes behind");
+
+    // Dropping the override routes by placement again (bk0 lives on c0).
+    let (s, b) = o
+        .api("DELETE", "/api/buckets/bk0/route-override", None)
+        .await;
+    assert_eq!(s, 204, "{b}");
+    o.settled().await;
+    for _ in 0..3 {
+        let (s, up, body) = call(&o, Some("bk0"), "/f").await;
+        assert_eq!((s, up.as_deref()), (200, Some("f0")), "{body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn several_buckets_need_a_deployment_holding_all() {
     let (o, platforms) = start(vec![]).await;
@@ -563,6 +613,7 @@ async fn the_redis_script_ranks_like_the_library() {
             .key("fado:routes")
             .key("fado:routes:meta")
             .key("fado:rr")
+            .key("fado:routes:express")
             .arg(now)
             .arg(random[0])
             .arg(random[1])

@@ -473,8 +473,10 @@ pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
                     "UPDATE buckets SET route_override = true, route_policy = $2, updated_at = now() WHERE id = $1",
                     &[Param::Int64(id), fado_store::opt_text(policy.map(|p| p.as_str()))],
                 )?;
-                ctx.changed()?;
-                get(db, id)
+                let generation = ctx.changed_generation()?;
+                let b = get(db, id)?;
+                ctx.express_route(generation, crate::express::route_of(db, &b.name, &ids, policy)?);
+                Ok(b)
             })?;
             Reply::ok(b.route_override)
         }

@@ -10,6 +10,7 @@
 mod buckets;
 mod clusters;
 mod error;
+mod express;
 mod faas;
 mod health;
 mod http;
@@ -44,15 +45,29 @@ pub struct Ctx {
     encryption_key: String,
     /// Channels to wake once the request succeeded (after its commit).
     wake: std::cell::RefCell<Vec<&'static str>>,
+    /// A route override to publish at once (see `express`), with the
+    /// catalog generation of its transaction.
+    express: std::cell::RefCell<Option<(i64, fado_model::BucketRoute)>>,
 }
 
 impl Ctx {
     /// Records that the catalog changed (call inside the mutation's
     /// transaction): bumps the generation and wakes the planner afterwards.
     pub fn changed(&self) -> ApiResult<()> {
-        self.db.bump_generation()?;
+        self.changed_generation().map(|_| ())
+    }
+
+    /// [`Ctx::changed`], returning the transaction's new generation.
+    pub fn changed_generation(&self) -> ApiResult<i64> {
+        let generation = self.db.bump_generation()?;
         self.wake(PLANNER_CHANNEL);
-        Ok(())
+        Ok(generation)
+    }
+
+    /// Publishes `route` as an express route once the request succeeded,
+    /// before it is answered.
+    pub fn express_route(&self, generation: i64, route: fado_model::BucketRoute) {
+        *self.express.borrow_mut() = Some((generation, route));
     }
 
     /// Publishes a wake-up on `channel` once the request has succeeded.
@@ -146,10 +161,14 @@ fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
         redis_address: var("redis_address")?,
         encryption_key: var("encryption_key")?,
         wake: Default::default(),
+        express: Default::default(),
     };
     fado_store::ensure_schema(&ctx.db)?;
     let result = route(&ctx, req, &segments[1..]);
     if result.is_ok() {
+        if let Some((generation, r)) = ctx.express.borrow_mut().take() {
+            express::publish(&ctx.redis_address, generation, &r);
+        }
         for channel in ctx.wake.borrow().iter() {
             wake(&ctx.redis_address, channel);
         }

@@ -268,6 +268,21 @@ pub struct Job {
     pub finished_at: Option<String>,
 }
 
+/// Where the route table lives in Redis (the planner writes it, the
+/// catalog adds express routes, the router reads both).
+pub mod route_keys {
+    /// Hash: bucket name → JSON of its route; `*` → the route over every
+    /// deployment.
+    pub const ROUTES: &str = "fado:routes";
+    /// Hash: `version`, `generation` (the catalog generation the table was
+    /// planned from), `match_header`, `missing_header`, `default_policy`.
+    pub const META: &str = "fado:routes:meta";
+    /// Hash: bucket name → `<generation>|<route JSON>`: a route override
+    /// published by the catalog as it commits, newer than the planner's
+    /// table until a table planned from that generation replaces it.
+    pub const EXPRESS: &str = "fado:routes:express";
+}
+
 /// One FaaS deployment a bucket's invocations may go to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteTarget {

@@ -16,6 +16,10 @@ const KEEP_TABLES: i64 = 20;
 pub struct Outcome {
     /// The table to publish, when it changed.
     pub table: Option<RouteTable>,
+    /// The version of the newest table (published now or earlier).
+    pub routes_version: i64,
+    /// The catalog generation this round planned from.
+    pub generation: i64,
     pub queued_jobs: usize,
 }
 
@@ -157,6 +161,8 @@ fn write(db: &Db) -> Result<Outcome> {
     )?;
     Ok(Outcome {
         table: publish,
+        routes_version: table.version,
+        generation,
         queued_jobs: create.0.len() + delete.0.len(),
     })
 }

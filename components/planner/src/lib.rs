@@ -97,13 +97,15 @@ fn run(db: &Db, redis: &str, sweep: bool) -> Result<()> {
     for round in 0..MAX_ROUNDS {
         let s = state(db)?;
         if s.planned_generation >= s.catalog_generation && !(sweep && round == 0) {
-            publish::ensure_published(db, redis, s.routes_version)?;
+            publish::ensure_published(db, redis, s.routes_version, s.planned_generation)?;
             return Ok(());
         }
         let outcome = plan_with_retries(db)?;
-        if let Some(table) = &outcome.table
-            && let Err(e) = publish::publish(redis, table)
-        {
+        let published = match &outcome.table {
+            Some(table) => publish::publish(redis, table, outcome.generation),
+            None => publish::advance(redis, outcome.routes_version, outcome.generation),
+        };
+        if let Err(e) = published {
             // Postgres has the table; the next sweep republishes it.
             eprintln!("planner: publishing routes to Redis failed: {e:#}");
         }

@@ -7,6 +7,9 @@
 -- KEYS[1] fado:routes        hash bucket -> route JSON (the planner's)
 -- KEYS[2] fado:routes:meta   hash version, default_policy, ...
 -- KEYS[3] fado:rr            hash route -> request counter
+-- KEYS[4] fado:routes:express hash bucket -> '<generation>|<route JSON>', an
+--         override the catalog published as it committed; it wins while it
+--         is newer than the table (meta 'generation')
 -- ARGV[1] now (ms)           ARGV[2], ARGV[3] random numbers (< 2^52)
 -- ARGV[4] hash key ('' none) ARGV[5] request id   ARGV[6] in-flight lease (ms)
 -- ARGV[7] the (lower-case) header the buckets were read from
@@ -23,8 +26,9 @@ local now = tonumber(ARGV[1])
 local r1, r2 = tonumber(ARGV[2]), tonumber(ARGV[3])
 local key, request, lease = ARGV[4], ARGV[5], tonumber(ARGV[6])
 
-local meta = redis.call('HMGET', KEYS[2], 'version', 'match_header', 'missing_header')
+local meta = redis.call('HMGET', KEYS[2], 'version', 'match_header', 'missing_header', 'generation')
 local version = meta[1]
+local planned = tonumber(meta[4] or '0') or 0
 if not version then
   return {0, 'no_table', ''}
 end
@@ -41,7 +45,15 @@ end
 
 local routes = {}
 for i = 8, #ARGV do
-  local json = redis.call('HGET', KEYS[1], ARGV[i])
+  local json = nil
+  local express = redis.call('HGET', KEYS[4], ARGV[i])
+  if express then
+    local sep = string.find(express, '|', 1, true)
+    if sep and (tonumber(string.sub(express, 1, sep - 1)) or 0) > planned then
+      json = string.sub(express, sep + 1)
+    end
+  end
+  if not json then json = redis.call('HGET', KEYS[1], ARGV[i]) end
   if not json then
     return {0, 'unknown_bucket', ARGV[i]}
   end

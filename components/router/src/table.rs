@@ -11,8 +11,7 @@ use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 const ROUTE_LUA: &str = include_str!("route.lua");
 const DONE_LUA: &str = include_str!("done.lua");
-const ROUTES_KEY: &str = "fado:routes";
-const META_KEY: &str = "fado:routes:meta";
+use fado_model::route_keys::{EXPRESS as EXPRESS_KEY, META as META_KEY, ROUTES as ROUTES_KEY};
 const COUNTERS_KEY: &str = "fado:rr";
 pub const METRICS_KEY: &str = "fado:router:metrics";
 /// The route over every deployment, for requests without the match header
@@ -78,25 +77,22 @@ fn eval(
     sha: &str,
     args: Vec<RedisParameter>,
 ) -> Result<Vec<RedisResult>> {
-    let mut with_sha = vec![bin(sha)];
-    with_sha.extend(args.iter().cloned());
-    match conn.execute("EVALSHA", &with_sha) {
+    let mut call = Vec::with_capacity(args.len() + 1);
+    call.push(bin(sha));
+    call.extend(args);
+    match conn.execute("EVALSHA", &call) {
         Ok(r) => Ok(r),
         // The server says NOSCRIPT; clients spell it differently.
         Err(e) if format!("{e:?}").to_ascii_uppercase().contains("NOSCRIPT") => {
-            let mut with_body = vec![bin(script)];
-            with_body.extend(args);
-            conn.execute("EVAL", &with_body).map_err(redis_err)
+            call[0] = bin(script);
+            conn.execute("EVAL", &call).map_err(redis_err)
         }
         Err(e) => Err(redis_err(e)),
     }
 }
 
-fn sha1_hex(s: &str) -> String {
-    use sha1::{Digest, Sha1};
-    let digest = Sha1::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+// ROUTE_SHA and DONE_SHA (build.rs).
+include!(concat!(env!("OUT_DIR"), "/script_sha.rs"));
 
 fn text(r: Option<&RedisResult>) -> Option<String> {
     match r? {
@@ -110,10 +106,11 @@ fn text(r: Option<&RedisResult>) -> Option<String> {
 /// The Redis round trip before forwarding.
 pub fn route(conn: &Connection, ask: &Ask<'_>) -> Result<Outcome> {
     let mut args = vec![
-        RedisParameter::Int64(3),
+        RedisParameter::Int64(4),
         bin(ROUTES_KEY),
         bin(META_KEY),
         bin(COUNTERS_KEY),
+        bin(EXPRESS_KEY),
         bin(ask.now_ms.to_string()),
         bin((ask.random[0] >> 12).to_string()),
         bin((ask.random[1] >> 12).to_string()),
@@ -123,7 +120,7 @@ pub fn route(conn: &Connection, ask: &Ask<'_>) -> Result<Outcome> {
         bin(ask.header.to_ascii_lowercase()),
     ];
     args.extend(ask.buckets.iter().map(|b| bin(b.as_str())));
-    let reply = eval(conn, ROUTE_LUA, &sha1_hex(ROUTE_LUA), args)?;
+    let reply = eval(conn, ROUTE_LUA, ROUTE_SHA, args)?;
     let ok = matches!(reply.first(), Some(RedisResult::Int64(1)));
     if !ok {
         let reason = text(reply.get(1)).unwrap_or_default();
@@ -224,7 +221,7 @@ pub fn done(
         bin(histogram_bucket(d.response_us)),
         bin(d.name),
     ];
-    let reply = eval(conn, DONE_LUA, &sha1_hex(DONE_LUA), args)?;
+    let reply = eval(conn, DONE_LUA, DONE_SHA, args)?;
     Ok(match reply.first() {
         Some(RedisResult::Int64(t)) if *t > 0 => Some(*t as u64),
         _ => None,

@@ -1,0 +1,1017 @@
+//! The invocation router against Caddy 2.6 configured as the thesis
+//! configured it (one header-matched `reverse_proxy` route per bucket,
+//! reconfigured through the admin API), side by side in one run:
+//!
+//! 1. overhead: direct to an upstream, through FaDO's router, through Caddy,
+//!    both with `round_robin` and `least_conn` over three instant upstreams;
+//! 2. reconfiguration under load: one bucket's route moves to the next
+//!    upstream once per second, then 100 times per second, while load runs;
+//!    failed requests, latency, and the time from each change to the first
+//!    request served by the new upstream;
+//! 3. policies on a heterogeneous platform (the thesis's section 7.4): three
+//!    upstreams of unequal speed and capacity, mean and p99 per policy.
+//!
+//! Upstreams are in-process hyper servers (`upstream.rs`) that name
+//! themselves in `x-served-by`, so where a request went is seen the same way
+//! through either proxy.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use harness::orchestrator::{Options, Orchestrator};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::load::{self, LoadResult, LoadSpec};
+use crate::peers::{self, Peer, Spinners};
+use crate::upstream::{SERVED_BY, Upstream, UpstreamSpec};
+use crate::{cpu, report};
+
+/// The header both proxies match buckets on (FaDO's default).
+const BUCKET_HEADER: &str = "X-FaDO-Bucket";
+/// The function path every request calls.
+const PATH: &str = "/bench/invoke";
+
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Buckets in both route tables; requests name the middle one.
+    pub buckets: u32,
+    pub runs: u32,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub concurrency: Vec<u32>,
+    /// Connections of the load running during reconfiguration.
+    pub reconfig_concurrency: u32,
+    /// Route changes per second, each measured for `reconfig_duration`.
+    pub reconfig_rates: Vec<f64>,
+    pub reconfig_duration: Duration,
+    /// Service time (ms) of each upstream of the policy experiment.
+    pub policy_service_ms: Vec<u64>,
+    /// Requests each of those upstreams serves at once.
+    pub policy_workers: usize,
+    pub policy_concurrency: u32,
+    pub policy_duration: Duration,
+    pub caddy: PathBuf,
+    pub quiet_wait: Duration,
+    pub keep_cpus_awake: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OverheadCell {
+    pub variant: String,
+    pub concurrency: u32,
+    pub runs: Vec<LoadResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeStats {
+    /// Changes made (each acknowledged by the API or admin endpoint).
+    pub changes: usize,
+    /// Changes per second achieved (a change waits for the previous one to
+    /// be seen in effect).
+    pub achieved_rate: f64,
+    /// Changes not seen in effect within `EFFECT_TIMEOUT`.
+    pub not_in_effect: usize,
+    /// Failed change requests (non-2xx or no answer).
+    pub change_errors: usize,
+    pub first_change_error: Option<String>,
+    /// Time from sending a change to its acknowledgement, ms.
+    pub ack_ms: Dist,
+    /// Time from sending a change to the start of the first probe request
+    /// the new upstream answered, ms.
+    pub effect_ms: Dist,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Dist {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Dist {
+    fn of(mut v: Vec<f64>) -> Dist {
+        if v.is_empty() {
+            return Dist::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+        Dist {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: v[v.len() - 1],
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReconfigRun {
+    pub peer: String,
+    /// Changes per second asked for (0: the baseline without changes).
+    pub rate: f64,
+    pub load: LoadResult,
+    pub changes: Option<ChangeStats>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyRun {
+    pub peer: String,
+    pub policy: String,
+    pub runs: Vec<LoadResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouterResults {
+    pub caddy_version: String,
+    pub fado_version: String,
+    pub upstream_names: Vec<String>,
+    pub overhead: Vec<OverheadCell>,
+    pub reconfig: Vec<ReconfigRun>,
+    pub policies: Vec<PolicyRun>,
+    /// Time spent waiting for other processes to go quiet.
+    pub quiet_waits_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouterReport {
+    pub experiment: &'static str,
+    pub started_utc: String,
+    pub finished_utc: String,
+    pub elapsed_seconds: f64,
+    pub command: String,
+    pub workspace_head: Option<String>,
+    pub machine: report::Machine,
+    pub config: Value,
+    pub results: RouterResults,
+}
+
+/// A change not seen in effect within this is counted as not in effect.
+const EFFECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("creating the runtime")
+}
+
+fn bucket_name(i: u32) -> String {
+    format!("bench-{i:04}")
+}
+
+/// One of the two proxies under test.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proxy {
+    Fado,
+    Caddy,
+}
+
+impl Proxy {
+    fn name(self) -> &'static str {
+        match self {
+            Proxy::Fado => "fado",
+            Proxy::Caddy => "caddy",
+        }
+    }
+}
+
+/// Everything running: upstreams, FaDO, Caddy.
+struct Bench<'a> {
+    cfg: &'a RouterConfig,
+    rt: tokio::runtime::Runtime,
+    o: Orchestrator,
+    caddy: Caddy,
+    /// Instant upstreams `u0`..`u2` (deployments `f0`..`f2`).
+    fast: Vec<Upstream>,
+    /// Upstreams of unequal speed `h0`.. (deployments `h0`..).
+    slow: Vec<Upstream>,
+    /// The bucket every request names.
+    bucket: String,
+    http: reqwest::Client,
+}
+
+pub fn run(cfg: &RouterConfig) -> Result<RouterResults> {
+    ensure!(
+        cfg.caddy.exists(),
+        "{} is missing: apt-get install -y caddy",
+        cfg.caddy.display()
+    );
+    let caddy_version = peers::output_of(&cfg.caddy, &["version"])
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let fast = (0..3)
+        .map(|i| {
+            Upstream::start_with(UpstreamSpec {
+                name: format!("u{i}"),
+                service: Duration::ZERO,
+                workers: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let slow = cfg
+        .policy_service_ms
+        .iter()
+        .enumerate()
+        .map(|(i, ms)| {
+            Upstream::start_with(UpstreamSpec {
+                name: format!("h{i}"),
+                service: Duration::from_millis(*ms),
+                workers: Some(cfg.policy_workers),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rt = runtime()?;
+    let o = rt.block_on(async {
+        let database = harness::shared_postgres().create_database().await?;
+        Orchestrator::start_with(
+            database,
+            Options {
+                env: vec![("RUST_LOG", "warn".into())],
+                sweeps: false,
+                replicator: false,
+                variables: Vec::new(),
+            },
+        )
+        .await
+    })?;
+    let logs = tempfile::Builder::new()
+        .prefix("fado-bench-caddy-")
+        .tempdir()
+        .context("creating Caddy's directory")?;
+    let caddy = Caddy::start(&cfg.caddy, logs.path())?;
+    let bench = Bench {
+        cfg,
+        rt,
+        o,
+        caddy,
+        fast,
+        slow,
+        bucket: bucket_name(cfg.buckets / 2),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?,
+    };
+    eprintln!("fado-bench: registering {} buckets", cfg.buckets);
+    bench.rt.block_on(bench.catalog())?;
+    let _spinners = if cfg.keep_cpus_awake {
+        Some(Spinners::start(2)?)
+    } else {
+        None
+    };
+    let mut quiet = Duration::ZERO;
+    let overhead = bench.overhead(&mut quiet)?;
+    let reconfig = bench.reconfiguration(&mut quiet)?;
+    let policies = bench.policies(&mut quiet)?;
+    let upstream_names = bench
+        .fast
+        .iter()
+        .chain(&bench.slow)
+        .map(|u| u.addr.to_string())
+        .collect();
+    drop(bench);
+    drop(logs);
+    Ok(RouterResults {
+        caddy_version,
+        fado_version: format!("fado {}", env!("CARGO_PKG_VERSION")),
+        upstream_names,
+        overhead,
+        reconfig,
+        policies,
+        quiet_waits_seconds: quiet.as_secs_f64(),
+    })
+}
+
+impl Bench<'_> {
+    /// Clusters `c0`..: one FaaS deployment each (`f0`..`f2` on the instant
+    /// upstreams, `h0`.. on the slow ones) and made-up storage; `buckets`
+    /// buckets mastered round the first three. Caddy gets the same buckets
+    /// as routes.
+    async fn catalog(&self) -> Result<()> {
+        let targets: Vec<(String, SocketAddr)> = self
+            .fast
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("f{i}"), u.addr))
+            .chain(
+                self.slow
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (format!("h{i}"), u.addr)),
+            )
+            .collect();
+        for (i, (name, addr)) in targets.iter().enumerate() {
+            self.create(
+                "/api/clusters",
+                json!({"name": format!("c{i}"), "zones": ["bench"]}),
+            )
+            .await?;
+            self.create(
+                "/api/faas-deployments",
+                json!({"name": name, "cluster": format!("c{i}"), "platform": "spin",
+                       "base_url": format!("http://{addr}"), "timeout_ms": 30_000}),
+            )
+            .await?;
+            self.create(
+                "/api/storage-deployments?verify=false",
+                json!({"name": format!("s{i}"), "cluster": format!("c{i}"),
+                       "endpoint": format!("http://10.9.0.{i}:3900"), "access_key": "a", "secret_key": "b"}),
+            )
+            .await?;
+        }
+        for b in 0..self.cfg.buckets {
+            self.create(
+                "/api/buckets",
+                json!({"name": bucket_name(b), "master_storage": format!("s{}", b % 3),
+                       "target_replicas": 0}),
+            )
+            .await?;
+        }
+        self.o.settled().await;
+        self.caddy
+            .load(&self.http, &self.caddy_config(&[0, 1, 2], "round_robin"))
+            .await
+    }
+
+    async fn create(&self, path: &str, body: Value) -> Result<Value> {
+        let (status, v) = self.o.api("POST", path, Some(body)).await;
+        ensure!(status == 201, "POST {path}: {status} {v}");
+        Ok(v)
+    }
+
+    /// Caddy's whole configuration: every bucket routed to its master's
+    /// upstream, as FaDO's planner routes them, except the measured bucket,
+    /// routed over `upstreams` (indexes into fast, then slow) with `policy`.
+    fn caddy_config(&self, upstreams: &[usize], policy: &str) -> Value {
+        let all: Vec<SocketAddr> = self.fast.iter().chain(&self.slow).map(|u| u.addr).collect();
+        let routes: Vec<Value> = (0..self.cfg.buckets)
+            .map(|b| {
+                let name = bucket_name(b);
+                let (ups, policy) = if name == self.bucket {
+                    (upstreams.iter().map(|&i| all[i]).collect(), policy)
+                } else {
+                    (vec![all[(b % 3) as usize]], "round_robin")
+                };
+                caddy_route(&name, &ups, policy)
+            })
+            .collect();
+        self.caddy.config(routes)
+    }
+
+    /// Routes the measured bucket over `upstreams` with `policy` in FaDO
+    /// (waiting until the planner published it) and, when `caddy`, in Caddy
+    /// (which lacks FaDO's `p2c` and `least_latency`).
+    fn route(&self, upstreams: &[usize], policy: &str, caddy: bool) -> Result<()> {
+        let names = self.deployment_names(upstreams);
+        self.rt.block_on(async {
+            let (s, b) = self
+                .o
+                .api(
+                    "PUT",
+                    &format!("/api/buckets/{}/route-override", self.bucket),
+                    Some(json!({"faas": names, "policy": policy})),
+                )
+                .await;
+            ensure!(s == 200, "route override: {s} {b}");
+            self.o.settled().await;
+            if caddy {
+                self.caddy
+                    .load(&self.http, &self.caddy_config(upstreams, policy))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn deployment_names(&self, upstreams: &[usize]) -> Vec<String> {
+        let fast = self.fast.len();
+        upstreams
+            .iter()
+            .map(|&i| {
+                if i < fast {
+                    format!("f{i}")
+                } else {
+                    format!("h{}", i - fast)
+                }
+            })
+            .collect()
+    }
+
+    fn addr(&self, proxy: Proxy) -> SocketAddr {
+        match proxy {
+            Proxy::Fado => self.o.fado.addr,
+            Proxy::Caddy => self.caddy.listen,
+        }
+    }
+
+    fn spec(&self, addr: SocketAddr, concurrency: u32, duration: Duration) -> LoadSpec {
+        LoadSpec {
+            addr,
+            path: PATH.into(),
+            concurrency,
+            warmup: self.cfg.warmup,
+            duration,
+            headers: vec![(BUCKET_HEADER.into(), self.bucket.clone())],
+            tally_header: Some(SERVED_BY.into()),
+        }
+    }
+
+    fn settle(&self, quiet: &mut Duration) {
+        if !self.cfg.quiet_wait.is_zero() {
+            *quiet +=
+                cpu::wait_quiet_with(|| cpu::CpuSnapshot::take_tree(&[]), self.cfg.quiet_wait);
+        }
+    }
+
+    /// Each variant at each concurrency, runs interleaved so drift hits all.
+    fn overhead(&self, quiet: &mut Duration) -> Result<Vec<OverheadCell>> {
+        let variants = [
+            ("direct", None, ""),
+            ("fado round_robin", Some(Proxy::Fado), "round_robin"),
+            ("caddy round_robin", Some(Proxy::Caddy), "round_robin"),
+            ("fado least_conn", Some(Proxy::Fado), "least_conn"),
+            ("caddy least_conn", Some(Proxy::Caddy), "least_conn"),
+        ];
+        let mut cells: Vec<OverheadCell> = Vec::new();
+        for run in 0..self.cfg.runs {
+            for policy in ["round_robin", "least_conn"] {
+                self.route(&[0, 1, 2], policy, true)?;
+                for (variant, proxy, p) in variants {
+                    if !(p == policy || (p.is_empty() && policy == "round_robin")) {
+                        continue;
+                    }
+                    for &c in &self.cfg.concurrency {
+                        self.settle(quiet);
+                        eprintln!("fado-bench: overhead run {} {variant} c={c}", run + 1);
+                        let addr = proxy.map_or(self.fast[0].addr, |p| self.addr(p));
+                        let result = load::run(&self.spec(addr, c, self.cfg.duration))
+                            .with_context(|| format!("{variant} at concurrency {c}"))?;
+                        ensure!(
+                            result.errors == 0,
+                            "{variant} at concurrency {c}: {} errors, first: {:?}",
+                            result.errors,
+                            result.first_error
+                        );
+                        match cells
+                            .iter_mut()
+                            .find(|x| x.variant == variant && x.concurrency == c)
+                        {
+                            Some(cell) => cell.runs.push(result),
+                            None => cells.push(OverheadCell {
+                                variant: variant.into(),
+                                concurrency: c,
+                                runs: vec![result],
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(cells)
+    }
+
+    /// For each proxy: a baseline without changes, then each change rate.
+    fn reconfiguration(&self, quiet: &mut Duration) -> Result<Vec<ReconfigRun>> {
+        let mut out = Vec::new();
+        for proxy in [Proxy::Fado, Proxy::Caddy] {
+            for &rate in std::iter::once(&0.0).chain(&self.cfg.reconfig_rates) {
+                self.route(&[0], "first", true)?;
+                self.settle(quiet);
+                eprintln!(
+                    "fado-bench: reconfiguration {} at {rate} changes/s",
+                    proxy.name()
+                );
+                let spec = self.spec(
+                    self.addr(proxy),
+                    self.cfg.reconfig_concurrency,
+                    self.cfg.reconfig_duration,
+                );
+                let loader = std::thread::spawn(move || load::run(&spec));
+                let changes = if rate > 0.0 {
+                    // Changes start when the load's window does.
+                    std::thread::sleep(self.cfg.warmup);
+                    Some(self.rt.block_on(self.changes(proxy, rate))?)
+                } else {
+                    None
+                };
+                let load = loader
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the load generator panicked"))??;
+                out.push(ReconfigRun {
+                    peer: proxy.name().into(),
+                    rate,
+                    load,
+                    changes,
+                });
+            }
+        }
+        self.route(&[0], "first", true)?;
+        Ok(out)
+    }
+
+    /// Moves the measured bucket to the next instant upstream `rate` times
+    /// a second for the load's duration; after each change a probe (its own
+    /// connection through the proxy) calls until the new upstream answers.
+    async fn changes(&self, proxy: Proxy, rate: f64) -> Result<ChangeStats> {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let addr = self.addr(proxy);
+        let headers = vec![(BUCKET_HEADER.to_string(), self.bucket.clone())];
+        let mut probe = load::connect(addr).await?;
+        let start = Instant::now();
+        let until = start + self.cfg.reconfig_duration;
+        let (mut acks, mut effects) = (Vec::new(), Vec::new());
+        let (mut not_in_effect, mut errors, mut first_error) = (0, 0, None);
+        let mut k: u32 = 0;
+        loop {
+            let due = start + interval * k;
+            if due >= until {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            k += 1;
+            let target = (k % 3) as usize;
+            let want = format!("u{target}");
+            let t0 = Instant::now();
+            let change = self.change(proxy, target);
+            let observe = async {
+                loop {
+                    if t0.elapsed() > EFFECT_TIMEOUT {
+                        return None;
+                    }
+                    if probe.is_closed() {
+                        probe = load::connect(addr).await.ok()?;
+                    }
+                    let sent = Instant::now();
+                    match load::send(&mut probe, addr, PATH, &headers, Some(SERVED_BY)).await {
+                        Ok(a) if a.tallied.as_deref() == Some(want.as_str()) => {
+                            return Some(sent - t0);
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            probe = load::connect(addr).await.ok()?;
+                        }
+                    }
+                }
+            };
+            let (acked, seen) = tokio::join!(
+                async {
+                    let r = change.await;
+                    (r, t0.elapsed())
+                },
+                observe
+            );
+            match acked {
+                (Ok(()), at) => acks.push(at.as_secs_f64() * 1e3),
+                (Err(e), _) => {
+                    errors += 1;
+                    first_error.get_or_insert(format!("{e:#}"));
+                }
+            }
+            match seen {
+                Some(d) => effects.push(d.as_secs_f64() * 1e3),
+                None => not_in_effect += 1,
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        Ok(ChangeStats {
+            changes: k as usize,
+            achieved_rate: f64::from(k) / elapsed,
+            not_in_effect,
+            change_errors: errors,
+            first_change_error: first_error,
+            ack_ms: Dist::of(acks),
+            effect_ms: Dist::of(effects),
+        })
+    }
+
+    /// One route change: FaDO through its API (Postgres, then the planner
+    /// publishes to Redis), Caddy by loading its whole new configuration
+    /// through the admin endpoint, as the thesis's FaDO did.
+    async fn change(&self, proxy: Proxy, target: usize) -> Result<()> {
+        match proxy {
+            Proxy::Fado => {
+                let r = self
+                    .http
+                    .put(
+                        self.o
+                            .fado
+                            .url(&format!("/api/buckets/{}/route-override", self.bucket)),
+                    )
+                    .bearer_auth(harness::orchestrator::ADMIN_TOKEN)
+                    .json(&json!({"faas": [format!("f{target}")], "policy": "first"}))
+                    .send()
+                    .await
+                    .context("PUT route-override")?;
+                let status = r.status();
+                if !status.is_success() {
+                    bail!(
+                        "PUT route-override: {status} {}",
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+                Ok(())
+            }
+            Proxy::Caddy => {
+                self.caddy
+                    .load(&self.http, &self.caddy_config(&[target], "round_robin"))
+                    .await
+            }
+        }
+    }
+
+    /// Every FaDO policy, and Caddy's, over the slow upstreams.
+    fn policies(&self, quiet: &mut Duration) -> Result<Vec<PolicyRun>> {
+        let slow: Vec<usize> = (0..self.slow.len()).map(|i| self.fast.len() + i).collect();
+        let mut out: Vec<PolicyRun> = Vec::new();
+        let cases = [
+            (Proxy::Fado, "round_robin"),
+            (Proxy::Fado, "random"),
+            (Proxy::Fado, "least_conn"),
+            (Proxy::Fado, "p2c"),
+            (Proxy::Fado, "least_latency"),
+            (Proxy::Fado, "first"),
+            (Proxy::Caddy, "round_robin"),
+            (Proxy::Caddy, "random"),
+            (Proxy::Caddy, "least_conn"),
+        ];
+        for run in 0..self.cfg.runs {
+            for (proxy, policy) in cases {
+                self.route(&slow, policy, proxy == Proxy::Caddy)?;
+                self.settle(quiet);
+                eprintln!(
+                    "fado-bench: policies run {} {} {policy}",
+                    run + 1,
+                    proxy.name()
+                );
+                let result = load::run(&self.spec(
+                    self.addr(proxy),
+                    self.cfg.policy_concurrency,
+                    self.cfg.policy_duration,
+                ))?;
+                ensure!(
+                    result.errors == 0,
+                    "{} {policy}: {} errors, first: {:?}",
+                    proxy.name(),
+                    result.errors,
+                    result.first_error
+                );
+                match out
+                    .iter_mut()
+                    .find(|x| x.peer == proxy.name() && x.policy == policy)
+                {
+                    Some(p) => p.runs.push(result),
+                    None => out.push(PolicyRun {
+                        peer: proxy.name().into(),
+                        policy: policy.into(),
+                        runs: vec![result],
+                    }),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn caddy_route(bucket: &str, upstreams: &[SocketAddr], policy: &str) -> Value {
+    json!({
+        "match": [{"header": {BUCKET_HEADER: [bucket]}}],
+        "handle": [{
+            "handler": "reverse_proxy",
+            "load_balancing": {"selection_policy": {"policy": policy}},
+            "upstreams": upstreams.iter().map(|a| json!({"dial": a.to_string()})).collect::<Vec<_>>(),
+        }],
+    })
+}
+
+/// Caddy, started with an empty server and configured through its admin
+/// endpoint only.
+struct Caddy {
+    peer: Peer,
+    listen: SocketAddr,
+}
+
+impl Caddy {
+    fn start(program: &std::path::Path, dir: &std::path::Path) -> Result<Caddy> {
+        let admin = peers::free_addr()?;
+        let listen = peers::free_addr()?;
+        let boot = dir.join("caddy.json");
+        let config = Self::config_on(admin, listen, Vec::new());
+        std::fs::write(&boot, serde_json::to_vec_pretty(&config)?)
+            .context("writing Caddy's first configuration")?;
+        let peer = Peer::start(
+            "caddy",
+            program,
+            vec!["run".into(), "--config".into(), boot.display().to_string()],
+            admin,
+            "/config/",
+            dir,
+            Duration::from_secs(30),
+        )?;
+        Ok(Caddy { peer, listen })
+    }
+
+    fn config(&self, routes: Vec<Value>) -> Value {
+        Self::config_on(self.peer.addr, self.listen, routes)
+    }
+
+    /// Access logs off (Caddy's default), errors only, no automatic HTTPS:
+    /// a plain HTTP reverse proxy like FaDO's ingress here.
+    fn config_on(admin: SocketAddr, listen: SocketAddr, routes: Vec<Value>) -> Value {
+        json!({
+            "admin": {"listen": admin.to_string()},
+            "logging": {"logs": {"default": {"level": "ERROR"}}},
+            "apps": {"http": {"servers": {"lb": {
+                "listen": [listen.to_string()],
+                "automatic_https": {"disable": true},
+                "routes": routes,
+            }}}},
+        })
+    }
+
+    /// `POST /load`: Caddy answers once the new configuration runs.
+    async fn load(&self, http: &reqwest::Client, config: &Value) -> Result<()> {
+        let r = http
+            .post(format!("http://{}/load", self.peer.addr))
+            .json(config)
+            .send()
+            .await
+            .context("POST /load to Caddy's admin endpoint")?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!(
+                "Caddy /load: {status} {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn ms(us: f64) -> String {
+    let v = us / 1000.0;
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(*x), b.max(*x))
+        })
+}
+
+/// Shares of successful responses per upstream, as `u0 34% · u1 33% …`.
+fn shares(runs: &[LoadResult]) -> String {
+    let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in runs {
+        for (k, n) in &r.tally {
+            *tally.entry(k.as_str()).or_insert(0) += n;
+        }
+    }
+    let total: u64 = tally.values().sum();
+    tally
+        .iter()
+        .map(|(k, n)| format!("{k} {:.0}%", 100.0 * *n as f64 / total.max(1) as f64))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String {
+    let res = &r.results;
+    let mut out = String::new();
+    let _ = writeln!(out, "## Router\n");
+    let _ = writeln!(
+        out,
+        "`{}` — {:.0} s, raw results in [`benchmarks/{json_name}`](benchmarks/{json_name}).\n",
+        r.command, r.elapsed_seconds
+    );
+    report::provenance(
+        &mut out,
+        &r.started_utc,
+        &r.machine,
+        r.workspace_head.as_deref(),
+    );
+    let _ = writeln!(
+        out,
+        "\nPeers: FaDO's `router` component under `fado up` (the root spin.toml; route table in \
+         Redis, catalog in PostgreSQL) and {} configured as the thesis configured it: one \
+         `reverse_proxy` route per bucket matching `{BUCKET_HEADER}`, loaded through the admin \
+         endpoint (`POST /load` of the whole configuration). Both hold {} buckets; requests name \
+         `{}` (the middle one). Upstreams are in-process hyper servers that name themselves in \
+         `x-served-by`. Load: fado-bench's closed-loop HTTP/1.1 client (keep-alive, one connection \
+         per unit of concurrency, one thread). Everything shares the machine's cores{}; \
+         {:.0} s were spent waiting for other processes to go quiet.\n",
+        res.caddy_version,
+        cfg.buckets,
+        bucket_name(cfg.buckets / 2),
+        if cfg.keep_cpus_awake {
+            " (with one nice-19 spin loop per core keeping idle vCPUs awake)"
+        } else {
+            ""
+        },
+        res.quiet_waits_seconds
+    );
+
+    // 1. Overhead.
+    let _ = writeln!(out, "### Overhead\n");
+    let _ = writeln!(
+        out,
+        "Three instant upstreams; `direct` calls one of them. {} runs of {:.0} s (after {:.0} s \
+         warm-up) per cell, interleaved; medians of the runs, range of requests/s in brackets; \
+         no errors in any run.\n",
+        cfg.runs,
+        cfg.duration.as_secs_f64(),
+        cfg.warmup.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| connections | variant | requests/s | p50 ms | p99 ms | added p99 ms | spread |\n|---|---|---|---|---|---|---|"
+    );
+    for &c in &cfg.concurrency {
+        let direct_p99 = res
+            .overhead
+            .iter()
+            .find(|x| x.variant == "direct" && x.concurrency == c)
+            .map(|x| median(x.runs.iter().map(|r| r.latency_us.p99).collect()))
+            .unwrap_or(0.0);
+        for cell in res.overhead.iter().filter(|x| x.concurrency == c) {
+            let rps: Vec<f64> = cell.runs.iter().map(|r| r.rps).collect();
+            let (lo, hi) = min_max(&rps);
+            let p99 = median(cell.runs.iter().map(|r| r.latency_us.p99).collect());
+            let _ = writeln!(
+                out,
+                "| {c} | {} | {:.0} [{lo:.0}–{hi:.0}] | {} | {} | {} | {} |",
+                cell.variant,
+                median(rps.clone()),
+                ms(median(cell.runs.iter().map(|r| r.latency_us.p50).collect())),
+                ms(p99),
+                if cell.variant == "direct" {
+                    "—".to_string()
+                } else {
+                    ms(p99 - direct_p99)
+                },
+                shares(&cell.runs),
+            );
+        }
+    }
+    let _ = writeln!(out);
+    for &c in &cfg.concurrency {
+        let get = |v: &str| {
+            res.overhead
+                .iter()
+                .find(|x| x.variant == v && x.concurrency == c)
+                .map(|x| {
+                    (
+                        median(x.runs.iter().map(|r| r.rps).collect()),
+                        median(x.runs.iter().map(|r| r.latency_us.p99).collect()),
+                    )
+                })
+        };
+        let direct = get("direct").map_or(0.0, |d| d.1);
+        for policy in ["round_robin", "least_conn"] {
+            if let (Some(f), Some(k)) = (
+                get(&format!("fado {policy}")),
+                get(&format!("caddy {policy}")),
+            ) {
+                let _ = writeln!(
+                    out,
+                    "- {c} connection(s), {policy}: FaDO {:.2}× Caddy's requests/s; added p99 \
+                     FaDO {} ms vs Caddy {} ms.",
+                    f.0 / k.0,
+                    ms(f.1 - direct),
+                    ms(k.1 - direct)
+                );
+            }
+        }
+    }
+
+    // 2. Reconfiguration.
+    let _ = writeln!(out, "\n### Reconfiguration under load\n");
+    let _ = writeln!(
+        out,
+        "{} connections call the measured bucket for {:.0} s while its route moves to the next \
+         upstream (u0 → u1 → u2 → u0 …) at the given rate: for FaDO `PUT \
+         /api/buckets/{{bucket}}/route-override` (committed in PostgreSQL, published to Redis by \
+         the planner), for Caddy `POST /load` of the whole new configuration. After each change \
+         a probe (its own connection through the proxy) calls until the new upstream answers; \
+         *effect* is the time from sending the change to sending the first request the new \
+         upstream answered (resolution: one probe round trip). A change is sent when it is due \
+         or, if later, once the previous one was seen in effect, so the achieved rate can fall \
+         short of the asked one. Rate 0 is the same load without changes.\n",
+        cfg.reconfig_concurrency,
+        cfg.reconfig_duration.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| proxy | changes/s asked | achieved | changes | not in effect | change errors | ack p50 / p99 ms | effect p50 / p99 / max ms | requests/s | failed requests | p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for run in &res.reconfig {
+        let l = &run.load;
+        let (ach, n, miss, cerr, ack, eff) = match &run.changes {
+            Some(c) => (
+                format!("{:.1}", c.achieved_rate),
+                c.changes.to_string(),
+                c.not_in_effect.to_string(),
+                c.change_errors.to_string(),
+                format!("{:.1} / {:.1}", c.ack_ms.p50, c.ack_ms.p99),
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    c.effect_ms.p50, c.effect_ms.p99, c.effect_ms.max
+                ),
+            ),
+            None => Default::default(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {ach} | {n} | {miss} | {cerr} | {ack} | {eff} | {:.0} | {} | {} / {} |",
+            run.peer,
+            run.rate,
+            l.rps,
+            l.errors,
+            ms(l.latency_us.p50),
+            ms(l.latency_us.p99)
+        );
+    }
+    let errors: Vec<String> = res
+        .reconfig
+        .iter()
+        .filter_map(|r| {
+            let load = r
+                .load
+                .first_error
+                .as_ref()
+                .map(|e| format!("{} at {}/s, load: {e}", r.peer, r.rate));
+            let change = r
+                .changes
+                .as_ref()
+                .and_then(|c| c.first_change_error.as_ref())
+                .map(|e| format!("{} at {}/s, change: {e}", r.peer, r.rate));
+            match (load, change) {
+                (None, None) => None,
+                (a, b) => Some(a.into_iter().chain(b).collect::<Vec<_>>().join("; ")),
+            }
+        })
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(out, "\nFirst errors: {}", errors.join(" · "));
+    }
+
+    // 3. Policies.
+    let _ = writeln!(out, "\n### Policies on a heterogeneous platform\n");
+    let desc: Vec<String> = cfg
+        .policy_service_ms
+        .iter()
+        .enumerate()
+        .map(|(i, ms)| format!("h{i} {ms} ms"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Three upstreams of unequal speed, each serving {} requests at once (the rest queue): {}. \
+         {} connections, {} run(s) of {:.0} s per policy (medians), after {:.0} s warm-up. The \
+         thesis's figure 7.6 compared least connections, round robin and random this way.\n",
+        cfg.policy_workers,
+        desc.join(", "),
+        cfg.policy_concurrency,
+        cfg.runs,
+        cfg.policy_duration.as_secs_f64(),
+        cfg.warmup.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| proxy | policy | requests/s | mean ms | p50 ms | p99 ms | served by |\n|---|---|---|---|---|---|---|"
+    );
+    for p in &res.policies {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {} | {} | {} | {} |",
+            p.peer,
+            p.policy,
+            median(p.runs.iter().map(|r| r.rps).collect()),
+            ms(median(p.runs.iter().map(|r| r.latency_us.mean).collect())),
+            ms(median(p.runs.iter().map(|r| r.latency_us.p50).collect())),
+            ms(median(p.runs.iter().map(|r| r.latency_us.p99).collect())),
+            shares(&p.runs)
+        );
+    }
+    out
+}
