@@ -196,10 +196,8 @@ async fn seed(o: &Orchestrator, cfg: &CatalogConfig) -> Result<()> {
         .await
         .context("seeding objects")?;
     }
-    db.batch_execute(
-        "ANALYZE; UPDATE planner_state SET catalog_generation = catalog_generation + 1",
-    )
-    .await?;
+    db.batch_execute("ANALYZE; UPDATE catalog_generation SET value = value + 1")
+        .await?;
     Ok(())
 }
 
@@ -267,8 +265,8 @@ async fn reset_plan(o: &Orchestrator) -> Result<()> {
         "BEGIN;
          DELETE FROM replicas; DELETE FROM jobs; DELETE FROM route_tables;
          UPDATE buckets SET replica_shortfall = 0, plan_notes = '{}';
-         UPDATE planner_state SET routes_version = 0, planned_generation = 0,
-             catalog_generation = catalog_generation + 1;
+         UPDATE planner_progress SET routes_version = 0, planned_generation = 0;
+         UPDATE catalog_generation SET value = value + 1;
          COMMIT;",
     )
     .await?;
@@ -304,7 +302,7 @@ async fn planner_rounds(o: &Orchestrator, cfg: &CatalogConfig) -> Result<Vec<Rou
                 let db = o.db().await?;
                 db.batch_execute(
                     "BEGIN; UPDATE replicas SET state = 'ready', last_sync_at = now();
-                     UPDATE planner_state SET catalog_generation = catalog_generation + 1; COMMIT;",
+                     UPDATE catalog_generation SET value = value + 1; COMMIT;",
                 )
                 .await?;
                 publish(o, "wake").await
@@ -532,6 +530,7 @@ fn api_latency(
                         duration: cfg.duration,
                         headers: vec![("authorization".into(), format!("Bearer {ADMIN_TOKEN}"))],
                         tally_header: None,
+                        rate: None,
                     })?;
                     if result.errors > 0 {
                         bail!(

@@ -384,6 +384,7 @@ fn measure_interleaved(
                 let result = load::run(&LoadSpec {
                     headers: Vec::new(),
                     tally_header: None,
+                    rate: None,
                     addr: t.addr,
                     path: t.path.clone(),
                     concurrency: c,

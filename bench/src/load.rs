@@ -41,6 +41,11 @@ pub struct LoadSpec {
     /// Count successful responses by the value of this response header
     /// (which upstream served them, behind a proxy).
     pub tally_header: Option<String>,
+    /// Open loop: requests per second over all connections, each connection
+    /// sending on its own schedule; latency then counts from the scheduled
+    /// time, so a stalled server is not hidden by the client waiting for it
+    /// (coordinated omission). `None`: closed loop.
+    pub rate: Option<f64>,
 }
 
 /// Latency percentiles in microseconds.
@@ -106,13 +111,19 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult> {
     let start = Instant::now();
     let window = (start + spec.warmup, start + spec.warmup + spec.duration);
     let workers: Vec<_> = (0..spec.concurrency)
-        .map(|_| {
+        .map(|i| {
+            // Connection i sends at start + (i + k·concurrency) / rate.
+            let pace = spec.rate.filter(|r| *r > 0.0).map(|r| {
+                let every = Duration::from_secs_f64(f64::from(spec.concurrency) / r);
+                (start + Duration::from_secs_f64(f64::from(i) / r), every)
+            });
             tokio::spawn(worker(
                 spec.addr,
                 spec.path.clone(),
                 spec.headers.clone(),
                 spec.tally_header.clone(),
                 window,
+                pace,
             ))
         })
         .collect();
@@ -168,6 +179,7 @@ async fn worker(
     headers: Vec<(String, String)>,
     tally_header: Option<String>,
     (from, until): (Instant, Instant),
+    mut pace: Option<(Instant, Duration)>,
 ) -> WorkerStats {
     let mut stats = WorkerStats {
         hist: new_histogram(),
@@ -192,7 +204,18 @@ async fn worker(
                 }
             },
         };
-        let t0 = Instant::now();
+        let t0 = match &mut pace {
+            Some((due, every)) => {
+                tokio::time::sleep_until((*due).into()).await;
+                let scheduled = *due;
+                *due += *every;
+                scheduled
+            }
+            None => Instant::now(),
+        };
+        if t0 >= until {
+            break;
+        }
         let outcome = tokio::time::timeout(
             REQUEST_TIMEOUT,
             send(sender, addr, &path, &headers, tally_header.as_deref()),

@@ -67,6 +67,11 @@ struct RouterArgs {
     /// Connections of the load running during reconfiguration.
     #[arg(long, default_value_t = 16)]
     reconfig_concurrency: u32,
+    /// Requests per second of that load, open loop (0: closed loop, as fast
+    /// as answers come; that saturates the machine, and every latency is
+    /// then queueing for its cores).
+    #[arg(long, default_value_t = 500.0)]
+    reconfig_load_rate: f64,
     /// Route changes per second, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1.0, 100.0])]
     reconfig_rates: Vec<f64>,
@@ -92,9 +97,12 @@ struct RouterArgs {
     /// measurement (0: do not wait).
     #[arg(long, default_value_t = 30.0)]
     quiet_wait: f64,
-    /// Let idle vCPUs sleep instead of running one nice-19 spin loop per core.
+    /// Run one nice-19 spin loop per core, as the host benchmark does. Off
+    /// by default here: PostgreSQL runs in a session of its own, and with
+    /// sched_autogroup nice does not rank tasks across sessions, so the
+    /// loops stalled its queries for up to a second.
     #[arg(long)]
-    no_keep_cpus_awake: bool,
+    keep_cpus_awake: bool,
     /// Use the existing fado binary and components instead of building them.
     #[arg(long)]
     skip_build: bool,
@@ -495,6 +503,7 @@ fn router_command(args: RouterArgs) -> Result<()> {
         duration: seconds("duration", args.duration)?,
         concurrency: args.concurrency.clone(),
         reconfig_concurrency: args.reconfig_concurrency.max(1),
+        reconfig_load_rate: args.reconfig_load_rate.max(0.0),
         reconfig_rates: args.reconfig_rates.clone(),
         reconfig_duration: seconds("reconfig-duration", args.reconfig_duration)?,
         policy_service_ms: args.policy_service_ms.clone(),
@@ -503,7 +512,7 @@ fn router_command(args: RouterArgs) -> Result<()> {
         policy_duration: seconds("policy-duration", args.policy_duration)?,
         caddy: args.caddy.clone(),
         quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
-        keep_cpus_awake: !args.no_keep_cpus_awake,
+        keep_cpus_awake: args.keep_cpus_awake,
     };
     let workspace = prepare::workspace_root();
     if !args.skip_build {
@@ -527,6 +536,7 @@ fn router_command(args: RouterArgs) -> Result<()> {
             "duration_seconds": cfg.duration.as_secs_f64(),
             "concurrency": cfg.concurrency,
             "reconfig_concurrency": cfg.reconfig_concurrency,
+            "reconfig_load_rate": cfg.reconfig_load_rate,
             "reconfig_rates": cfg.reconfig_rates,
             "reconfig_duration_seconds": cfg.reconfig_duration.as_secs_f64(),
             "policy_service_ms": cfg.policy_service_ms,

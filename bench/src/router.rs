@@ -46,6 +46,8 @@ pub struct RouterConfig {
     pub concurrency: Vec<u32>,
     /// Connections of the load running during reconfiguration.
     pub reconfig_concurrency: u32,
+    /// Requests per second of that load (open loop); 0: closed loop.
+    pub reconfig_load_rate: f64,
     /// Route changes per second, each measured for `reconfig_duration`.
     pub reconfig_rates: Vec<f64>,
     pub reconfig_duration: Duration,
@@ -76,6 +78,8 @@ pub struct ChangeStats {
     pub achieved_rate: f64,
     /// Changes not seen in effect within `EFFECT_TIMEOUT`.
     pub not_in_effect: usize,
+    /// Changes seen in effect later than `LATE` after they were sent.
+    pub late: usize,
     /// Failed change requests (non-2xx or no answer).
     pub change_errors: usize,
     pub first_change_error: Option<String>,
@@ -153,6 +157,8 @@ pub struct RouterReport {
 
 /// A change not seen in effect within this is counted as not in effect.
 const EFFECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The issue's goal: every change in effect within 10 ms.
+const LATE: Duration = Duration::from_millis(10);
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -420,6 +426,7 @@ impl Bench<'_> {
             duration,
             headers: vec![(BUCKET_HEADER.into(), self.bucket.clone())],
             tally_header: Some(SERVED_BY.into()),
+            rate: None,
         }
     }
 
@@ -488,11 +495,15 @@ impl Bench<'_> {
                     "fado-bench: reconfiguration {} at {rate} changes/s",
                     proxy.name()
                 );
-                let spec = self.spec(
-                    self.addr(proxy),
-                    self.cfg.reconfig_concurrency,
-                    self.cfg.reconfig_duration,
-                );
+                let spec = LoadSpec {
+                    rate: (self.cfg.reconfig_load_rate > 0.0)
+                        .then_some(self.cfg.reconfig_load_rate),
+                    ..self.spec(
+                        self.addr(proxy),
+                        self.cfg.reconfig_concurrency,
+                        self.cfg.reconfig_duration,
+                    )
+                };
                 let loader = std::thread::spawn(move || load::run(&spec));
                 let changes = if rate > 0.0 {
                     // Changes start when the load's window does.
@@ -580,10 +591,12 @@ impl Bench<'_> {
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
+        let late_ms = LATE.as_secs_f64() * 1e3;
         Ok(ChangeStats {
             changes: k as usize,
             achieved_rate: f64::from(k) / elapsed,
             not_in_effect,
+            late: effects.iter().filter(|ms| **ms > late_ms).count(),
             change_errors: errors,
             first_change_error: first_error,
             ack_ms: Dist::of(acks),
@@ -909,7 +922,7 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
     let _ = writeln!(out, "\n### Reconfiguration under load\n");
     let _ = writeln!(
         out,
-        "{} connections call the measured bucket for {:.0} s while its route moves to the next \
+        "{} connections call the measured bucket{} for {:.0} s while its route moves to the next \
          upstream (u0 → u1 → u2 → u0 …) at the given rate: for FaDO `PUT \
          /api/buckets/{{bucket}}/route-override` (committed in PostgreSQL, published to Redis by \
          the planner), for Caddy `POST /load` of the whole new configuration. After each change \
@@ -919,18 +932,28 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
          or, if later, once the previous one was seen in effect, so the achieved rate can fall \
          short of the asked one. Rate 0 is the same load without changes.\n",
         cfg.reconfig_concurrency,
+        if cfg.reconfig_load_rate > 0.0 {
+            format!(
+                " at {:.0} requests/s in all (open loop: latency counts from each request's \
+                 scheduled time)",
+                cfg.reconfig_load_rate
+            )
+        } else {
+            " as fast as they are answered (closed loop)".to_string()
+        },
         cfg.reconfig_duration.as_secs_f64()
     );
     let _ = writeln!(
         out,
-        "| proxy | changes/s asked | achieved | changes | not in effect | change errors | ack p50 / p99 ms | effect p50 / p99 / max ms | requests/s | failed requests | p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| proxy | changes/s asked | achieved | changes | in effect > 10 ms | never seen | change errors | ack p50 / p99 ms | effect p50 / p99 / max ms | requests/s | failed requests | p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for run in &res.reconfig {
         let l = &run.load;
-        let (ach, n, miss, cerr, ack, eff) = match &run.changes {
+        let (ach, n, late, miss, cerr, ack, eff) = match &run.changes {
             Some(c) => (
                 format!("{:.1}", c.achieved_rate),
                 c.changes.to_string(),
+                c.late.to_string(),
                 c.not_in_effect.to_string(),
                 c.change_errors.to_string(),
                 format!("{:.1} / {:.1}", c.ack_ms.p50, c.ack_ms.p99),
@@ -943,7 +966,7 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {ach} | {n} | {miss} | {cerr} | {ack} | {eff} | {:.0} | {} | {} / {} |",
+            "| {} | {} | {ach} | {n} | {late} | {miss} | {cerr} | {ack} | {eff} | {:.0} | {} | {} / {} |",
             run.peer,
             run.rate,
             l.rps,

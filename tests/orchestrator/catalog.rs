@@ -982,7 +982,7 @@ async fn dashboard_summary_is_bounded() {
         "INSERT INTO buckets (name, master_storage_id, target_replicas, replica_shortfall)
          SELECT 'bulk-' || g, (SELECT id FROM storage_deployments WHERE name = 's1'), 5, 3
          FROM generate_series(1, 300) g;
-         UPDATE planner_state SET catalog_generation = catalog_generation + 1;",
+         UPDATE catalog_generation SET value = value + 1;",
     )
     .await
     .unwrap();

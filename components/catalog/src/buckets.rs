@@ -454,31 +454,32 @@ pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
                     "list at least one FaaS deployment (DELETE the override to route by placement again)",
                 ));
             }
-            let b = ctx.db.transaction(|db| {
-                let mut ids = Vec::new();
-                for (i, r) in input.faas.iter().enumerate() {
-                    let field = format!("faas[{i}]");
-                    let f = lookup::resolve(db, "faas_deployments", "FaaS deployment", r, Some(&field))?;
-                    if ids.contains(&f) {
-                        return Err(ApiError::invalid(field, format!("FaaS deployment {r} is listed twice")));
-                    }
-                    ids.push(f);
+            let mut ids = Vec::new();
+            for (i, r) in input.faas.iter().enumerate() {
+                let field = format!("faas[{i}]");
+                let f = lookup::resolve(
+                    &ctx.db,
+                    "faas_deployments",
+                    "FaaS deployment",
+                    r,
+                    Some(&field),
+                )?;
+                if ids.contains(&f) {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("FaaS deployment {r} is listed twice"),
+                    ));
                 }
-                db.execute("DELETE FROM bucket_route_overrides WHERE bucket_id = $1", &[Param::Int64(id)])?;
-                db.execute(
-                    "INSERT INTO bucket_route_overrides (bucket_id, faas_id) SELECT $1, unnest($2::bigint[])",
-                    &[Param::Int64(id), id_array(&ids)],
-                )?;
-                db.execute(
-                    "UPDATE buckets SET route_override = true, route_policy = $2, updated_at = now() WHERE id = $1",
-                    &[Param::Int64(id), fado_store::opt_text(policy.map(|p| p.as_str()))],
-                )?;
-                let generation = ctx.changed_generation()?;
-                let b = get(db, id)?;
-                ctx.express_route(generation, crate::express::route_of(db, &b.name, &ids, policy)?);
-                Ok(b)
-            })?;
-            Reply::ok(b.route_override)
+                ids.push(f);
+            }
+            ids.sort_unstable();
+            let (generation, route) = crate::express::write_override(&ctx.db, id, &ids, policy)?;
+            ctx.wake(crate::PLANNER_CHANNEL);
+            ctx.express_route(generation, route);
+            Reply::ok(RouteOverride {
+                faas_ids: ids,
+                policy,
+            })
         }
         "DELETE" => {
             ctx.db.transaction(|db| {

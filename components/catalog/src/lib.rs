@@ -54,14 +54,9 @@ impl Ctx {
     /// Records that the catalog changed (call inside the mutation's
     /// transaction): bumps the generation and wakes the planner afterwards.
     pub fn changed(&self) -> ApiResult<()> {
-        self.changed_generation().map(|_| ())
-    }
-
-    /// [`Ctx::changed`], returning the transaction's new generation.
-    pub fn changed_generation(&self) -> ApiResult<i64> {
-        let generation = self.db.bump_generation()?;
+        self.db.bump_generation()?;
         self.wake(PLANNER_CHANNEL);
-        Ok(generation)
+        Ok(())
     }
 
     /// Publishes `route` as an express route once the request succeeded,

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "faas_health",
         sql: include_str!("../sql/0003_faas_health.sql"),
     },
+    Migration {
+        version: 4,
+        name: "catalog_generation",
+        sql: include_str!("../sql/0004_catalog_generation.sql"),
+    },
 ];
 
 /// The schema version this build expects.

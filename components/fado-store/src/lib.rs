@@ -140,7 +140,7 @@ impl Db {
     /// transaction that makes the change.
     pub fn bump_generation(&self) -> Result<i64> {
         let rows = self.query(
-            "UPDATE planner_state SET catalog_generation = catalog_generation + 1 RETURNING catalog_generation",
+            "UPDATE catalog_generation SET value = value + 1 RETURNING value AS catalog_generation",
             &[],
         )?;
         rows.one()?.i64("catalog_generation")

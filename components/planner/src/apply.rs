@@ -151,7 +151,7 @@ fn write(db: &Db) -> Result<Outcome> {
         Some(table.clone())
     };
     db.execute(
-        "UPDATE planner_state SET planned_generation = $1, routes_version = $2, routes_digest = $3,
+        "UPDATE planner_progress SET planned_generation = $1, routes_version = $2, routes_digest = $3,
              planned_at = now()",
         &[
             Param::Int64(generation),
