@@ -827,7 +827,7 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
     let _ = writeln!(
         out,
         "\nPeers: FaDO's `router` component under `fado up` (the root spin.toml; route table in \
-         Redis, catalog in PostgreSQL) and {} configured as the thesis configured it: one \
+         Redis, catalog in PostgreSQL) and Caddy {} configured as the thesis configured it: one \
          `reverse_proxy` route per bucket matching `{BUCKET_HEADER}`, loaded through the admin \
          endpoint (`POST /load` of the whole configuration). Both hold {} buckets; requests name \
          `{}` (the middle one). Upstreams are in-process hyper servers that name themselves in \
@@ -1036,5 +1036,72 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
             shares(&p.runs)
         );
     }
+    goals(&mut out, res, cfg);
     out
+}
+
+/// The issue's two goals, checked against the figures above.
+fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
+    let _ = writeln!(out, "\n### Against the goals\n");
+    let cell = |v: &str, c: u32| {
+        res.overhead
+            .iter()
+            .find(|x| x.variant == v && x.concurrency == c)
+            .map(|x| {
+                (
+                    median(x.runs.iter().map(|r| r.rps).collect()),
+                    median(x.runs.iter().map(|r| r.latency_us.p99).collect()),
+                )
+            })
+    };
+    let mut ratios = Vec::new();
+    let mut p99_ok = true;
+    for &c in &cfg.concurrency {
+        let direct = cell("direct", c).map_or(0.0, |d| d.1);
+        for policy in ["round_robin", "least_conn"] {
+            if let (Some(f), Some(k)) = (
+                cell(&format!("fado {policy}"), c),
+                cell(&format!("caddy {policy}"), c),
+            ) {
+                ratios.push(f.0 / k.0);
+                p99_ok &= f.1 - direct <= k.1 - direct;
+            }
+        }
+    }
+    let (lo, hi) = min_max(&ratios);
+    let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    let _ = writeln!(
+        out,
+        "- Overhead — FaDO's throughput at least Caddy's, its added p99 at most Caddy's: {}. \
+         FaDO forwarded {lo:.2}–{hi:.2}× Caddy's requests/s; its added p99 was {} Caddy's in \
+         every cell.",
+        met(lo >= 1.0 && p99_ok),
+        if p99_ok {
+            "at most"
+        } else {
+            "not always within"
+        }
+    );
+    let fastest = cfg.reconfig_rates.iter().copied().fold(0.0, f64::max);
+    if let Some(r) = res
+        .reconfig
+        .iter()
+        .find(|r| r.peer == "fado" && r.rate == fastest)
+        && let Some(c) = &r.changes
+    {
+        let ok = r.load.errors == 0 && c.late == 0 && c.not_in_effect == 0;
+        let _ = writeln!(
+            out,
+            "- Reconfiguration — zero failed requests and every change in effect within 10 ms at \
+             {fastest} changes/s: {}. FaDO failed {} requests; {} of {} changes took longer \
+             than 10 ms (p99 {:.1} ms, max {:.1} ms) and {} were never seen.",
+            met(ok),
+            r.load.errors,
+            c.late,
+            c.changes,
+            c.effect_ms.p99,
+            c.effect_ms.max,
+            c.not_in_effect
+        );
+    }
 }
