@@ -1055,7 +1055,7 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
             })
     };
     let mut ratios = Vec::new();
-    let mut p99_ok = true;
+    let (mut above, mut cells) = (0, 0);
     for &c in &cfg.concurrency {
         let direct = cell("direct", c).map_or(0.0, |d| d.1);
         for policy in ["round_robin", "least_conn"] {
@@ -1064,7 +1064,10 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
                 cell(&format!("caddy {policy}"), c),
             ) {
                 ratios.push(f.0 / k.0);
-                p99_ok &= f.1 - direct <= k.1 - direct;
+                cells += 1;
+                if f.1 - direct > k.1 - direct {
+                    above += 1;
+                }
             }
         }
     }
