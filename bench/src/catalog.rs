@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use harness::orchestrator::{ADMIN_TOKEN, Options, Orchestrator};
+use harness::orchestrator::{ADMIN_TOKEN, Orchestrator};
 use serde::Serialize;
 use serde_json::json;
 
@@ -71,20 +71,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("creating the runtime")
 }
 
-fn quiet() -> Options {
-    Options {
-        env: vec![("RUST_LOG", "warn".into())],
-        sweeps: false,
-        ..Options::default()
-    }
-}
-
 pub fn run(cfg: &CatalogConfig) -> Result<CatalogResults> {
     let rt = runtime()?;
     let (big, small) = rt.block_on(async {
-        let pg = harness::shared_postgres();
-        let big = Orchestrator::start_with(pg.create_database().await?, quiet()).await?;
-        let small = Orchestrator::start_with(pg.create_database().await?, quiet()).await?;
+        let big = crate::peers::orchestrator(false).await?;
+        let small = crate::peers::orchestrator(false).await?;
         anyhow::Ok((big, small))
     })?;
 

@@ -154,6 +154,24 @@ impl Peer {
     }
 }
 
+/// FaDO itself: `fado up` on the root spin.toml against a fresh database on
+/// the shared PostgreSQL, logging warnings only, without the periodic sweeps
+/// (one would land inside a measurement); `replicator` runs the data plane's
+/// background components too.
+pub async fn orchestrator(replicator: bool) -> Result<harness::orchestrator::Orchestrator> {
+    let database = harness::shared_postgres().create_database().await?;
+    harness::orchestrator::Orchestrator::start_with(
+        database,
+        harness::orchestrator::Options {
+            env: vec![("RUST_LOG", "warn".into())],
+            sweeps: false,
+            replicator,
+            variables: Vec::new(),
+        },
+    )
+    .await
+}
+
 /// Kills every child still running; called from the signal handler.
 pub fn kill_all() {
     for weak in lock(&CHILDREN).drain(..) {

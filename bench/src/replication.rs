@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use harness::garage::Garage;
-use harness::orchestrator::{ADMIN_TOKEN, Options, Orchestrator};
+use harness::orchestrator::{ADMIN_TOKEN, Orchestrator};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -306,19 +306,7 @@ pub fn run(cfg: &ReplicationConfig) -> Result<ReplicationResults> {
     eprintln!("fado-bench: starting {storages} Garage instances");
     let garages = Garage::start_many(storages)?;
     let rt = runtime()?;
-    let o = rt.block_on(async {
-        let database = harness::shared_postgres().create_database().await?;
-        Orchestrator::start_with(
-            database,
-            Options {
-                env: vec![("RUST_LOG", "warn".into())],
-                sweeps: false,
-                replicator: true,
-                variables: Vec::new(),
-            },
-        )
-        .await
-    })?;
+    let o = rt.block_on(crate::peers::orchestrator(true))?;
     let bench = Bench::new(&o, &garages, cfg)?;
     rt.block_on(bench.platform())?;
 

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use harness::orchestrator::{Options, Orchestrator};
+use harness::orchestrator::Orchestrator;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -234,19 +234,7 @@ pub fn run(cfg: &RouterConfig) -> Result<RouterResults> {
         })
         .collect::<Result<Vec<_>>>()?;
     let rt = runtime()?;
-    let o = rt.block_on(async {
-        let database = harness::shared_postgres().create_database().await?;
-        Orchestrator::start_with(
-            database,
-            Options {
-                env: vec![("RUST_LOG", "warn".into())],
-                sweeps: false,
-                replicator: false,
-                variables: Vec::new(),
-            },
-        )
-        .await
-    })?;
+    let o = rt.block_on(peers::orchestrator(false))?;
     let logs = tempfile::Builder::new()
         .prefix("fado-bench-caddy-")
         .tempdir()
@@ -610,7 +598,7 @@ impl Bench<'_> {
     async fn change(&self, proxy: Proxy, target: usize) -> Result<()> {
         match proxy {
             Proxy::Fado => {
-                let r = self
+                let put = self
                     .http
                     .put(
                         self.o
@@ -618,18 +606,8 @@ impl Bench<'_> {
                             .url(&format!("/api/buckets/{}/route-override", self.bucket)),
                     )
                     .bearer_auth(harness::orchestrator::ADMIN_TOKEN)
-                    .json(&json!({"faas": [format!("f{target}")], "policy": "first"}))
-                    .send()
-                    .await
-                    .context("PUT route-override")?;
-                let status = r.status();
-                if !status.is_success() {
-                    bail!(
-                        "PUT route-override: {status} {}",
-                        r.text().await.unwrap_or_default()
-                    );
-                }
-                Ok(())
+                    .json(&json!({"faas": [format!("f{target}")], "policy": "first"}));
+                succeeds("PUT route-override", put).await
             }
             Proxy::Caddy => {
                 self.caddy
@@ -750,21 +728,22 @@ impl Caddy {
 
     /// `POST /load`: Caddy answers once the new configuration runs.
     async fn load(&self, http: &reqwest::Client, config: &Value) -> Result<()> {
-        let r = http
+        let post = http
             .post(format!("http://{}/load", self.peer.addr))
-            .json(config)
-            .send()
-            .await
-            .context("POST /load to Caddy's admin endpoint")?;
-        let status = r.status();
-        if !status.is_success() {
-            bail!(
-                "Caddy /load: {status} {}",
-                r.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
+            .json(config);
+        succeeds("POST /load to Caddy's admin endpoint", post).await
     }
+}
+
+/// Sends `request`; an answer other than 2xx is an error naming `what`
+/// with the answer's body.
+async fn succeeds(what: &str, request: reqwest::RequestBuilder) -> Result<()> {
+    let r = request.send().await.context(what.to_string())?;
+    let status = r.status();
+    if !status.is_success() {
+        bail!("{what}: {status} {}", r.text().await.unwrap_or_default());
+    }
+    Ok(())
 }
 
 fn ms(us: f64) -> String {
