@@ -829,6 +829,41 @@ async fn an_upstream_killed_mid_load_fails_no_request() {
     assert!(by_f0 > 0 && by_f0 < 150, "f0 served {by_f0} of 300");
 }
 
+/// A deployment that dies while it holds a request: a POST (not
+/// idempotent, may have run) is not retried and answers 502
+/// `upstream_failed`; a GET (idempotent) is retried at the next deployment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sent_request_is_retried_only_when_idempotent() {
+    let (o, mut platforms) = start(vec![]).await;
+    world(&o, &platforms, 10_000).await;
+    set_override(&o, "bk0", &["f0", "f1"], "first").await;
+    let calls = async {
+        let post = call_with(&o, "POST", Some("bk0"), "/f?sleep_ms=3000", b"x".to_vec());
+        let get = call(&o, Some("bk0"), "/f?sleep_ms=3000");
+        tokio::join!(post, get)
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        platforms[0].fado.kill();
+    };
+    let (((post_status, _, post_body), (get_status, get_up, get_body)), ()) =
+        tokio::join!(calls, killer);
+    assert_eq!(post_status, 502, "{post_body}");
+    assert_eq!(post_body["error"]["code"], "upstream_failed", "{post_body}");
+    assert!(
+        post_body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("f0"),
+        "{post_body}"
+    );
+    assert_eq!(
+        (get_status, get_up.as_deref()),
+        (200, Some("f1")),
+        "{get_body}"
+    );
+}
+
 /// The health checker probes FaaS deployments too: a platform that stops
 /// answering is marked unhealthy after two probes, leaves the route table,
 /// and the router stops trying it; it comes back when it answers again.
