@@ -28,16 +28,6 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
 return 1
 "#;
 
-fn stored<T>(r: Result<T, fado_model::FieldError>) -> ApiResult<T> {
-    r.map_err(|e| {
-        ApiError::new(
-            500,
-            "internal",
-            format!("stored {}: {}", e.field, e.message),
-        )
-    })
-}
-
 /// Sets bucket `bucket_id`'s route override to `faas_ids` (sorted) with
 /// `policy` in one statement (its own transaction: route changes are the
 /// control plane's hot path, and each round trip to Postgres costs about
@@ -90,7 +80,7 @@ pub fn write_override(
     let generation = first.i64("generation")?;
     let policy = match policy {
         Some(p) => p,
-        None => stored(SelectionPolicy::parse(
+        None => fado_store::decoded(SelectionPolicy::parse(
             "default_policy",
             &first.str("default_policy")?,
         ))?,
@@ -105,7 +95,7 @@ pub fn write_override(
                 base_url: r.str("base_url")?,
                 path_template: r.str("path_template")?,
                 timeout_ms: r.i64("timeout_ms")?,
-                health: stored(Health::parse("health", &r.str("health")?))?,
+                health: fado_store::decoded(Health::parse("health", &r.str("health")?))?,
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;

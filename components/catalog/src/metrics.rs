@@ -7,19 +7,14 @@ use std::fmt::Write;
 use fado_store::Param;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
+use fado_model::router_metrics;
+
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
 
 /// The replicator's counters (see its `METRICS_KEY`).
 const METRICS_KEY: &[u8] = b"fado:metrics";
-/// The router's counters (`components/router/src/done.lua`).
-const ROUTER_METRICS_KEY: &[u8] = b"fado:router:metrics";
-/// The router's latency histogram bounds, in seconds (its `LATENCY_BUCKETS`).
-const LATENCY_BUCKETS: &[&str] = &[
-    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
-    "10", "+Inf",
-];
 
 pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
@@ -90,7 +85,10 @@ pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             u8::from(up)
         );
     }
-    router(&mut out, &hash(&ctx.redis_address, ROUTER_METRICS_KEY)?);
+    router(
+        &mut out,
+        &hash(&ctx.redis_address, router_metrics::KEY.as_bytes())?,
+    );
     Reply::text("text/plain; version=0.0.4", out)
 }
 
@@ -158,8 +156,9 @@ fn router(out: &mut String, fields: &[(String, String)]) {
     );
     for (k, h) in &histograms {
         let mut total = 0;
-        for le in LATENCY_BUCKETS {
-            total += h.get(*le).copied().unwrap_or(0);
+        let bounds = router_metrics::LATENCY_BUCKETS.iter().map(f64::to_string);
+        for le in bounds.chain(std::iter::once("+Inf".to_string())) {
+            total += h.get(le.as_str()).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
                 "fado_router_request_duration_seconds_bucket{{{},le=\"{le}\"}} {total}",

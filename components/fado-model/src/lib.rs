@@ -281,6 +281,21 @@ pub mod route_keys {
     /// published by the catalog as it commits, newer than the planner's
     /// table until a table planned from that generation replaces it.
     pub const EXPRESS: &str = "fado:routes:express";
+    /// The field of the route over every deployment (requests without the
+    /// match header, when `missing_header` is `any`); not a bucket name.
+    pub const ANY: &str = "*";
+}
+
+/// The router's counters in Redis (written by its `done.lua`, rendered by
+/// the catalog's `/api/metrics`).
+pub mod router_metrics {
+    /// Hash: `requests|…`, `errors|…`, `latency|…|<bucket>`, … → count.
+    pub const KEY: &str = "fado:router:metrics";
+    /// Upper bounds (seconds) of the latency histogram's buckets; a field
+    /// names its bucket by the bound's `to_string()`, or `+Inf`.
+    pub const LATENCY_BUCKETS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
 }
 
 /// One FaaS deployment a bucket's invocations may go to.

@@ -250,6 +250,15 @@ impl Rows {
     }
 }
 
+/// A stored value decoded into a model type (a policy, a health state): a
+/// value the model refuses is a decoding error of the store, not bad input.
+pub fn decoded<T>(r: std::result::Result<T, fado_model::FieldError>) -> Result<T> {
+    r.map_err(|e| StoreError::Decode {
+        column: e.field,
+        problem: e.message,
+    })
+}
+
 fn bad(column: &str, problem: impl Into<String>) -> StoreError {
     StoreError::Decode {
         column: column.to_string(),

@@ -3,7 +3,7 @@
 
 use fado_model::{Health, MissingHeader, ReplicaState, SelectionPolicy};
 
-use crate::{Db, Result, StoreError};
+use crate::{Db, Result, decoded};
 
 #[derive(Debug, Clone)]
 pub struct ClusterRow {
@@ -55,13 +55,6 @@ pub struct CatalogSnapshot {
     pub missing_header: MissingHeader,
 }
 
-fn parse<T>(r: std::result::Result<T, fado_model::FieldError>) -> Result<T> {
-    r.map_err(|e| StoreError::Decode {
-        column: e.field,
-        problem: e.message,
-    })
-}
-
 /// Reads the snapshot. Call inside a transaction (REPEATABLE READ) for a
 /// consistent view.
 pub fn load(db: &Db) -> Result<CatalogSnapshot> {
@@ -86,7 +79,7 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
             Ok(StorageRow {
                 id: r.i64("id")?,
                 cluster_id: r.i64("cluster_id")?,
-                health: parse(Health::parse("health", &r.str("health")?))?,
+                health: decoded(Health::parse("health", &r.str("health")?))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -104,7 +97,7 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
                 base_url: r.str("base_url")?,
                 path_template: r.str("path_template")?,
                 timeout_ms: r.i64("timeout_ms")?,
-                health: parse(Health::parse("health", &r.str("health")?))?,
+                health: decoded(Health::parse("health", &r.str("health")?))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -117,7 +110,7 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
     for r in replica_rows.iter() {
         replicas.entry(r.i64("bucket_id")?).or_default().push((
             r.i64("storage_id")?,
-            parse(ReplicaState::parse("state", &r.str("state")?))?,
+            decoded(ReplicaState::parse("state", &r.str("state")?))?,
         ));
     }
     let buckets = db
@@ -136,7 +129,7 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
             let id = r.i64("id")?;
             let route_override = if r.bool("route_override")? {
                 let policy = match r.opt_str("route_policy")? {
-                    Some(p) => Some(parse(SelectionPolicy::parse("route_policy", &p))?),
+                    Some(p) => Some(decoded(SelectionPolicy::parse("route_policy", &p))?),
                     None => None,
                 };
                 Some((r.ids("route_override_ids")?, policy))
@@ -171,12 +164,12 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
         storage,
         faas,
         buckets,
-        default_policy: parse(SelectionPolicy::parse(
+        default_policy: decoded(SelectionPolicy::parse(
             "default_policy",
             &s.str("default_policy")?,
         ))?,
         match_header: s.str("match_header")?,
-        missing_header: parse(MissingHeader::parse(
+        missing_header: decoded(MissingHeader::parse(
             "missing_header",
             &s.str("missing_header")?,
         ))?,

@@ -36,11 +36,9 @@ use spin_sdk::variables;
 /// Session advisory lock serialising planners ("FADOPLAN").
 const PLANNER_LOCK: i64 = 0x4641_444F_504C_414E;
 
-/// Rounds per hold of the lock when the catalog keeps changing; the lock is
-/// then released, and taken again if the generation is still ahead.
-const MAX_ROUNDS: usize = 3;
-
-/// Pause between back-to-back rounds while the catalog keeps changing. A
+/// Pause between back-to-back rounds while the catalog keeps changing (the
+/// lock is let go in between, and taken again if the generation is still
+/// ahead). A
 /// round re-plans every bucket (tens of ms at 100 buckets, ~0.4 s at
 /// 10,000), so planning each of 100 changes a second took the cores from
 /// the API and the router; route overrides do not wait for it (they are
@@ -89,8 +87,9 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
 }
 
 /// A round reads the whole catalog at REPEATABLE READ; a catalog write that
-/// commits meanwhile makes its writes fail with a serialization error.
-/// Re-reading is the cure, and the next round sees the newer catalog.
+/// commits meanwhile to a row the round also writes (a bucket's shortfall,
+/// a replica) makes the round fail with a serialization error. Re-reading
+/// is the cure, and the next round sees the newer catalog.
 fn plan_with_retries(db: &Db) -> Result<apply::Outcome> {
     let mut attempt = 0;
     loop {
@@ -126,30 +125,26 @@ fn state(db: &Db) -> Result<PlannerState> {
     })
 }
 
+/// One round when the catalog is ahead of what was planned (or for a
+/// sweep); otherwise only checks that Redis holds the current table.
 fn run(db: &Db, redis: &str, sweep: bool) -> Result<()> {
-    for round in 0..MAX_ROUNDS {
-        let s = state(db)?;
-        if s.planned_generation >= s.catalog_generation && !(sweep && round == 0) {
-            publish::ensure_published(db, redis, s.routes_version, s.planned_generation)?;
-            return Ok(());
-        }
-        if round > 0 {
-            // The catalog changed during the last round: let a burst of
-            // changes gather into the next round instead of planning each.
-            std::thread::sleep(COALESCE);
-        }
-        let outcome = plan_with_retries(db)?;
-        let published = match &outcome.table {
-            Some(table) => publish::publish(redis, table, outcome.generation),
-            None => publish::advance(redis, outcome.routes_version, outcome.generation),
-        };
-        if let Err(e) = published {
-            // Postgres has the table; the next sweep republishes it.
-            eprintln!("planner: publishing routes to Redis failed: {e:#}");
-        }
-        if outcome.queued_jobs > 0 {
-            publish::wake_replicator(redis);
-        }
+    let s = state(db)?;
+    if s.planned_generation >= s.catalog_generation && !sweep {
+        return publish::ensure_published(db, redis, s.routes_version, s.planned_generation);
+    }
+    let outcome = plan_with_retries(db)?;
+    let published = match &outcome.table {
+        Some(table) => publish::publish(redis, table, outcome.generation),
+        // Unchanged, but Redis may have lost it (a sweep after a restart).
+        None => publish::ensure_published(db, redis, outcome.routes_version, outcome.generation)
+            .and_then(|()| publish::advance(redis, outcome.routes_version, outcome.generation)),
+    };
+    if let Err(e) = published {
+        // Postgres has the table; the next sweep republishes it.
+        eprintln!("planner: publishing routes to Redis failed: {e:#}");
+    }
+    if outcome.queued_jobs > 0 {
+        publish::wake_replicator(redis);
     }
     Ok(())
 }

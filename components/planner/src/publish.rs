@@ -18,11 +18,11 @@
 
 use anyhow::{Context, Result, anyhow};
 use fado_model::RouteTable;
-use fado_model::route_keys::{EXPRESS as EXPRESS_KEY, META as META_KEY, ROUTES as ROUTES_KEY};
+use fado_model::route_keys::{
+    ANY as ANY_ROUTE, EXPRESS as EXPRESS_KEY, META as META_KEY, ROUTES as ROUTES_KEY,
+};
 use fado_store::Db;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
-/// The field of the route over every deployment (not a valid bucket name).
-pub const ANY_ROUTE: &str = "*";
 const REPLICATOR_CHANNEL: &str = "fado.replicator";
 /// Fields per HSET when filling the staging key.
 const CHUNK: usize = 500;

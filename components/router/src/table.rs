@@ -9,14 +9,14 @@ use fado_model::{BucketRoute, RouteTable};
 use fado_routing::select::{self, Draw, Peer};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
+use fado_model::route_keys::{
+    ANY as ANY_ROUTE, EXPRESS as EXPRESS_KEY, META as META_KEY, ROUTES as ROUTES_KEY,
+};
+use fado_model::router_metrics::{KEY as METRICS_KEY, LATENCY_BUCKETS};
+
 const ROUTE_LUA: &str = include_str!("route.lua");
 const DONE_LUA: &str = include_str!("done.lua");
-use fado_model::route_keys::{EXPRESS as EXPRESS_KEY, META as META_KEY, ROUTES as ROUTES_KEY};
 const COUNTERS_KEY: &str = "fado:rr";
-pub const METRICS_KEY: &str = "fado:router:metrics";
-/// The route over every deployment, for requests without the match header
-/// when the settings say `missing_header: any`.
-pub const ANY_ROUTE: &str = "*";
 
 /// What a request asks the table.
 pub struct Ask<'a> {
@@ -184,11 +184,6 @@ pub struct Done<'a> {
     pub label: &'a str,
     pub name: &'a str,
 }
-
-/// Upper bounds (seconds) of the latency histogram's buckets.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 fn histogram_bucket(us: Option<u64>) -> String {
     let s = us.unwrap_or(0) as f64 / 1e6;
