@@ -562,13 +562,6 @@ pub struct CatalogReport {
     pub results: CatalogResults,
 }
 
-fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(*x), hi.max(*x))
-        })
-}
-
 pub fn markdown(r: &CatalogReport, json_name: &str, cfg: &CatalogConfig) -> String {
     use std::fmt::Write as _;
     let m = &r.machine;
@@ -617,7 +610,7 @@ pub fn markdown(r: &CatalogReport, json_name: &str, cfg: &CatalogConfig) -> Stri
     let _ = writeln!(out, "| round | what it does | median ms | min–max ms |");
     let _ = writeln!(out, "|---|---|---:|---:|");
     for round in &res.rounds {
-        let (lo, hi) = min_max(&round.ms);
+        let (lo, hi) = crate::report::min_max(&round.ms);
         let _ = writeln!(
             out,
             "| {} | {} | {:.0} | {:.0}–{:.0} |",

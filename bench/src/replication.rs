@@ -185,7 +185,7 @@ pub struct Dist {
 }
 
 impl Dist {
-    fn of(mut v: Vec<f64>) -> Option<Dist> {
+    pub(crate) fn of(mut v: Vec<f64>) -> Option<Dist> {
         if v.is_empty() {
             return None;
         }
@@ -1310,13 +1310,6 @@ fn settle(extra: &[u32], max: Duration) -> (f64, [f64; 3]) {
 
 // ---- the report --------------------------------------------------------
 
-fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(*x), hi.max(*x))
-        })
-}
-
 fn size_text(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
@@ -1488,7 +1481,11 @@ fn full_sync_markdown(out: &mut String, res: &ReplicationResults, cfg: &Replicat
             let secs: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
             let mbs: Vec<f64> = runs.iter().map(|r| r.mb_per_s).collect();
             let ops: Vec<f64> = runs.iter().map(|r| r.objects_per_s).collect();
-            let ((s0, s1), (m0, m1), (o0, o1)) = (min_max(&secs), min_max(&mbs), min_max(&ops));
+            let ((s0, s1), (m0, m1), (o0, o1)) = (
+                crate::report::min_max(&secs),
+                crate::report::min_max(&mbs),
+                crate::report::min_max(&ops),
+            );
             let (sm, mm, om) = (median(&secs), median(&mbs), median(&ops));
             medians.insert(side, (sm, mm, om));
             let _ = writeln!(
@@ -1566,7 +1563,7 @@ fn full_sync_markdown(out: &mut String, res: &ReplicationResults, cfg: &Replicat
         let rm = median(&r.iter().map(|x| x.mb_per_s).collect::<Vec<_>>());
         let spread = |v: &[&SyncRun]| {
             let s: Vec<f64> = v.iter().map(|x| x.mb_per_s).collect();
-            let (lo, hi) = min_max(&s);
+            let (lo, hi) = crate::report::min_max(&s);
             (hi - lo) / median(&s) * 100.0
         };
         // Copies that can run at once: the side's limit, or the objects there are.

@@ -123,6 +123,14 @@ pub fn provenance(out: &mut String, started_utc: &str, m: &Machine, head: Option
     }
 }
 
+/// The smallest and the largest of `v` (infinities when it is empty).
+pub fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
+}
+
 /// Prints a benchmark's section and, given the docs directory (`None`:
 /// `--no-write`), stores it in benchmarks.md and the raw results beside it.
 pub fn publish(

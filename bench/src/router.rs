@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::peers::{self, Peer, Spinners};
+use crate::replication::Dist;
+use crate::report::min_max;
 use crate::upstream::{SERVED_BY, Upstream, UpstreamSpec};
 use crate::{cpu, report};
 
@@ -84,34 +86,10 @@ pub struct ChangeStats {
     pub change_errors: usize,
     pub first_change_error: Option<String>,
     /// Time from sending a change to its acknowledgement, ms.
-    pub ack_ms: Dist,
+    pub ack_ms: Option<Dist>,
     /// Time from sending a change to the start of the first probe request
     /// the new upstream answered, ms.
-    pub effect_ms: Dist,
-}
-
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct Dist {
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-impl Dist {
-    fn of(mut v: Vec<f64>) -> Dist {
-        if v.is_empty() {
-            return Dist::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
-        Dist {
-            p50: at(0.50),
-            p99: at(0.99),
-            max: v[v.len() - 1],
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-        }
-    }
+    pub effect_ms: Option<Dist>,
 }
 
 #[derive(Debug, Serialize)]
@@ -427,8 +405,9 @@ impl Bench<'_> {
 
     /// Each variant at each concurrency, runs interleaved so drift hits all.
     fn overhead(&self, quiet: &mut Duration) -> Result<Vec<OverheadCell>> {
+        // `direct` runs while the round_robin route is set (it uses none).
         let variants = [
-            ("direct", None, ""),
+            ("direct", None, "round_robin"),
             ("fado round_robin", Some(Proxy::Fado), "round_robin"),
             ("caddy round_robin", Some(Proxy::Caddy), "round_robin"),
             ("fado least_conn", Some(Proxy::Fado), "least_conn"),
@@ -439,21 +418,17 @@ impl Bench<'_> {
             for policy in ["round_robin", "least_conn"] {
                 self.route(&[0, 1, 2], policy, true)?;
                 for (variant, proxy, p) in variants {
-                    if !(p == policy || (p.is_empty() && policy == "round_robin")) {
+                    if p != policy {
                         continue;
                     }
                     for &c in &self.cfg.concurrency {
                         self.settle(quiet);
                         eprintln!("fado-bench: overhead run {} {variant} c={c}", run + 1);
                         let addr = proxy.map_or(self.fast[0].addr, |p| self.addr(p));
-                        let result = load::run(&self.spec(addr, c, self.cfg.duration))
-                            .with_context(|| format!("{variant} at concurrency {c}"))?;
-                        ensure!(
-                            result.errors == 0,
-                            "{variant} at concurrency {c}: {} errors, first: {:?}",
-                            result.errors,
-                            result.first_error
-                        );
+                        let result = measure(
+                            &self.spec(addr, c, self.cfg.duration),
+                            &format!("{variant} at concurrency {c}"),
+                        )?;
                         match cells
                             .iter_mut()
                             .find(|x| x.variant == variant && x.concurrency == c)
@@ -641,18 +616,14 @@ impl Bench<'_> {
                     run + 1,
                     proxy.name()
                 );
-                let result = load::run(&self.spec(
-                    self.addr(proxy),
-                    self.cfg.policy_concurrency,
-                    self.cfg.policy_duration,
-                ))?;
-                ensure!(
-                    result.errors == 0,
-                    "{} {policy}: {} errors, first: {:?}",
-                    proxy.name(),
-                    result.errors,
-                    result.first_error
-                );
+                let result = measure(
+                    &self.spec(
+                        self.addr(proxy),
+                        self.cfg.policy_concurrency,
+                        self.cfg.policy_duration,
+                    ),
+                    &format!("{} {policy}", proxy.name()),
+                )?;
                 match out
                     .iter_mut()
                     .find(|x| x.peer == proxy.name() && x.policy == policy)
@@ -668,6 +639,18 @@ impl Bench<'_> {
         }
         Ok(out)
     }
+}
+
+/// One measurement that must see no failed request.
+fn measure(spec: &LoadSpec, what: &str) -> Result<LoadResult> {
+    let result = load::run(spec).with_context(|| what.to_string())?;
+    ensure!(
+        result.errors == 0,
+        "{what}: {} errors, first: {:?}",
+        result.errors,
+        result.first_error
+    );
+    Ok(result)
 }
 
 fn caddy_route(bucket: &str, upstreams: &[SocketAddr], policy: &str) -> Value {
@@ -757,19 +740,9 @@ fn ms(us: f64) -> String {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-            (a.min(*x), b.max(*x))
-        })
+/// The median of `v` (of the runs' values).
+fn median(v: Vec<f64>) -> f64 {
+    crate::host::median(&v)
 }
 
 /// Shares of successful responses per upstream, as `u0 34% · u1 33% …`.
@@ -935,11 +908,12 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
                 c.late.to_string(),
                 c.not_in_effect.to_string(),
                 c.change_errors.to_string(),
-                format!("{:.1} / {:.1}", c.ack_ms.p50, c.ack_ms.p99),
-                format!(
-                    "{:.1} / {:.1} / {:.1}",
-                    c.effect_ms.p50, c.effect_ms.p99, c.effect_ms.max
-                ),
+                c.ack_ms
+                    .as_ref()
+                    .map_or("—".into(), |d| format!("{:.1} / {:.1}", d.p50, d.p99)),
+                c.effect_ms.as_ref().map_or("—".into(), |d| {
+                    format!("{:.1} / {:.1} / {:.1}", d.p50, d.p99, d.max)
+                }),
             ),
             None => Default::default(),
         };
@@ -1067,6 +1041,7 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
         && let Some(c) = &r.changes
     {
         let ok = r.load.errors == 0 && c.late == 0 && c.not_in_effect == 0;
+        let (p99, max) = c.effect_ms.as_ref().map_or((0.0, 0.0), |d| (d.p99, d.max));
         let _ = writeln!(
             out,
             "- Reconfiguration — zero failed requests and every change in effect within 10 ms at \
@@ -1076,8 +1051,8 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
             r.load.errors,
             c.late,
             c.changes,
-            c.effect_ms.p99,
-            c.effect_ms.max,
+            p99,
+            max,
             c.not_in_effect
         );
     }
