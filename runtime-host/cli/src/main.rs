@@ -31,6 +31,8 @@ enum Command {
     Serve(host::HostArgs),
     /// Manage the catalog database schema.
     Db(db::DbArgs),
+    /// Run FaDO locally as on three clusters: storage, functions and the orchestrator.
+    Demo(fado_demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) | Command::Serve(args) => host::run(args),
         Command::Db(args) => db::run(args),
+        Command::Demo(args) => fado_demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
