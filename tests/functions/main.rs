@@ -1,0 +1,498 @@
+//! The example functions (`examples/functions/spin.toml`) as the demo runs
+//! them: two simulated clusters, each a `fado serve` of the same manifest
+//! with its own variables and its own Garage as storage. Cluster A reads its
+//! own storage and falls back to B's; B reads only its own. Both storages
+//! know the same access key, as the fallback requires.
+
+use std::io::Cursor;
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use aws_sdk_s3::primitives::ByteStream;
+use harness::garage::{Garage, garage_bin};
+use harness::{AppDir, Fado, FadoOptions, target_dir, workspace};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+/// Two clusters: storage 1 with fado A, storage 2 with fado B.
+struct Clusters {
+    storage: Vec<Garage>,
+    /// The key both storages accept.
+    s3: [aws_sdk_s3::Client; 2],
+    a: Fado,
+    b: Fado,
+    _app: AppDir,
+}
+
+/// Lets `to` accept `from`'s access key (Garage's `key import`), with the
+/// right to create buckets.
+fn share_key(from: &Garage, to: &Garage) -> Result<()> {
+    let config = to.dir.join("garage.toml");
+    for args in [
+        vec![
+            "key",
+            "import",
+            "--yes",
+            "-n",
+            "shared",
+            &from.key_id,
+            &from.secret,
+        ],
+        vec!["key", "allow", "--create-bucket", "shared"],
+    ] {
+        let out = Command::new(garage_bin())
+            .arg("-c")
+            .arg(&config)
+            .args(&args)
+            .output()
+            .context("running garage")?;
+        ensure!(
+            out.status.success(),
+            "garage {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The example manifest with its component paths made absolute.
+fn app() -> Result<AppDir> {
+    let path = workspace().join("examples/functions/spin.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
+    ensure!(text.contains("source = \"../../target/"));
+    AppDir::new(&text.replace(
+        "source = \"../../target/",
+        &format!("source = \"{}/", target_dir().display()),
+    ))
+}
+
+fn serve(app: &AppDir, vars: &[(&str, String)]) -> Result<Fado> {
+    let mut args = Vec::new();
+    for (k, v) in vars {
+        args.push("--variable".to_string());
+        args.push(format!("{k}={v}"));
+    }
+    Fado::start_with(
+        app,
+        FadoOptions {
+            args,
+            ..Default::default()
+        },
+    )
+}
+
+impl Clusters {
+    async fn start() -> Result<Self> {
+        let storage = Garage::launch(2).await;
+        let (s1, s2) = (&storage[0], &storage[1]);
+        share_key(s1, s2)?;
+        let app = app()?;
+        let common = |g: &Garage| {
+            vec![
+                ("s3_endpoint", g.endpoint.clone()),
+                ("s3_region", g.region.clone()),
+                ("s3_access_key", s1.key_id.clone()),
+                ("s3_secret_key", s1.secret.clone()),
+            ]
+        };
+        let mut a_vars = common(s1);
+        a_vars.extend([
+            ("cluster", "a".to_string()),
+            ("deployment", "a-spin".to_string()),
+            ("s3_fallback_endpoints", s2.endpoint.clone()),
+            ("s3_fallback_hosts", s2.endpoint.clone()),
+            ("max_input_mib", "1".to_string()),
+        ]);
+        let mut b_vars = common(s2);
+        b_vars.extend([
+            ("cluster", "b".to_string()),
+            ("deployment", "b-spin".to_string()),
+        ]);
+        let a = serve(&app, &a_vars)?;
+        let b = serve(&app, &b_vars)?;
+        let s3 = [s1.client(), s2.client_with(&s1.key_id, &s1.secret)];
+        Ok(Self {
+            storage,
+            s3,
+            a,
+            b,
+            _app: app,
+        })
+    }
+
+    async fn put(&self, storage: usize, bucket: &str, key: &str, data: Vec<u8>) {
+        let s3 = &self.s3[storage];
+        // Already there from an earlier put is fine.
+        let _ = s3.create_bucket().bucket(bucket).send().await;
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on storage {}: {e:?}", storage + 1));
+    }
+
+    async fn get(&self, storage: usize, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self.s3[storage]
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- fado A:\n{}\n--- fado B:\n{}",
+            self.a.log(),
+            self.b.log()
+        )
+    }
+}
+
+/// A picture of `w`×`h` in `format`.
+fn picture(w: u32, h: u32, format: ImageFormat) -> Vec<u8> {
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, 99])
+    });
+    let mut out = Vec::new();
+    DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut out), format)
+        .expect("encoding a test picture");
+    out
+}
+
+/// The size of a PNG, failing if it is not one.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    let img = image::load_from_memory_with_format(bytes, ImageFormat::Png)
+        .expect("the thumbnail is a PNG");
+    (img.width(), img.height())
+}
+
+async fn call(
+    fado: &Fado,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, HeaderMap, Vec<u8>) {
+    let mut req = harness::http()
+        .request(method.parse().unwrap(), fado.url(path))
+        .header("x-fado-bucket", "photos");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    (status, headers, bytes)
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes)))
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// Each copy of the application says which cluster and deployment it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeinfo_names_the_cluster_that_served() -> Result<()> {
+    let c = Clusters::start().await?;
+    let (status, headers, body) = call(&c.a, "GET", "/nodeinfo/where?x=1", None).await;
+    assert_eq!(status, 200, "{}", c.logs());
+    assert_eq!(header(&headers, "x-fado-cluster"), "a");
+    assert_eq!(
+        json_of(&body),
+        json!({"function": "nodeinfo", "cluster": "a", "deployment": "a-spin",
+               "method": "GET", "path": "/nodeinfo/where", "bucket": "photos"})
+    );
+    let (status, headers, body) = call(&c.b, "POST", "/nodeinfo", Some(json!({}))).await;
+    assert_eq!(status, 200, "{}", c.logs());
+    assert_eq!(header(&headers, "x-fado-cluster"), "b");
+    let body = json_of(&body);
+    assert_eq!(
+        (&body["cluster"], &body["deployment"], &body["method"]),
+        (&json!("b"), &json!("b-spin"), &json!("POST"))
+    );
+    Ok(())
+}
+
+/// Thumbnails of a PNG and a JPEG from the own storage, written back or
+/// returned; a bucket only on the other cluster's storage is read there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_makes_thumbnails_from_local_and_fallback_storage() -> Result<()> {
+    let c = Clusters::start().await?;
+    let (s1, s2) = (&c.storage[0], &c.storage[1]);
+    c.put(0, "photos", "cat.png", picture(300, 200, ImageFormat::Png))
+        .await;
+    c.put(
+        0,
+        "photos",
+        "dir/dog.jpg",
+        picture(400, 100, ImageFormat::Jpeg),
+    )
+    .await;
+    c.put(
+        1,
+        "remote",
+        "wide.png",
+        picture(1000, 500, ImageFormat::Png),
+    )
+    .await;
+
+    // PNG, stored next to the original on the storage it came from.
+    let (status, _, body) = call(
+        &c.a,
+        "GET",
+        "/image?bucket=photos&key=cat.png&width=64",
+        None,
+    )
+    .await;
+    let facts = json_of(&body);
+    assert_eq!(status, 200, "{facts}\n{}", c.logs());
+    assert_eq!(facts["thumbnail_key"], "thumbnails/cat.png.png");
+    assert_eq!(facts["local"], true);
+    assert_eq!(facts["source"], s1.endpoint.as_str());
+    assert_eq!(facts["written_to"], s1.endpoint.as_str());
+    assert_eq!(
+        (facts["width"].clone(), facts["height"].clone()),
+        (json!(64), json!(43))
+    );
+    assert_eq!(facts["source_format"], "png");
+    let stored = c
+        .get(0, "photos", "thumbnails/cat.png.png")
+        .await
+        .expect("the thumbnail was written to storage 1");
+    assert_eq!(png_size(&stored), (64, 43));
+    assert_eq!(facts["bytes"], stored.len());
+    for timing in ["read_ms", "resize_ms", "write_ms"] {
+        assert!(facts[timing].is_number(), "{timing} in {facts}");
+    }
+
+    // JPEG through a JSON body, returned rather than stored (default box 128).
+    let (status, headers, body) = call(
+        &c.a,
+        "POST",
+        "/image",
+        Some(json!({"bucket": "photos", "key": "dir/dog.jpg", "store": false})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&body),
+        c.logs()
+    );
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert_eq!(png_size(&body), (128, 32));
+    assert_eq!(header(&headers, "x-image-width"), "128");
+    assert_eq!(header(&headers, "x-image-height"), "32");
+    assert_eq!(header(&headers, "x-image-source-format"), "jpeg");
+    assert_eq!(header(&headers, "x-image-local"), "true");
+    assert_eq!(header(&headers, "x-image-source"), s1.endpoint);
+    assert!(!header(&headers, "x-image-read-ms").is_empty());
+    assert_eq!(c.get(0, "photos", "thumbnails/dir/dog.jpg.png").await, None);
+
+    // Not on A's storage: read from the fallback, and written there.
+    let (status, _, body) = call(
+        &c.a,
+        "GET",
+        "/image?bucket=remote&key=wide.png&height=50",
+        None,
+    )
+    .await;
+    let facts = json_of(&body);
+    assert_eq!(status, 200, "{facts}\n{}", c.logs());
+    assert_eq!(facts["local"], false);
+    assert_eq!(facts["source"], s2.endpoint.as_str());
+    assert_eq!(facts["cluster"], "a");
+    assert_eq!(
+        (facts["width"].clone(), facts["height"].clone()),
+        (json!(100), json!(50))
+    );
+    let stored = c
+        .get(1, "remote", "thumbnails/wide.png.png")
+        .await
+        .expect("the thumbnail was written to storage 2");
+    assert_eq!(png_size(&stored), (100, 50));
+
+    // The same bucket is local to B.
+    let (status, headers, body) = call(
+        &c.b,
+        "GET",
+        "/image?bucket=remote&key=wide.png&store=false",
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&body),
+        c.logs()
+    );
+    assert_eq!(header(&headers, "x-image-local"), "true");
+    assert_eq!(header(&headers, "x-image-cluster"), "b");
+    assert_eq!(png_size(&body), (128, 64));
+    Ok(())
+}
+
+/// Bad calls get the status that fits and a JSON error naming the problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_errors_name_the_problem() -> Result<()> {
+    let c = Clusters::start().await?;
+    c.put(0, "photos", "cat.png", picture(30, 20, ImageFormat::Png))
+        .await;
+    c.put(0, "photos", "notes.txt", b"not a picture at all".to_vec())
+        .await;
+    let mut broken = picture(300, 200, ImageFormat::Png);
+    broken.truncate(100);
+    c.put(0, "photos", "broken.png", broken).await;
+    // Over A's 1 MiB limit (max_input_mib=1).
+    c.put(0, "photos", "big.png", vec![7; (1 << 20) + 1]).await;
+
+    let cases: [(&Fado, &str, &str, u16, &str, Option<&str>, &str); 11] = [
+        (
+            &c.a,
+            "GET",
+            "/image?key=cat.png",
+            400,
+            "invalid",
+            Some("bucket"),
+            "required",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=Not_A_Bucket&key=cat.png",
+            400,
+            "invalid",
+            Some("bucket"),
+            "Not_A_Bucket",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=photos",
+            400,
+            "invalid",
+            Some("key"),
+            "required",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=photos&key=cat.png&width=0",
+            400,
+            "invalid",
+            Some("width"),
+            "pixels",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=nowhere&key=cat.png",
+            404,
+            "not_found",
+            Some("bucket"),
+            "nowhere",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=photos&key=absent.png",
+            404,
+            "not_found",
+            Some("key"),
+            "absent.png",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=photos&key=notes.txt",
+            415,
+            "unsupported_media_type",
+            Some("key"),
+            "notes.txt",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=photos&key=broken.png",
+            422,
+            "undecodable_image",
+            Some("key"),
+            "broken.png",
+        ),
+        (
+            &c.a,
+            "GET",
+            "/image?bucket=photos&key=big.png",
+            413,
+            "too_large",
+            Some("key"),
+            "max_input_mib",
+        ),
+        (
+            &c.a,
+            "DELETE",
+            "/image?bucket=photos&key=cat.png",
+            405,
+            "method_not_allowed",
+            None,
+            "GET",
+        ),
+        // B has no fallback: A's bucket does not exist for it.
+        (
+            &c.b,
+            "GET",
+            "/image?bucket=photos&key=cat.png",
+            404,
+            "not_found",
+            Some("bucket"),
+            "photos",
+        ),
+    ];
+    for (fado, method, path, status, code, field, says) in cases {
+        let (got, headers, body) = call(fado, method, path, None).await;
+        let body = json_of(&body);
+        assert_eq!(got, status, "{method} {path}: {body}\n{}", c.logs());
+        assert_eq!(
+            header(&headers, "content-type"),
+            "application/json",
+            "{path}"
+        );
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert_eq!(
+            body["error"]["field"].as_str(),
+            field,
+            "{method} {path}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(says),
+            "{method} {path}: {message:?} does not mention {says:?}"
+        );
+    }
+    // Nothing was written for the failed calls.
+    let thumbs: Vec<String> = c.storage[0]
+        .keys("photos")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("thumbnails/"))
+        .collect();
+    assert!(thumbs.is_empty(), "{thumbs:?}");
+    Ok(())
+}
