@@ -6,11 +6,13 @@
 
 use std::io::Cursor;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use aws_sdk_s3::primitives::ByteStream;
 use harness::garage::{Garage, garage_bin};
-use harness::{AppDir, Fado, FadoOptions, target_dir, workspace};
+use harness::orchestrator::{ADMIN_TOKEN, Options, Orchestrator};
+use harness::{AppDir, Fado, FadoOptions, eventually, target_dir, workspace};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -348,6 +350,18 @@ async fn image_makes_thumbnails_from_local_and_fallback_storage() -> Result<()> 
     Ok(())
 }
 
+/// A bad call and its error: fado, method, path, status, code, field, and
+/// a word the message must contain.
+type Case<'a> = (
+    &'a Fado,
+    &'a str,
+    &'a str,
+    u16,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+);
+
 /// Bad calls get the status that fits and a JSON error naming the problem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_errors_name_the_problem() -> Result<()> {
@@ -362,7 +376,7 @@ async fn image_errors_name_the_problem() -> Result<()> {
     // Over A's 1 MiB limit (max_input_mib=1).
     c.put(0, "photos", "big.png", vec![7; (1 << 20) + 1]).await;
 
-    let cases: [(&Fado, &str, &str, u16, &str, Option<&str>, &str); 11] = [
+    let cases: [Case; 11] = [
         (
             &c.a,
             "GET",
@@ -494,5 +508,120 @@ async fn image_errors_name_the_problem() -> Result<()> {
         .filter(|k| k.starts_with("thumbnails/"))
         .collect();
     assert!(thumbs.is_empty(), "{thumbs:?}");
+    Ok(())
+}
+
+/// With `fado_api` set, the thumbnail goes through FaDO's object API: it
+/// lands on the bucket's master (storage 1) though the function ran in
+/// cluster B and read B's replica, and the replicator copies it back to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_writes_through_fado_to_the_master() -> Result<()> {
+    let database = harness::shared_postgres().create_database().await?;
+    let o = Orchestrator::start_with(
+        database,
+        Options {
+            replicator: true,
+            ..Options::default()
+        },
+    )
+    .await?;
+    let storage = Garage::launch(2).await;
+    for (i, g) in storage.iter().enumerate() {
+        let n = i + 1;
+        o.create(
+            "/api/clusters",
+            json!({"name": format!("c{n}"), "zones": ["germany"]}),
+        )
+        .await;
+        o.create(
+            "/api/storage-deployments",
+            g.storage_body(&format!("s{n}"), &format!("c{n}")),
+        )
+        .await;
+    }
+    o.create(
+        "/api/buckets",
+        json!({"name": "photos", "master_storage": "s1", "allowed_zones": ["germany"], "target_replicas": 2}),
+    )
+    .await;
+    let upload = harness::http()
+        .put(o.fado.url("/api/buckets/photos/objects/cat.png"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(picture(300, 200, ImageFormat::Png))
+        .send()
+        .await?;
+    assert_eq!(upload.status().as_u16(), 200, "{}", o.fado.log());
+    let thumb = "thumbnails/cat.png.png";
+    let replicated = |key: &'static str| {
+        let g = &storage[1];
+        async move { g.get("photos", key).await }
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || replicated("cat.png"))
+            .await
+            .is_some(),
+        "cat.png did not reach storage 2: {:?}\n{}",
+        o.replica_states("photos").await,
+        o.fado.log()
+    );
+
+    // Cluster B: its own storage holds a replica of `photos`.
+    let app = app()?;
+    let s2 = &storage[1];
+    let b = serve(
+        &app,
+        &[
+            ("cluster", "b".to_string()),
+            ("s3_endpoint", s2.endpoint.clone()),
+            ("s3_region", s2.region.clone()),
+            ("s3_access_key", s2.key_id.clone()),
+            ("s3_secret_key", s2.secret.clone()),
+            ("fado_api", format!("http://{}", o.fado.addr)),
+            ("fado_token", ADMIN_TOKEN.to_string()),
+        ],
+    )?;
+    let (status, _, body) = call(&b, "GET", "/image?bucket=photos&key=cat.png", None).await;
+    let facts = json_of(&body);
+    assert_eq!(status, 200, "{facts}\n{}\n{}", b.log(), o.fado.log());
+    assert_eq!(facts["local"], true);
+    assert_eq!(facts["source"], s2.endpoint.as_str());
+    assert_eq!(facts["written_to"], "fado_api");
+    let on_master = storage[0]
+        .get("photos", thumb)
+        .await
+        .expect("the thumbnail is on the master");
+    assert_eq!(png_size(&on_master), (128, 85));
+    let copy = eventually(Duration::from_secs(60), || replicated(thumb)).await;
+    assert_eq!(
+        copy.as_deref(),
+        Some(on_master.as_slice()),
+        "the thumbnail was not replicated to storage 2\n{}",
+        o.fado.log()
+    );
+
+    // A wrong token is FaDO's answer, passed on as a storage failure.
+    let bad = serve(
+        &app,
+        &[
+            ("cluster", "b".to_string()),
+            ("s3_endpoint", s2.endpoint.clone()),
+            ("s3_region", s2.region.clone()),
+            ("s3_access_key", s2.key_id.clone()),
+            ("s3_secret_key", s2.secret.clone()),
+            ("fado_api", format!("http://{}", o.fado.addr)),
+            ("fado_token", "not-the-admin-token".to_string()),
+        ],
+    )?;
+    let (status, _, body) = call(&bad, "GET", "/image?bucket=photos&key=cat.png", None).await;
+    let body = json_of(&body);
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "storage_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("401"),
+        "{body}"
+    );
     Ok(())
 }
