@@ -127,11 +127,7 @@ pub async fn write(
         .map_err(|e| failed(format!("{e:#}")))?;
         return Ok(read.storage.endpoint.clone());
     };
-    let url = format!(
-        "{api}/api/buckets/{}/objects/{}",
-        encode_path(bucket),
-        encode_path(key)
-    );
+    let url = thumbnail::object_api_url(api, bucket, key);
     let request = wstd::http::Request::put(&url)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "image/png")
@@ -150,18 +146,4 @@ pub async fn write(
         )));
     }
     Ok("fado_api".into())
-}
-
-/// Percent-encodes a bucket name or key for a URL path (slashes stay).
-fn encode_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

@@ -8,4 +8,4 @@ pub mod storage;
 
 pub use make::{Bounds, Thumbnail, ThumbnailError, fit, make};
 pub use request::{DEFAULT_BOX, MAX_BOX, ThumbnailRequest, thumbnail_key};
-pub use storage::{Storage, read_order};
+pub use storage::{Storage, object_api_url, read_order};

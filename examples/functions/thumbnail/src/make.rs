@@ -200,6 +200,37 @@ mod tests {
         }
     }
 
+    /// CRC-32 (IEEE), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn an_image_too_large_to_decode_is_refused_before_decoding() {
+        // A 1×1 PNG whose header claims 20000×20000 pixels (1.2 GB as RGB).
+        let mut png = encoded(1, 1, ImageFormat::Png);
+        assert_eq!(&png[12..16], b"IHDR");
+        png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            make(&png, Bounds::square(64)).unwrap_err(),
+            ThumbnailError::TooLarge(_)
+        ));
+    }
+
     #[test]
     fn what_is_not_a_readable_image_says_why() {
         assert_eq!(

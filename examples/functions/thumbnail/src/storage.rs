@@ -40,6 +40,31 @@ pub fn read_order(own: &str, fallbacks: &str) -> Result<Vec<Storage>, FieldError
     Ok(out)
 }
 
+/// The URL of `bucket/key` in FaDO's object API at `api` (a base URL):
+/// `{api}/api/buckets/{bucket}/objects/{key}`, percent-encoded, with the
+/// key's slashes kept as path separators.
+pub fn object_api_url(api: &str, bucket: &str, key: &str) -> String {
+    format!(
+        "{}/api/buckets/{}/objects/{}",
+        api.trim_end_matches('/'),
+        encode_path(bucket),
+        encode_path(key)
+    )
+}
+
+fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn endpoint(field: &str, raw: &str) -> Result<String, FieldError> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -76,6 +101,18 @@ mod tests {
             ]
         );
         assert_eq!(read_order("http://a:1", "").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn object_api_urls_keep_slashes_and_encode_the_rest() {
+        assert_eq!(
+            object_api_url(
+                "http://fado:3000/",
+                "photos",
+                "thumbnails/2026/a b+ü?.png.png"
+            ),
+            "http://fado:3000/api/buckets/photos/objects/thumbnails/2026/a%20b%2B%C3%BC%3F.png.png"
+        );
     }
 
     #[test]
