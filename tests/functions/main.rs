@@ -625,3 +625,61 @@ async fn image_writes_through_fado_to_the_master() -> Result<()> {
     );
     Ok(())
 }
+
+/// Storage that cannot be reached or is not allowed, and a wrong variable,
+/// are answered as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_storage_and_configuration_failures() -> Result<()> {
+    let c = Clusters::start().await?;
+    let (s1, s2) = (&c.storage[0], &c.storage[1]);
+    c.put(1, "remote", "wide.png", picture(100, 50, ImageFormat::Png))
+        .await;
+    let app = app()?;
+    let cluster = |endpoint: &str| {
+        vec![
+            ("cluster", "d".to_string()),
+            ("s3_endpoint", endpoint.to_string()),
+            ("s3_region", s1.region.clone()),
+            ("s3_access_key", s1.key_id.clone()),
+            ("s3_secret_key", s1.secret.clone()),
+        ]
+    };
+
+    // The fallback is listed but no allowed_outbound_hosts rule covers it.
+    let mut vars = cluster(&s1.endpoint);
+    vars.push(("s3_fallback_endpoints", s2.endpoint.clone()));
+    let not_allowed = serve(&app, &vars)?;
+    // Nothing listens on the own storage's port.
+    let dead = format!("http://127.0.0.1:{}", harness::free_port());
+    let unreachable = serve(&app, &cluster(&dead))?;
+    let mut vars = cluster(&s1.endpoint);
+    vars.push(("max_input_mib", "lots".to_string()));
+    let misconfigured = serve(&app, &vars)?;
+
+    let cases: [(&Fado, u16, &str, Option<&str>, &str); 3] = [
+        (&not_allowed, 502, "storage_error", None, "denied"),
+        (&unreachable, 502, "storage_error", None, &dead),
+        (
+            &misconfigured,
+            500,
+            "misconfigured",
+            Some("max_input_mib"),
+            "max_input_mib",
+        ),
+    ];
+    for (fado, status, code, field, says) in cases {
+        let (got, _, body) = call(fado, "GET", "/image?bucket=remote&key=wide.png", None).await;
+        let body = json_of(&body);
+        assert_eq!(got, status, "{body}\n{}", fado.log());
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message
+                .to_ascii_lowercase()
+                .contains(&says.to_ascii_lowercase()),
+            "{message:?} does not mention {says:?}"
+        );
+    }
+    Ok(())
+}
