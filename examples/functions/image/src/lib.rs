@@ -20,7 +20,7 @@ use fado_api::{ApiError, ApiResult};
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use thumbnail::{Storage, ThumbnailError, ThumbnailRequest, thumbnail_key};
+use thumbnail::{ThumbnailError, ThumbnailRequest, thumbnail_key};
 
 use crate::config::Config;
 
@@ -30,7 +30,7 @@ const MAX_BODY: usize = 64 << 10;
 #[http_component]
 fn image(req: Request) -> Response {
     let cluster = spin_sdk::variables::get("cluster").unwrap_or_default();
-    let response = match serve(&req) {
+    let mut response = match serve(&req) {
         Ok(r) => r,
         Err(e) => {
             if e.status >= 500 {
@@ -43,7 +43,6 @@ fn image(req: Request) -> Response {
                 .build()
         }
     };
-    let mut response = response;
     response.set_header("x-fado-cluster", cluster);
     response
 }
@@ -135,11 +134,4 @@ fn image_error(e: ThumbnailError, call: &ThumbnailRequest) -> ApiError {
         field: (status != 500).then(|| "key".to_string()),
         ..ApiError::new(status, code, what)
     }
-}
-
-/// Where one call read its input.
-pub struct Read {
-    pub storage: Storage,
-    pub client: fado_s3::Client,
-    pub bytes: Vec<u8>,
 }

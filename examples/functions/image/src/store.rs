@@ -4,8 +4,17 @@
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use fado_api::{ApiError, ApiResult};
 
-use crate::Read;
+use thumbnail::Storage;
+
 use crate::config::Config;
+
+/// An input object and where it was read.
+pub struct Read {
+    pub storage: Storage,
+    /// A client of that storage, to write the thumbnail back.
+    pub client: fado_s3::Client,
+    pub bytes: Vec<u8>,
+}
 
 /// Reads `bucket/key` from the own storage or, when the bucket is not
 /// there, from the first fallback that has it. A storage that fails is
