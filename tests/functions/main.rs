@@ -511,75 +511,119 @@ async fn image_errors_name_the_problem() -> Result<()> {
     Ok(())
 }
 
+/// FaDO itself with two clusters (`c1`, `c2`), each with a Garage
+/// registered as its storage (`s1`, `s2`, each with its own key), and
+/// bucket `photos` mastered on `s1`, replicated to `s2`, holding `cat.png`.
+struct Federation {
+    o: Orchestrator,
+    storage: Vec<Garage>,
+}
+
+impl Federation {
+    async fn start() -> Result<Self> {
+        let database = harness::shared_postgres().create_database().await?;
+        let o = Orchestrator::start_with(
+            database,
+            Options {
+                replicator: true,
+                ..Options::default()
+            },
+        )
+        .await?;
+        let storage = Garage::launch(2).await;
+        for (i, g) in storage.iter().enumerate() {
+            let n = i + 1;
+            o.create(
+                "/api/clusters",
+                json!({"name": format!("c{n}"), "zones": ["germany"]}),
+            )
+            .await;
+            o.create(
+                "/api/storage-deployments",
+                g.storage_body(&format!("s{n}"), &format!("c{n}")),
+            )
+            .await;
+        }
+        let f = Self { o, storage };
+        f.bucket("photos", 2).await;
+        f.upload("photos", "cat.png", picture(300, 200, ImageFormat::Png))
+            .await;
+        let copied = eventually(Duration::from_secs(60), || {
+            f.storage[1].get("photos", "cat.png")
+        })
+        .await;
+        assert!(
+            copied.is_some(),
+            "cat.png did not reach storage 2: {:?}\n{}",
+            f.o.replica_states("photos").await,
+            f.o.fado.log()
+        );
+        Ok(f)
+    }
+
+    async fn bucket(&self, name: &str, target_replicas: u32) {
+        self.o
+            .create(
+                "/api/buckets",
+                json!({"name": name, "master_storage": "s1", "allowed_zones": ["germany"],
+                       "target_replicas": target_replicas}),
+            )
+            .await;
+    }
+
+    /// Through the object API, to the master.
+    async fn upload(&self, bucket: &str, key: &str, data: Vec<u8>) {
+        let upload = harness::http()
+            .put(
+                self.o
+                    .fado
+                    .url(&format!("/api/buckets/{bucket}/objects/{key}")),
+            )
+            .bearer_auth(ADMIN_TOKEN)
+            .body(data)
+            .send()
+            .await
+            .expect("the object API answers");
+        assert_eq!(upload.status().as_u16(), 200, "{}", self.o.fado.log());
+    }
+
+    /// The example functions as cluster `name` of storage `index`, with its
+    /// own key; thumbnails go through FaDO's API with `token`.
+    fn cluster(&self, app: &AppDir, name: &str, index: usize, token: &str) -> Result<Fado> {
+        let g = &self.storage[index];
+        serve(
+            app,
+            &[
+                ("cluster", name.to_string()),
+                ("deployment", format!("{name}-spin")),
+                ("s3_endpoint", g.endpoint.clone()),
+                ("s3_region", g.region.clone()),
+                ("s3_access_key", g.key_id.clone()),
+                ("s3_secret_key", g.secret.clone()),
+                ("fado_api", format!("http://{}", self.o.fado.addr)),
+                ("fado_token", token.to_string()),
+            ],
+        )
+    }
+}
+
 /// With `fado_api` set, the thumbnail goes through FaDO's object API: it
 /// lands on the bucket's master (storage 1) though the function ran in
 /// cluster B and read B's replica, and the replicator copies it back to B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_writes_through_fado_to_the_master() -> Result<()> {
-    let database = harness::shared_postgres().create_database().await?;
-    let o = Orchestrator::start_with(
-        database,
-        Options {
-            replicator: true,
-            ..Options::default()
-        },
-    )
-    .await?;
-    let storage = Garage::launch(2).await;
-    for (i, g) in storage.iter().enumerate() {
-        let n = i + 1;
-        o.create(
-            "/api/clusters",
-            json!({"name": format!("c{n}"), "zones": ["germany"]}),
-        )
-        .await;
-        o.create(
-            "/api/storage-deployments",
-            g.storage_body(&format!("s{n}"), &format!("c{n}")),
-        )
-        .await;
-    }
-    o.create(
-        "/api/buckets",
-        json!({"name": "photos", "master_storage": "s1", "allowed_zones": ["germany"], "target_replicas": 2}),
-    )
-    .await;
-    let upload = harness::http()
-        .put(o.fado.url("/api/buckets/photos/objects/cat.png"))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(picture(300, 200, ImageFormat::Png))
-        .send()
-        .await?;
-    assert_eq!(upload.status().as_u16(), 200, "{}", o.fado.log());
+    let f = Federation::start().await?;
+    let (o, storage) = (&f.o, &f.storage);
     let thumb = "thumbnails/cat.png.png";
     let replicated = |key: &'static str| {
         let g = &storage[1];
         async move { g.get("photos", key).await }
     };
-    assert!(
-        eventually(Duration::from_secs(60), || replicated("cat.png"))
-            .await
-            .is_some(),
-        "cat.png did not reach storage 2: {:?}\n{}",
-        o.replica_states("photos").await,
-        o.fado.log()
-    );
 
     // Cluster B: its own storage holds a replica of `photos`.
     let app = app()?;
     let s2 = &storage[1];
-    let b = serve(
-        &app,
-        &[
-            ("cluster", "b".to_string()),
-            ("s3_endpoint", s2.endpoint.clone()),
-            ("s3_region", s2.region.clone()),
-            ("s3_access_key", s2.key_id.clone()),
-            ("s3_secret_key", s2.secret.clone()),
-            ("fado_api", format!("http://{}", o.fado.addr)),
-            ("fado_token", ADMIN_TOKEN.to_string()),
-        ],
-    )?;
+    let b = f.cluster(&app, "b", 1, ADMIN_TOKEN)?;
     let (status, _, body) = call(&b, "GET", "/image?bucket=photos&key=cat.png", None).await;
     let facts = json_of(&body);
     assert_eq!(status, 200, "{facts}\n{}\n{}", b.log(), o.fado.log());
@@ -600,18 +644,7 @@ async fn image_writes_through_fado_to_the_master() -> Result<()> {
     );
 
     // A wrong token is FaDO's answer, passed on as a storage failure.
-    let bad = serve(
-        &app,
-        &[
-            ("cluster", "b".to_string()),
-            ("s3_endpoint", s2.endpoint.clone()),
-            ("s3_region", s2.region.clone()),
-            ("s3_access_key", s2.key_id.clone()),
-            ("s3_secret_key", s2.secret.clone()),
-            ("fado_api", format!("http://{}", o.fado.addr)),
-            ("fado_token", "not-the-admin-token".to_string()),
-        ],
-    )?;
+    let bad = f.cluster(&app, "b", 1, "not-the-admin-token")?;
     let (status, _, body) = call(&bad, "GET", "/image?bucket=photos&key=cat.png", None).await;
     let body = json_of(&body);
     assert_eq!(status, 502, "{body}");
@@ -681,5 +714,84 @@ async fn image_storage_and_configuration_failures() -> Result<()> {
             "{message:?} does not mention {says:?}"
         );
     }
+    Ok(())
+}
+
+/// The demo's path: calls go to FaDO's ingress with the bucket header, the
+/// router sends each to a cluster holding the bucket, and the function
+/// there reads it from its own storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_fados_router_every_read_is_local() -> Result<()> {
+    let f = Federation::start().await?;
+    let o = &f.o;
+    // `solo` stays on storage 1 only.
+    f.bucket("solo", 0).await;
+    f.upload("solo", "dog.jpg", picture(400, 100, ImageFormat::Jpeg))
+        .await;
+    let app = app()?;
+    let clusters = [
+        f.cluster(&app, "a", 0, ADMIN_TOKEN)?,
+        f.cluster(&app, "b", 1, ADMIN_TOKEN)?,
+    ];
+    for (i, fado) in clusters.iter().enumerate() {
+        let n = i + 1;
+        o.create(
+            "/api/faas-deployments",
+            json!({"name": format!("f{n}"), "cluster": format!("c{n}"), "platform": "spin",
+                   "base_url": format!("http://{}", fado.addr)}),
+        )
+        .await;
+    }
+    for (bucket, want) in [("photos", vec!["f1", "f2"]), ("solo", vec!["f1"])] {
+        let routed = eventually(Duration::from_secs(60), || async {
+            (o.route_targets(bucket).await == want).then_some(())
+        })
+        .await;
+        assert!(
+            routed.is_some(),
+            "{bucket} is not routed to {want:?}: {:?}",
+            o.route_targets(bucket).await
+        );
+    }
+
+    let invoke = |path: &'static str, bucket: &'static str| async move {
+        let resp = harness::http()
+            .get(o.fado.url(path))
+            .header("x-fado-bucket", bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        (status, headers, body)
+    };
+    let (status, headers, body) = invoke("/nodeinfo/here", "solo").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&headers, "x-fado-upstream"), "f1");
+    let info = json_of(&body);
+    assert_eq!(
+        (&info["cluster"], &info["bucket"], &info["path"]),
+        (&json!("a"), &json!("solo"), &json!("/nodeinfo/here"))
+    );
+
+    let (status, headers, body) =
+        invoke("/image?bucket=solo&key=dog.jpg&store=false", "solo").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(png_size(&body), (128, 32));
+    assert_eq!(header(&headers, "x-image-cluster"), "a");
+    assert_eq!(header(&headers, "x-image-local"), "true");
+
+    // Replicated: the route's policy spreads the calls, every one local.
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (status, headers, body) =
+            invoke("/image?bucket=photos&key=cat.png&store=false", "photos").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(png_size(&body), (128, 85));
+        assert_eq!(header(&headers, "x-image-local"), "true");
+        served.insert(header(&headers, "x-image-cluster").to_string());
+    }
+    assert_eq!(served, ["a".to_string(), "b".to_string()].into());
     Ok(())
 }
