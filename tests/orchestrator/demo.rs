@@ -59,7 +59,10 @@ impl Setup {
             // The tests' shared compile cache: components are compiled once.
             (
                 "FADO_CACHE_DIR",
-                target_dir().join("test-component-cache").display().to_string(),
+                target_dir()
+                    .join("test-component-cache")
+                    .display()
+                    .to_string(),
             ),
         ]
         .into_iter()
@@ -130,11 +133,19 @@ impl Setup {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = demo.child.wait()?;
-                    bail!("fado demo exited ({status}) before it was ready:\n{}\n{}", demo.banner, self.logs());
+                    bail!(
+                        "fado demo exited ({status}) before it was ready:\n{}\n{}",
+                        demo.banner,
+                        self.logs()
+                    );
                 }
             }
             if std::time::Instant::now() > deadline {
-                bail!("fado demo was not ready within 600 s:\n{}\n{}", demo.banner, self.logs());
+                bail!(
+                    "fado demo was not ready within 600 s:\n{}\n{}",
+                    demo.banner,
+                    self.logs()
+                );
             }
         }
     }
@@ -235,7 +246,11 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         "X-FaDO-Bucket",
         &token,
     ] {
-        assert!(demo.banner.contains(want), "banner lacks {want:?}:\n{}", demo.banner);
+        assert!(
+            demo.banner.contains(want),
+            "banner lacks {want:?}:\n{}",
+            demo.banner
+        );
     }
 
     // The testbed is registered as the thesis had it.
@@ -267,11 +282,17 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         assert_eq!(upstream, format!("{cluster}-spin"), "{body}");
         // A replica may have become ready since `held` was read.
         let now = holders(&demo, &token).await;
-        assert!(now.contains(&cluster), "served by {cluster}, bucket held by {now:?}");
+        assert!(
+            now.contains(&cluster),
+            "served by {cluster}, bucket held by {now:?}"
+        );
     }
     // The image function makes a thumbnail of the sample from local storage.
     let r = http()
-        .get(format!("{}/image?bucket=images&key=sample.png&store=false", demo.api))
+        .get(format!(
+            "{}/image?bucket=images&key=sample.png&store=false",
+            demo.api
+        ))
         .header("X-FaDO-Bucket", "images")
         .send()
         .await
@@ -301,9 +322,15 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
     let demo = setup.start().unwrap();
     assert_eq!(setup.token(), token, "the admin token changed");
     let (s, clusters) = api(&demo, &token, "/api/clusters").await;
-    assert_eq!((s, clusters["items"].as_array().map(Vec::len)), (200, Some(3)));
+    assert_eq!(
+        (s, clusters["items"].as_array().map(Vec::len)),
+        (200, Some(3))
+    );
     let r = http()
-        .get(format!("{}/api/buckets/images/objects/sample.png", demo.api))
+        .get(format!(
+            "{}/api/buckets/images/objects/sample.png",
+            demo.api
+        ))
         .bearer_auth(&token)
         .send()
         .await

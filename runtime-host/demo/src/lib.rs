@@ -202,7 +202,11 @@ async fn start(
             StorageKind::Garage => Vec::new(),
         };
         // Every cluster's storage is on loopback: one outbound rule covers them.
-        let fallback_hosts = if fallbacks.is_empty() { "" } else { "http://127.0.0.1:*" };
+        let fallback_hosts = if fallbacks.is_empty() {
+            ""
+        } else {
+            "http://127.0.0.1:*"
+        };
         let vars = [
             ("cluster", c.spec.name.to_string()),
             ("deployment", c.faas.clone()),

@@ -203,7 +203,7 @@ impl Api {
         let start = Instant::now();
         loop {
             let table = self.expect(Method::GET, "/api/routes", None).await?;
-            let targets: Vec<String> = table["routes"]
+            let targets: Vec<String> = table["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
