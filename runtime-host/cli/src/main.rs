@@ -3,6 +3,7 @@
 
 mod db;
 mod host;
+mod s3;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     Serve(host::HostArgs),
     /// Manage the catalog database schema.
     Db(db::DbArgs),
+    /// An S3 server over a local directory, for demos and tests.
+    S3(s3::S3Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) | Command::Serve(args) => host::run(args),
         Command::Db(args) => db::run(args),
+        Command::S3(args) => s3::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
