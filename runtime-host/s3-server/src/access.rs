@@ -10,7 +10,39 @@
 
 use s3s::S3Result;
 use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::s3_error;
+
+/// The one key pair. Unlike s3s's `SimpleAuth`, which answers an unknown
+/// key with `NotSignedUp`, it answers `InvalidAccessKeyId` as S3 does, so
+/// clients (FaDO's storage check among them) can tell the key from the secret.
+pub struct SingleKeyAuth {
+    access_key: String,
+    secret_key: SecretKey,
+}
+
+impl SingleKeyAuth {
+    pub fn new(access_key: String, secret_key: String) -> Self {
+        Self {
+            access_key,
+            secret_key: SecretKey::from(secret_key),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for SingleKeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if access_key == self.access_key {
+            Ok(self.secret_key.clone())
+        } else {
+            Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            ))
+        }
+    }
+}
 
 pub struct SingleKeyAccess {
     region: String,

@@ -12,7 +12,6 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -54,14 +53,14 @@ impl std::fmt::Debug for Config {
 pub enum Error {
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
-    #[error("cannot use {} as the storage root: {source}", path.display())]
+    #[error("cannot use {} as the storage root", path.display())]
     Root {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot open the storage in {}: {message}", path.display())]
     Storage { path: PathBuf, message: String },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -94,7 +93,7 @@ impl S3Server {
         })?;
         let store = store::DiskStore::open(&config.root, config.region.clone())?;
         let mut builder = S3ServiceBuilder::new(store);
-        builder.set_auth(SimpleAuth::from_single(
+        builder.set_auth(access::SingleKeyAuth::new(
             config.access_key.clone(),
             config.secret_key.clone(),
         ));
