@@ -1,6 +1,9 @@
 //! Tests of the S3 test storage itself: single-node Garage instances started
 //! by `infra/garage` (through `harness::garage`), driven with `aws-sdk-s3`.
-//! The replication tests build on these instances.
+//! The replication tests build on these instances. `s3_server` tests the
+//! S3 server embedded in `fado` the same way.
+
+mod s3_server;
 
 use std::process::Command;
 use std::time::Duration;

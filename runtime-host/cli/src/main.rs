@@ -3,6 +3,7 @@
 
 mod db;
 mod host;
+mod s3;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ enum Command {
     Db(db::DbArgs),
     /// Run FaDO locally as on three clusters: storage, functions and the orchestrator.
     Demo(fado_demo::DemoArgs),
+    /// An S3 server over a local directory, for demos and tests.
+    S3(s3::S3Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Up(args) | Command::Serve(args) => host::run(args),
         Command::Db(args) => db::run(args),
         Command::Demo(args) => fado_demo::run(args),
+        Command::S3(args) => s3::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
