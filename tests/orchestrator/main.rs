@@ -12,3 +12,4 @@ mod planner;
 mod reconcile;
 mod replication;
 mod router;
+mod s3_server;
