@@ -13,3 +13,4 @@ mod planner;
 mod reconcile;
 mod replication;
 mod router;
+mod s3_server;

@@ -21,6 +21,9 @@ pub mod access;
 pub mod keys;
 pub mod store;
 
+/// The SHA-256 of no bytes: the payload hash of a signed empty body.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// How long [`S3Server::shutdown`] lets in-flight requests run.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -175,7 +178,27 @@ async fn serve(
             },
             _ = stopped.changed() => break,
         };
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let service = service.clone();
+        let with_length =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                // A request whose body is known to be empty but that carries no
+                // Content-Length (FaDO's wasi:http client sends
+                // CreateMultipartUpload chunked, its payload hash that of
+                // nothing) gets `Content-Length: 0`: s3s answers 411
+                // MissingContentLength to a signed body of unknown length.
+                if !req.headers().contains_key(http::header::CONTENT_LENGTH)
+                    && (hyper::body::Body::is_end_stream(req.body())
+                        || req
+                            .headers()
+                            .get("x-amz-content-sha256")
+                            .is_some_and(|v| v.as_bytes() == EMPTY_SHA256.as_bytes()))
+                {
+                    req.headers_mut()
+                        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0));
+                }
+                hyper::service::Service::call(&service, req)
+            });
+        let conn = http.serve_connection(TokioIo::new(socket), with_length);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
