@@ -1,6 +1,8 @@
 //! `fado`: runs FaDO (`fado up`) or any Spin application (`fado serve`) on
-//! the embedded wasmtime host.
+//! the embedded wasmtime host, and manages a running FaDO through its API
+//! (`fado cluster|bucket|object|… `, see `admin`).
 
+mod admin;
 mod db;
 mod host;
 
@@ -19,6 +21,9 @@ struct Cli {
     #[arg(long, global = true, env = "FADO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 
+    #[command(flatten)]
+    api: admin::ApiArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +36,8 @@ enum Command {
     Serve(host::HostArgs),
     /// Manage the catalog database schema.
     Db(db::DbArgs),
+    #[command(flatten)]
+    Admin(admin::Command),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) | Command::Serve(args) => host::run(args),
         Command::Db(args) => db::run(args),
+        Command::Admin(command) => admin::run(command, &cli.api),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

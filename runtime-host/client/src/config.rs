@@ -181,7 +181,9 @@ mod tests {
             ..Sources::default()
         });
         assert_eq!(r.api, "http://cfg:1");
-        assert!(matches!(r.token, Token::Value { ref value, from: Origin::Config(_) } if value == "from-config"));
+        assert!(
+            matches!(r.token, Token::Value { ref value, from: Origin::Config(_) } if value == "from-config")
+        );
 
         let r = resolve(Sources {
             api_env: Some("http://env:2".into()),
@@ -189,8 +191,13 @@ mod tests {
             config: file.clone(),
             ..Sources::default()
         });
-        assert_eq!((r.api.as_str(), r.api_from), ("http://env:2", Origin::Env("FADO_API")));
-        assert!(matches!(r.token, Token::Value { ref value, from: Origin::Env(_) } if value == "from-env"));
+        assert_eq!(
+            (r.api.as_str(), r.api_from),
+            ("http://env:2", Origin::Env("FADO_API"))
+        );
+        assert!(
+            matches!(r.token, Token::Value { ref value, from: Origin::Env(_) } if value == "from-env")
+        );
 
         let r = resolve(Sources {
             api_flag: Some("http://flag:3".into()),
@@ -217,7 +224,13 @@ mod tests {
             config: config("token = \"t\""),
             ..Sources::default()
         });
-        assert!(matches!(r.token, Token::Value { from: Origin::Config(_), .. }));
+        assert!(matches!(
+            r.token,
+            Token::Value {
+                from: Origin::Config(_),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -162,10 +162,7 @@ mod tests {
             404,
             br#"{"error":{"code":"not_found","message":"bucket \"x\" does not exist"}}"#,
         );
-        assert_eq!(
-            e.to_string(),
-            "bucket \"x\" does not exist (404 not_found)"
-        );
+        assert_eq!(e.to_string(), "bucket \"x\" does not exist (404 not_found)");
     }
 
     #[test]

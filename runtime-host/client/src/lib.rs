@@ -19,12 +19,12 @@ use fado_model::{
     RouteOverride, RouteOverrideInput, Settings, SettingsInput, StorageDeployment, StorageInput,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{ApiError, Error};
 pub use objects::{Invocation, InvokeBody, InvokeRequest, Progress};
+pub use reqwest::Method;
 pub use types::*;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -57,6 +57,23 @@ pub trait Resource: DeserializeOwned {
     const NOUN: &'static str;
     /// The body of `POST` and `PATCH`.
     type Input: Serialize;
+
+    /// The JSON sent for `input`: fields left unset are left out, so a
+    /// `PATCH` changes only what it names.
+    fn body(input: &Self::Input) -> Vec<u8> {
+        without_nulls(input)
+    }
+}
+
+/// `v` as JSON without its `null` fields (`fado-model`'s inputs serialise
+/// an unset field as `null`).
+fn without_nulls<T: Serialize>(v: &T) -> Vec<u8> {
+    // Plain structs of strings, numbers and lists always serialise.
+    let mut value = serde_json::to_value(v).expect("request bodies serialise");
+    if let serde_json::Value::Object(map) = &mut value {
+        map.retain(|_, v| !v.is_null());
+    }
+    serde_json::to_vec(&value).expect("request bodies serialise")
 }
 
 impl Resource for Cluster {
@@ -81,6 +98,17 @@ impl Resource for Bucket {
     const COLLECTION: &'static str = "buckets";
     const NOUN: &'static str = "bucket";
     type Input = BucketInput;
+
+    /// `replica_override: null` clears an override, so it is sent when set
+    /// to `Some(None)` (serde writes both `None`s as `null`).
+    fn body(input: &BucketInput) -> Vec<u8> {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&without_nulls(input)).expect("JSON just written");
+        if input.replica_override == Some(None) {
+            value["replica_override"] = serde_json::Value::Null;
+        }
+        serde_json::to_vec(&value).expect("request bodies serialise")
+    }
 }
 
 /// Query parameters: name and value.
@@ -220,10 +248,10 @@ impl Client {
     }
 
     /// `POST`; `query` carries options such as `verify=false`.
-    pub async fn create<R: Resource>(&self, input: &R::Input, query: Query<'_>) -> Result<R>
-    {
+    pub async fn create<R: Resource>(&self, input: &R::Input, query: Query<'_>) -> Result<R> {
         let path = format!("/api/{}", R::COLLECTION);
-        self.call(Method::POST, &path, query, json(input)).await
+        self.call(Method::POST, &path, query, Some(R::body(input)))
+            .await
     }
 
     /// `PATCH`: changes the fields `input` sets.
@@ -232,10 +260,14 @@ impl Client {
         id_or_name: &str,
         input: &R::Input,
         query: Query<'_>,
-    ) -> Result<R>
-    {
-        self.call(Method::PATCH, &item_path::<R>(id_or_name), query, json(input))
-            .await
+    ) -> Result<R> {
+        self.call(
+            Method::PATCH,
+            &item_path::<R>(id_or_name),
+            query,
+            Some(R::body(input)),
+        )
+        .await
     }
 
     /// `DELETE`; `query` carries options such as `force=true`.
@@ -348,8 +380,7 @@ impl Client {
             .map_err(|e| Error::connect(&url, &e))?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| Error::connect(&url, &e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|_| ApiError::from_response(status, &bytes).into())
+        serde_json::from_slice(&bytes).map_err(|_| ApiError::from_response(status, &bytes).into())
     }
 }
 
@@ -357,10 +388,9 @@ fn item_path<R: Resource>(id_or_name: &str) -> String {
     format!("/api/{}/{}", R::COLLECTION, segment(id_or_name))
 }
 
-/// A request body as JSON.
+/// A request body as JSON, unset fields left out.
 fn json<T: Serialize>(v: &T) -> Option<Vec<u8>> {
-    // Plain structs of strings, numbers and lists always serialise.
-    Some(serde_json::to_vec(v).expect("request bodies serialise"))
+    Some(without_nulls(v))
 }
 
 #[cfg(test)]
@@ -372,6 +402,31 @@ mod tests {
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
         assert_eq!(key_path("dir/a b?c#€"), "dir/a%20b%3Fc%23%E2%82%AC");
         assert_eq!(key_path("x-y_z.~"), "x-y_z.~");
+    }
+
+    #[test]
+    fn unset_fields_are_left_out_but_a_cleared_override_is_sent() {
+        let body = |i: &BucketInput| -> serde_json::Value {
+            serde_json::from_slice(&Bucket::body(i)).unwrap()
+        };
+        let i = BucketInput {
+            target_replicas: Some(2),
+            ..BucketInput::default()
+        };
+        assert_eq!(body(&i), serde_json::json!({"target_replicas": 2}));
+        let i = BucketInput {
+            replica_override: Some(None),
+            ..BucketInput::default()
+        };
+        assert_eq!(body(&i), serde_json::json!({"replica_override": null}));
+        let i = ClusterInput {
+            zones: Some(vec![]),
+            ..ClusterInput::default()
+        };
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&Cluster::body(&i)).unwrap(),
+            serde_json::json!({"zones": []})
+        );
     }
 
     #[test]

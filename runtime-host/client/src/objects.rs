@@ -84,13 +84,12 @@ fn streamed<R: AsyncRead + Send + Sync + 'static>(
     reader: R,
     progress: Arc<dyn Progress>,
 ) -> reqwest::Body {
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).inspect(
-        move |chunk| {
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).inspect(move |chunk| {
             if let Ok(c) = chunk {
                 progress.advance(c.len() as u64);
             }
-        },
-    );
+        });
     reqwest::Body::wrap_stream(stream)
 }
 
@@ -189,10 +188,13 @@ impl Client {
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Error::connect(&url, &e))?;
-            writer.write_all(&chunk).await.map_err(|e| Error::Protocol {
-                url: url.clone(),
-                reason: format!("writing the download: {e}"),
-            })?;
+            writer
+                .write_all(&chunk)
+                .await
+                .map_err(|e| Error::Protocol {
+                    url: url.clone(),
+                    reason: format!("writing the download: {e}"),
+                })?;
             got += chunk.len() as u64;
             progress.advance(chunk.len() as u64);
         }
@@ -230,10 +232,8 @@ impl Client {
             .tempfile_in(&dir)
             .map_err(|e| Error::file(&dir, e))?;
         let std_file = tmp.reopen().map_err(|e| Error::file(tmp.path(), e))?;
-        let mut out = tokio::io::BufWriter::with_capacity(
-            256 << 10,
-            tokio::fs::File::from_std(std_file),
-        );
+        let mut out =
+            tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(std_file));
         let head = self.get_to_writer(bucket, key, &mut out, progress).await?;
         let f = out.into_inner();
         f.sync_all().await.map_err(|e| Error::file(tmp.path(), e))?;
@@ -275,7 +275,8 @@ impl Client {
                     .await
                     .map_err(|e| Error::file(&path, e))?;
                 let len = f.metadata().await.map_err(|e| Error::file(&path, e))?.len();
-                r.header(CONTENT_LENGTH, len).body(streamed(f, Arc::new(())))
+                r.header(CONTENT_LENGTH, len)
+                    .body(streamed(f, Arc::new(())))
             }
         };
         let started = Instant::now();

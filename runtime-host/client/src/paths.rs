@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn object_paths_split_at_the_first_slash() {
         let p = ObjectPath::parse("images/2026/a.jpg").unwrap();
-        assert_eq!((p.bucket.as_str(), p.key.as_str()), ("images", "2026/a.jpg"));
+        assert_eq!(
+            (p.bucket.as_str(), p.key.as_str()),
+            ("images", "2026/a.jpg")
+        );
         assert_eq!(p.to_string(), "images/2026/a.jpg");
         let p = ObjectPath::parse("images").unwrap();
         assert_eq!(p.key, "");
@@ -171,10 +174,7 @@ mod tests {
             local_path_for(d, "backup/", "backup/a/b.txt").unwrap(),
             Path::new("/out/a/b.txt")
         );
-        assert_eq!(
-            local_path_for(d, "", "x").unwrap(),
-            Path::new("/out/x")
-        );
+        assert_eq!(local_path_for(d, "", "x").unwrap(), Path::new("/out/x"));
         assert_eq!(
             local_path_for(d, "p/", "p/dir/").unwrap(),
             Path::new("/out/dir")
