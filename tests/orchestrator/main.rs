@@ -3,6 +3,7 @@
 //! `harness/orchestrator.rs`).
 
 mod catalog;
+mod cli;
 mod durability;
 mod migrations;
 mod notify;
