@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
                 })
         })
         .collect();
-    lag.sort_by(|a, b| (b.lag_bytes, b.lag_objects).cmp(&(a.lag_bytes, a.lag_objects)));
+    lag.sort_by_key(|l| std::cmp::Reverse((l.lag_bytes, l.lag_objects)));
     let status = Status {
         api: c.base().to_string(),
         readiness,
