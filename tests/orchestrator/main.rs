@@ -3,6 +3,7 @@
 //! `harness/orchestrator.rs`).
 
 mod catalog;
+mod cli;
 mod demo;
 mod durability;
 mod migrations;

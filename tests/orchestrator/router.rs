@@ -12,10 +12,10 @@ use harness::{AppDir, Fado, FadoOptions, http, shared_postgres};
 use serde_json::{Value, json};
 
 /// One simulated FaaS platform: `fado serve` with the echo function.
-struct Platform {
+pub(crate) struct Platform {
     fado: Fado,
     /// `http://…` or, when it serves TLS, `https://…`.
-    base_url: String,
+    pub(crate) base_url: String,
     _app: AppDir,
 }
 
@@ -25,7 +25,7 @@ fn slow_platform(name: &str, delay_ms: u64) -> Platform {
 }
 
 /// A platform serving HTTPS when `tls` names a certificate and its key.
-fn platform(name: &str, delay_ms: u64, tls: Option<(&Path, &Path)>) -> Platform {
+pub(crate) fn platform(name: &str, delay_ms: u64, tls: Option<(&Path, &Path)>) -> Platform {
     let app = AppDir::new(&format!(
         r#"
 spin_manifest_version = 2

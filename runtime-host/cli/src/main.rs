@@ -1,6 +1,8 @@
 //! `fado`: runs FaDO (`fado up`) or any Spin application (`fado serve`) on
-//! the embedded wasmtime host.
+//! the embedded wasmtime host, and manages a running FaDO through its API
+//! (`fado cluster|bucket|object|… `, see `admin`).
 
+mod admin;
 mod db;
 mod host;
 mod s3;
@@ -20,6 +22,9 @@ struct Cli {
     #[arg(long, global = true, env = "FADO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 
+    #[command(flatten)]
+    api: admin::ApiArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +41,8 @@ enum Command {
     Demo(fado_demo::DemoArgs),
     /// An S3 server over a local directory, for demos and tests.
     S3(s3::S3Args),
+    #[command(flatten)]
+    Admin(admin::Command),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
         Command::Db(args) => db::run(args),
         Command::Demo(args) => fado_demo::run(args),
         Command::S3(args) => s3::run(args),
+        Command::Admin(command) => admin::run(command, &cli.api),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

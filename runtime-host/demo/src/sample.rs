@@ -13,7 +13,11 @@ pub fn image() -> Result<Vec<u8>> {
     for y in 0..HEIGHT {
         for x in 0..WIDTH {
             let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
-            let ring = if (d as u32 / 24).is_multiple_of(2) { 255 } else { 96 };
+            let ring = if (d as u32 / 24).is_multiple_of(2) {
+                255
+            } else {
+                96
+            };
             pixels.extend_from_slice(&[(x * 255 / WIDTH) as u8, (y * 255 / HEIGHT) as u8, ring]);
         }
     }
