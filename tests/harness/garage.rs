@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
 /// One running single-node Garage.
 pub struct Garage {
@@ -145,48 +144,13 @@ impl Garage {
 
     /// An S3 client for this instance signing with another key.
     pub fn client_with(&self, key_id: &str, secret: &str) -> aws_sdk_s3::Client {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(http)
-            .endpoint_url(&self.endpoint)
-            .region(Region::new(self.region.clone()))
-            .credentials_provider(Credentials::new(
-                key_id,
-                secret,
-                None,
-                None,
-                "fado-test-garage",
-            ))
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        crate::s3::client(&self.endpoint, &self.region, key_id, secret)
     }
 
     /// (key, size, unquoted ETag) of the objects of `bucket`, in S3 listing
     /// order (first 1000).
     pub async fn listing(&self, bucket: &str) -> Vec<(String, i64, String)> {
-        let out = self
-            .client()
-            .list_objects_v2()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("listing {bucket} on {}: {e:?}", self.name));
-        out.contents()
-            .iter()
-            .map(|o| {
-                (
-                    o.key().unwrap_or_default().to_string(),
-                    o.size().unwrap_or(0),
-                    o.e_tag().unwrap_or("").trim_matches('"').to_string(),
-                )
-            })
-            .collect()
+        crate::s3::listing(&self.client(), &self.name, bucket).await
     }
 
     /// Keys and sizes of `bucket`, in S3 listing order (first 1000).
@@ -200,30 +164,13 @@ impl Garage {
 
     /// The bytes of `bucket/key`, or `None` when it does not exist.
     pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        let out = self
-            .client()
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+        crate::s3::get(&self.client(), bucket, key).await
     }
 
     /// Writes `bucket/key` directly, as a user of the storage would; returns
     /// the unquoted ETag.
     pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) -> String {
-        let out = self
-            .client()
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(aws_sdk_s3::primitives::ByteStream::from(data))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on {}: {e:?}", self.name));
-        out.e_tag().unwrap_or("").trim_matches('"').to_string()
+        crate::s3::put(&self.client(), &self.name, bucket, key, data).await
     }
 
     /// Stops this instance (SIGTERM); its data, ports and keys stay, so

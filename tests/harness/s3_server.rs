@@ -9,7 +9,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
 use crate::{fado_bin, free_port, spawn_watched, wait_for_port};
 
@@ -110,42 +109,13 @@ impl S3Server {
 
     /// An S3 client signing with another key and region.
     pub fn client_for(&self, key_id: &str, secret: &str, region: &str) -> aws_sdk_s3::Client {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(http)
-            .endpoint_url(&self.endpoint)
-            .region(Region::new(region.to_string()))
-            .credentials_provider(Credentials::new(key_id, secret, None, None, "fado-test-s3"))
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        crate::s3::client(&self.endpoint, region, key_id, secret)
     }
 
     /// (key, size, unquoted ETag) of the objects of `bucket`, in listing
     /// order (first 1000).
     pub async fn listing(&self, bucket: &str) -> Vec<(String, i64, String)> {
-        let out = self
-            .client()
-            .list_objects_v2()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("listing {bucket} on {}: {e:?}", self.name));
-        out.contents()
-            .iter()
-            .map(|o| {
-                (
-                    o.key().unwrap_or_default().to_string(),
-                    o.size().unwrap_or(0),
-                    o.e_tag().unwrap_or("").trim_matches('"').to_string(),
-                )
-            })
-            .collect()
+        crate::s3::listing(&self.client(), &self.name, bucket).await
     }
 
     /// Keys and sizes of `bucket`, in listing order (first 1000).
@@ -159,29 +129,12 @@ impl S3Server {
 
     /// The bytes of `bucket/key`, or `None` when it does not exist.
     pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        let out = self
-            .client()
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+        crate::s3::get(&self.client(), bucket, key).await
     }
 
     /// Writes `bucket/key` directly; returns the unquoted ETag.
     pub async fn put(&self, bucket: &str, key: &str, data: Vec<u8>) -> String {
-        let out = self
-            .client()
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(aws_sdk_s3::primitives::ByteStream::from(data))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PUT {bucket}/{key} on {}: {e:?}", self.name));
-        out.e_tag().unwrap_or("").trim_matches('"').to_string()
+        crate::s3::put(&self.client(), &self.name, bucket, key, data).await
     }
 
     /// Stops the server with SIGTERM and waits until it is gone; its data
