@@ -22,7 +22,7 @@ use clap::{Args, ValueEnum};
 use rand::Rng;
 
 use processes::{Spec, Supervisor};
-use register::{Api, StorageAccess, wait_http};
+use register::{StorageAccess, wait_http};
 use topology::{Layout, Ports, SAMPLE_BUCKET, SAMPLE_KEY};
 
 #[derive(Args, Debug)]
@@ -254,10 +254,10 @@ async fn start(
         wait_http(&url, false, timeout, || sup.check_alive(&c.faas)).await?;
     }
 
-    let client = Api::new(&api, &token)?;
-    client.register(layout, &storage).await?;
-    client.sample(layout, sample::image()?).await?;
-    let routed_to = client.routed(Duration::from_secs(60)).await?;
+    let client = fado_client::Client::new(&api, Some(token.clone()))?;
+    register::register(&client, layout, &storage).await?;
+    register::sample(&client, layout, sample::image()?).await?;
+    let routed_to = register::routed(&client, Duration::from_secs(60)).await?;
     Ok(Running {
         api,
         token,

@@ -3,11 +3,15 @@
 //! first, so a restart finds what the last run made and changes only what
 //! differs (e.g. ports given on the command line).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use fado_client::{Client, Resource};
+use fado_model::{
+    Bucket, BucketInput, Cluster, ClusterInput, FaasDeployment, FaasInput, Ref, StorageDeployment,
+    StorageInput,
+};
 
 use crate::topology::{Layout, SAMPLE_BUCKET, SAMPLE_KEY, SAMPLE_REPLICAS, SAMPLE_ZONES};
 
@@ -20,12 +24,6 @@ pub struct StorageAccess {
     pub secret_key: String,
 }
 
-pub struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 /// What `ensure` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -34,193 +32,147 @@ pub enum Outcome {
     Unchanged,
 }
 
-impl Api {
-    pub fn new(base: &str, token: &str) -> Result<Self> {
-        Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .context("building the HTTP client")?,
-            base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+fn is_not_found(e: &fado_client::Error) -> bool {
+    e.api().is_some_and(|a| a.is_not_found())
+}
+
+/// Makes resource `name` exist as `input` says: created when missing,
+/// patched when `differs` finds a readable field changed (write-only
+/// secrets cannot be compared, so they are sent whenever anything else
+/// changes).
+async fn ensure<R: Resource>(
+    api: &Client,
+    name: &str,
+    input: &R::Input,
+    differs: impl Fn(&R) -> bool,
+) -> Result<Outcome> {
+    let what = || format!("{} {name}", R::NOUN);
+    match api.get::<R>(name).await {
+        Ok(current) if !differs(&current) => Ok(Outcome::Unchanged),
+        Ok(_) => {
+            api.update::<R>(name, input, &[]).await.with_context(what)?;
+            Ok(Outcome::Updated)
+        }
+        Err(e) if is_not_found(&e) => {
+            api.create::<R>(input, &[]).await.with_context(what)?;
+            Ok(Outcome::Created)
+        }
+        Err(e) => Err(e).with_context(what),
+    }
+}
+
+/// Registers the testbed: a cluster, a storage deployment and a FaaS
+/// deployment per cluster.
+pub async fn register(api: &Client, layout: &Layout, storage: &[StorageAccess]) -> Result<()> {
+    for (c, s) in layout.clusters.iter().zip(storage) {
+        let cluster = c.spec.name;
+        let zones: Vec<String> = c.spec.zones.iter().map(|z| z.to_string()).collect();
+        let input = ClusterInput {
+            name: Some(cluster.into()),
+            zones: Some(zones.clone()),
+        };
+        let o = ensure(api, cluster, &input, |x: &Cluster| x.zones != zones).await?;
+        tracing::info!("cluster {cluster}: {o:?}");
+
+        let input = StorageInput {
+            name: Some(c.storage.clone()),
+            cluster: Some(Ref::Name(cluster.into())),
+            endpoint: Some(s.endpoint.clone()),
+            region: Some(s.region.clone()),
+            path_style: Some(true),
+            access_key: Some(s.access_key.clone()),
+            secret_key: Some(s.secret_key.clone()),
+            notify_token: None,
+        };
+        let o = ensure(api, &c.storage, &input, |x: &StorageDeployment| {
+            x.cluster != cluster
+                || x.endpoint != s.endpoint
+                || x.region != s.region
+                || !x.path_style
+                || x.access_key != s.access_key
         })
-    }
+        .await?;
+        tracing::info!("storage deployment {}: {o:?}", c.storage);
 
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .with_context(|| format!("{method} {url}: reading the answer"))?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, value))
+        let base_url = format!("http://{}", c.faas_addr);
+        let input = FaasInput {
+            name: Some(c.faas.clone()),
+            cluster: Some(Ref::Name(cluster.into())),
+            platform: Some("spin".into()),
+            base_url: Some(base_url.clone()),
+            ..Default::default()
+        };
+        let o = ensure(api, &c.faas, &input, |x: &FaasDeployment| {
+            x.cluster != cluster || x.base_url != base_url || x.platform.as_str() != "spin"
+        })
+        .await?;
+        tracing::info!("FaaS deployment {}: {o:?}", c.faas);
     }
+    Ok(())
+}
 
-    /// `call`, failing on anything but 2xx with FaDO's error body.
-    async fn expect(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let (status, value) = self.call(method.clone(), path, body).await?;
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {value}");
-        }
-        Ok(value)
-    }
-
-    /// Makes `collection/name` exist with `body`'s fields: created when
-    /// missing, patched when a readable field differs (write-only secrets
-    /// cannot be compared, so they are sent whenever anything else changes).
-    pub async fn ensure(&self, collection: &str, name: &str, body: Value) -> Result<Outcome> {
-        let (status, current) = self
-            .call(Method::GET, &format!("/api/{collection}/{name}"), None)
-            .await?;
-        match status {
-            StatusCode::NOT_FOUND => {
-                self.expect(Method::POST, &format!("/api/{collection}"), Some(&body))
-                    .await?;
-                Ok(Outcome::Created)
-            }
-            s if s.is_success() => {
-                let differs = body
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .any(|(k, v)| current.get(k).is_some_and(|c| c != v));
-                if !differs {
-                    return Ok(Outcome::Unchanged);
-                }
-                self.expect(
-                    Method::PATCH,
-                    &format!("/api/{collection}/{name}"),
-                    Some(&body),
-                )
-                .await?;
-                Ok(Outcome::Updated)
-            }
-            s => bail!("GET /api/{collection}/{name}: {s}: {current}"),
-        }
-    }
-
-    /// Registers the testbed: a cluster, a storage deployment and a FaaS
-    /// deployment per cluster.
-    pub async fn register(&self, layout: &Layout, storage: &[StorageAccess]) -> Result<()> {
-        for (c, s) in layout.clusters.iter().zip(storage) {
-            let what = [
-                (
-                    "clusters",
-                    c.spec.name.to_string(),
-                    json!({"name": c.spec.name, "zones": c.spec.zones}),
-                ),
-                (
-                    "storage-deployments",
-                    c.storage.clone(),
-                    json!({"name": c.storage, "cluster": c.spec.name, "endpoint": s.endpoint,
-                           "region": s.region, "path_style": true,
-                           "access_key": s.access_key, "secret_key": s.secret_key}),
-                ),
-                (
-                    "faas-deployments",
-                    c.faas.clone(),
-                    json!({"name": c.faas, "cluster": c.spec.name, "platform": "spin",
-                           "base_url": format!("http://{}", c.faas_addr)}),
-                ),
-            ];
-            for (collection, name, body) in what {
-                let outcome = self
-                    .ensure(collection, &name, body)
-                    .await
-                    .with_context(|| format!("registering {collection}/{name}"))?;
-                tracing::info!("{collection}/{name}: {outcome:?}");
-            }
-        }
-        Ok(())
-    }
-
-    /// The sample bucket (master on the first cluster, replicas in
-    /// `germany`) and its image; an existing bucket is left as it is, since
-    /// its policy may have been changed on purpose.
-    pub async fn sample(&self, layout: &Layout, image: Vec<u8>) -> Result<()> {
-        let (status, _) = self
-            .call(Method::GET, &format!("/api/buckets/{SAMPLE_BUCKET}"), None)
-            .await?;
-        if status == StatusCode::NOT_FOUND {
-            let body = json!({"name": SAMPLE_BUCKET, "master_storage": layout.master().storage,
-                              "allowed_zones": SAMPLE_ZONES, "target_replicas": SAMPLE_REPLICAS});
-            self.expect(Method::POST, "/api/buckets", Some(&body))
+/// The sample bucket (master on the first cluster, replicas in
+/// `germany`) and its image; an existing bucket is left as it is, since
+/// its policy may have been changed on purpose.
+pub async fn sample(api: &Client, layout: &Layout, image: Vec<u8>) -> Result<()> {
+    match api.get::<Bucket>(SAMPLE_BUCKET).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {
+            let input = BucketInput {
+                name: Some(SAMPLE_BUCKET.into()),
+                master_storage: Some(Ref::Name(layout.master().storage.clone())),
+                allowed_zones: Some(SAMPLE_ZONES.iter().map(|z| z.to_string()).collect()),
+                target_replicas: Some(SAMPLE_REPLICAS),
+                ..Default::default()
+            };
+            api.create::<Bucket>(&input, &[])
                 .await
                 .context("creating the sample bucket")?;
         }
-        let object = format!("/api/buckets/{SAMPLE_BUCKET}/objects/{SAMPLE_KEY}");
-        let url = format!("{}{object}", self.base);
-        let head = self
-            .http
-            .head(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("HEAD {url}"))?;
-        if head.status() == StatusCode::NOT_FOUND {
-            let put = self
-                .http
-                .put(&url)
-                .bearer_auth(&self.token)
-                .header("content-type", "image/png")
-                .body(image)
-                .send()
-                .await
-                .with_context(|| format!("PUT {url}"))?;
-            if !put.status().is_success() {
-                let status = put.status();
-                bail!(
-                    "PUT {object}: {status}: {}",
-                    put.text().await.unwrap_or_default()
-                );
-            }
-        } else if !head.status().is_success() {
-            bail!("HEAD {object}: {}", head.status());
-        }
-        Ok(())
+        Err(e) => return Err(e).context("reading the sample bucket"),
     }
-
-    /// Waits until the route table sends the sample bucket somewhere, so the
-    /// first command a newcomer tries is routed.
-    pub async fn routed(&self, timeout: Duration) -> Result<Vec<String>> {
-        let start = Instant::now();
-        loop {
-            let table = self.expect(Method::GET, "/api/routes", None).await?;
-            let targets: Vec<String> = table["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| r["bucket"] == SAMPLE_BUCKET)
-                .flat_map(|r| r["targets"].as_array().cloned().unwrap_or_default())
-                .filter_map(|t| t["cluster"].as_str().map(str::to_string))
-                .collect();
-            if !targets.is_empty() {
-                return Ok(targets);
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "the route table has no deployment for bucket {SAMPLE_BUCKET} after {timeout:?}: {table}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+    match api.head_object(SAMPLE_BUCKET, SAMPLE_KEY).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => {
+            let len = image.len() as u64;
+            api.put_reader(
+                SAMPLE_BUCKET,
+                SAMPLE_KEY,
+                std::io::Cursor::new(image),
+                Some(len),
+                Some("image/png"),
+                Arc::new(()),
+            )
+            .await
+            .context("uploading the sample image")?;
+            Ok(())
         }
+        Err(e) => Err(e).context("reading the sample image"),
+    }
+}
+
+/// Waits until the route table sends the sample bucket somewhere, so the
+/// first command a newcomer tries is routed; returns the clusters it goes to.
+pub async fn routed(api: &Client, timeout: Duration) -> Result<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let table = api
+            .routes(Some(SAMPLE_BUCKET))
+            .await
+            .context("reading the route table")?;
+        let clusters: Vec<String> = table
+            .items
+            .iter()
+            .filter(|r| r.bucket == SAMPLE_BUCKET)
+            .flat_map(|r| r.targets.iter().map(|t| t.cluster.clone()))
+            .collect();
+        if !clusters.is_empty() {
+            return Ok(clusters);
+        }
+        if start.elapsed() > timeout {
+            bail!("the route table has no deployment for bucket {SAMPLE_BUCKET} after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
