@@ -6,12 +6,16 @@ mod catalog;
 mod cpu;
 mod host;
 mod load;
+mod locality;
+mod netns;
 mod peers;
+mod plot;
 mod prepare;
 mod replication;
 mod report;
 mod router;
 mod upstream;
+mod wan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +49,64 @@ enum Command {
     /// The invocation router vs Caddy 2.6 configured as the thesis did:
     /// overhead, reconfiguration under load, policies on unequal upstreams.
     Router(RouterArgs),
+    /// Data locality: the `image` function on three clusters in network
+    /// namespaces with WAN latency between them, routed by FaDO (by bucket)
+    /// vs round robin vs always the most powerful cluster. Needs root.
+    Locality(LocalityArgs),
+}
+
+#[derive(Args)]
+struct LocalityArgs {
+    /// RTT inside a cluster (function to its own storage), ms.
+    #[arg(long, default_value_t = 1.0)]
+    intra_rtt_ms: f64,
+    /// RTTs between the clusters, ms: hpc–cloud-1, hpc–cloud-2, cloud-1–cloud-2.
+    #[arg(long, value_delimiter = ',', default_values_t = [30.0, 80.0, 80.0])]
+    inter_rtt_ms: Vec<f64>,
+    /// RTT from FaDO's ingress to every cluster, ms.
+    #[arg(long, default_value_t = 10.0)]
+    ingress_rtt_ms: f64,
+    /// WAN bandwidths per link and direction, Mbit/s, comma-separated (0:
+    /// unlimited, latency only). Each is a scenario with every CPU profile.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 100.0])]
+    wan_mbit: Vec<f64>,
+    /// CPU profiles, comma-separated: the cores the functions of
+    /// hpc-cluster/cloud-cluster-1/cloud-cluster-2 may use (0: no limit).
+    /// The default pair: cloud clusters with half the machine's cores each,
+    /// then with a quarter (slower cores than hpc's).
+    #[arg(long, value_delimiter = ',', default_values = ["0/1/1", "0/0.5/0.5"])]
+    cores: Vec<String>,
+    /// Size of the photo in each bucket, pixels (WIDTHxHEIGHT).
+    #[arg(long, default_value = "1600x1200")]
+    image: String,
+    /// Runs of each strategy, interleaved.
+    #[arg(long, default_value_t = 2)]
+    runs: u32,
+    /// Warm-up seconds before each measured phase.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Measured seconds with one call at a time.
+    #[arg(long, default_value_t = 15.0)]
+    sequential_duration: f64,
+    /// Calls in flight in the loaded phase.
+    #[arg(long, default_value_t = 6)]
+    concurrency: u32,
+    /// Measured seconds of the loaded phase.
+    #[arg(long, default_value_t = 15.0)]
+    loaded_duration: f64,
+    /// Longest wait, in seconds, for other processes to go quiet before each
+    /// strategy (0: do not wait).
+    #[arg(long, default_value_t = 30.0)]
+    quiet_wait: f64,
+    /// Use the existing fado binary and components instead of building them.
+    #[arg(long)]
+    skip_build: bool,
+    /// Directory holding benchmarks.md [default: the workspace's docs/].
+    #[arg(long)]
+    docs_dir: Option<PathBuf>,
+    /// Print the section instead of writing docs/benchmarks.md, the JSON file and the plot.
+    #[arg(long)]
+    no_write: bool,
 }
 
 #[derive(Args)]
@@ -269,6 +331,7 @@ fn main() -> ExitCode {
         Command::Catalog(args) => catalog_command(args),
         Command::Replication(args) => replication_command(args),
         Command::Router(args) => router_command(args),
+        Command::Locality(args) => locality_command(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -554,4 +617,106 @@ fn router_command(args: RouterArgs) -> Result<()> {
     let section = router::markdown(&report, &json_name, &cfg);
     let docs = (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| workspace.join("docs")));
     report::publish(docs.as_deref(), "router", &stamp, &section, &report)
+}
+
+fn locality_command(args: LocalityArgs) -> Result<()> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let (w, h) = args
+        .image
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|(w, h)| (16..=8192).contains(w) && (16..=8192).contains(h))
+        .with_context(|| {
+            format!(
+                "--image {}: expected WIDTHxHEIGHT, each 16 to 8192 pixels",
+                args.image
+            )
+        })?;
+    anyhow::ensure!(
+        args.inter_rtt_ms.len() == 3,
+        "--inter-rtt-ms: expected three RTTs (hpc–cloud-1, hpc–cloud-2, cloud-1–cloud-2), got {}",
+        args.inter_rtt_ms.len()
+    );
+    let cores = args
+        .cores
+        .iter()
+        .map(|p| {
+            let v: Vec<f64> = p
+                .split('/')
+                .map(|c| c.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .ok()
+                .filter(|v: &Vec<f64>| v.len() == 3 && v.iter().all(|c| c.is_finite() && *c >= 0.0))
+                .with_context(|| {
+                    format!(
+                        "--cores {p}: expected three non-negative numbers of cores, \
+                         hpc/cloud-1/cloud-2 (0: no limit), e.g. 0/1/1"
+                    )
+                })?;
+            Ok([v[0], v[1], v[2]])
+        })
+        .collect::<Result<Vec<[f64; 3]>>>()?;
+    anyhow::ensure!(!cores.is_empty(), "--cores: give at least one profile");
+    let all_ms = std::iter::once(args.intra_rtt_ms)
+        .chain([args.ingress_rtt_ms])
+        .chain(args.inter_rtt_ms.iter().copied());
+    for v in all_ms {
+        anyhow::ensure!(
+            v.is_finite() && (0.0..=10_000.0).contains(&v),
+            "RTT {v} ms: expected 0 to 10000"
+        );
+    }
+    for v in &args.wan_mbit {
+        anyhow::ensure!(
+            v.is_finite() && *v >= 0.0,
+            "--wan-mbit {v}: expected a non-negative number of Mbit/s"
+        );
+    }
+    let cfg = locality::LocalityConfig {
+        intra_rtt_ms: args.intra_rtt_ms,
+        inter_rtt_ms: [
+            args.inter_rtt_ms[0],
+            args.inter_rtt_ms[1],
+            args.inter_rtt_ms[2],
+        ],
+        ingress_rtt_ms: args.ingress_rtt_ms,
+        wan_mbit: args.wan_mbit.clone(),
+        cores,
+        image_width: w,
+        image_height: h,
+        runs: args.runs.max(1),
+        warmup: seconds("warmup", args.warmup)?,
+        sequential_duration: seconds("sequential-duration", args.sequential_duration)?,
+        concurrency: args.concurrency.max(1),
+        loaded_duration: seconds("loaded-duration", args.loaded_duration)?,
+        quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
+    };
+    let workspace = prepare::workspace_root();
+    if !args.skip_build {
+        prepare::build(&workspace)?;
+    }
+    let results = locality::run(&cfg, &workspace)?;
+    let finished = chrono::Utc::now();
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let report = locality::LocalityReport {
+        experiment: "locality",
+        started_utc: started.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        finished_utc: finished.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        elapsed_seconds: clock.elapsed().as_secs_f64(),
+        command: format!("cargo run --release -p fado-bench -- {}", given.join(" ")),
+        workspace_head: report::workspace_head(&workspace),
+        machine: report::Machine::detect(),
+        config: cfg,
+        results,
+    };
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
+    let json_name = format!("locality-{stamp}.json");
+    let docs = (!args.no_write).then(|| args.docs_dir.unwrap_or_else(|| workspace.join("docs")));
+    let plot_name = match &docs {
+        Some(docs) => locality::write_plot(docs, &report)?,
+        None => "locality.svg".into(),
+    };
+    let section = locality::markdown(&report, &json_name, &plot_name);
+    report::publish(docs.as_deref(), "locality", &stamp, &section, &report)
 }

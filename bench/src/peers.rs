@@ -94,6 +94,39 @@ impl Peer {
         log_dir: &Path,
         timeout: Duration,
     ) -> Result<Peer> {
+        Self::launch(
+            name,
+            program,
+            args,
+            addr,
+            Some(ready_path),
+            log_dir,
+            timeout,
+        )
+    }
+
+    /// Like [`Peer::start`], for a server with no open health path (an S3
+    /// service): ready once `GET /` gets any HTTP answer.
+    pub fn start_answering(
+        name: &str,
+        program: &Path,
+        args: Vec<String>,
+        addr: SocketAddr,
+        log_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Peer> {
+        Self::launch(name, program, args, addr, None, log_dir, timeout)
+    }
+
+    fn launch(
+        name: &str,
+        program: &Path,
+        args: Vec<String>,
+        addr: SocketAddr,
+        ready_path: Option<&str>,
+        log_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Peer> {
         let stdout_path = log_dir.join(format!("{name}.stdout.log"));
         let stderr_path = log_dir.join(format!("{name}.stderr.log"));
         let child = Guarded::spawn(
@@ -122,7 +155,13 @@ impl Peer {
         self.child.pid()
     }
 
-    fn wait_ready(&self, path: &str, timeout: Duration, stderr_path: &Path) -> Result<()> {
+    /// Polls until `GET path` answers 2xx, or with no path until `GET /`
+    /// answers at all.
+    fn wait_ready(&self, path: Option<&str>, timeout: Duration, stderr_path: &Path) -> Result<()> {
+        let (path, any_status) = match path {
+            Some(p) => (p, false),
+            None => ("/", true),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = lock(&self.child.0)
@@ -137,7 +176,7 @@ impl Peer {
                 );
             }
             let last_error = match load::get_once(self.addr, path, Duration::from_secs(5)) {
-                Ok((status, _)) if status.is_success() => return Ok(()),
+                Ok((status, _)) if any_status || status.is_success() => return Ok(()),
                 Ok((status, body)) => format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
                 Err(e) => format!("{e:#}"),
             };
