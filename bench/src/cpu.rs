@@ -39,15 +39,7 @@ impl CpuSnapshot {
     }
 
     fn with_own(own: u64) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
+        let cpu = machine_ticks();
         let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
         // user nice system idle iowait irq softirq steal; guest time is inside
         // user. Interrupt time is left out: loopback traffic of the benchmark
@@ -60,6 +52,19 @@ impl CpuSnapshot {
             at: Instant::now(),
         }
     }
+}
+
+/// The machine's tick counters over all CPUs, as /proc/stat's first line
+/// lists them: user nice system idle iowait irq softirq steal guest…
+pub fn machine_ticks() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect()
 }
 
 /// utime, stime (and with `fields` = 4 also cutime, cstime) of a process.

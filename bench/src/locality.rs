@@ -676,17 +676,9 @@ impl Bench<'_> {
     }
 }
 
-/// All CPUs' (total, idle + iowait) ticks from /proc/stat.
+/// All CPUs' (total, idle + iowait) ticks; guest time is inside user.
 fn cpu_times() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let f = cpu::machine_ticks();
     let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
     (f.iter().take(8).sum(), idle)
 }
