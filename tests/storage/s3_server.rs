@@ -320,6 +320,20 @@ async fn multipart_uploads_have_s3_etags() -> Result<()> {
         .send()
         .await?;
     let id = upload.upload_id().context("no upload id")?;
+    // A part that does not match its Content-MD5 is refused, like a whole
+    // object (the part is sent again properly below).
+    let wrong = s3
+        .upload_part()
+        .bucket("big")
+        .key("dir/large file.bin")
+        .upload_id(id)
+        .part_number(1)
+        .content_md5(base64_md5(b"something else"))
+        .body(ByteStream::from(parts[0].clone()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&wrong), ("BadDigest".into(), 400));
     // Parts go up concurrently, as the replicator sends them.
     let sent: Vec<CompletedPart> = futures::stream::iter(parts.iter().enumerate())
         .map(|(i, p)| {

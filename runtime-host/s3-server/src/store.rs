@@ -364,21 +364,32 @@ enum BodyError {
     Body(s3s::StdError),
 }
 
-/// Wraps `body` to check it against `Content-MD5`; the flag tells, after the
-/// write failed, whether the digest was the reason.
-fn md5_checked(body: StreamingBlob, header: &str) -> S3Result<(StreamingBlob, Arc<AtomicBool>)> {
+/// Takes a request's Content-MD5 header and, when there was one, wraps its
+/// body so the digest is checked while streaming; returns the flag that
+/// tells, after a failed write, whether the digest was the reason (`None`:
+/// nothing to check).
+fn check_md5(
+    header: &mut Option<String>,
+    body: &mut Option<StreamingBlob>,
+) -> S3Result<Option<Arc<AtomicBool>>> {
+    let Some(header) = header.take() else {
+        return Ok(None);
+    };
+    let inner = body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
     let mismatch = Arc::new(AtomicBool::new(false));
     let checked = Md5Checked {
-        inner: body,
+        inner,
         md5: Some(Md5::new()),
-        expected: content_md5(header)?,
+        expected: content_md5(&header)?,
         mismatch: Arc::clone(&mismatch),
     };
-    Ok((StreamingBlob::wrap(checked), mismatch))
+    *body = Some(StreamingBlob::wrap(checked));
+    Ok(Some(mismatch))
 }
 
-fn bad_digest_or(e: S3Error, mismatch: &AtomicBool) -> S3Error {
-    if mismatch.load(Ordering::SeqCst) {
+/// `e`, or BadDigest when the checked body did not match its Content-MD5.
+fn bad_digest_or(e: S3Error, mismatch: Option<&AtomicBool>) -> S3Error {
+    if mismatch.is_some_and(|m| m.load(Ordering::SeqCst)) {
         s3_error!(
             BadDigest,
             "The Content-MD5 you specified did not match what was received."
@@ -573,21 +584,11 @@ impl S3 for DiskStore {
         Self::writable_key(&bucket, &key)?;
         self.require_bucket(&bucket).await?;
         self.check_no_conflict(&bucket, &key).await?;
-        let mut mismatch = None;
-        if let Some(header) = req.input.content_md5.take() {
-            let body = req
-                .input
-                .body
-                .take()
-                .ok_or_else(|| s3_error!(IncompleteBody))?;
-            let (body, flag) = md5_checked(body, &header)?;
-            req.input.body = Some(body);
-            mismatch = Some(flag);
-        }
-        self.fs.put_object(req).await.map_err(|e| match &mismatch {
-            Some(flag) => bad_digest_or(e, flag),
-            None => e,
-        })
+        let mismatch = check_md5(&mut req.input.content_md5, &mut req.input.body)?;
+        self.fs
+            .put_object(req)
+            .await
+            .map_err(|e| bad_digest_or(e, mismatch.as_deref()))
     }
 
     async fn copy_object(
@@ -689,21 +690,11 @@ impl S3 for DiskStore {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let mut mismatch = None;
-        if let Some(header) = req.input.content_md5.take() {
-            let body = req
-                .input
-                .body
-                .take()
-                .ok_or_else(|| s3_error!(IncompleteBody))?;
-            let (body, flag) = md5_checked(body, &header)?;
-            req.input.body = Some(body);
-            mismatch = Some(flag);
-        }
-        self.fs.upload_part(req).await.map_err(|e| match &mismatch {
-            Some(flag) => bad_digest_or(e, flag),
-            None => e,
-        })
+        let mismatch = check_md5(&mut req.input.content_md5, &mut req.input.body)?;
+        self.fs
+            .upload_part(req)
+            .await
+            .map_err(|e| bad_digest_or(e, mismatch.as_deref()))
     }
 
     async fn upload_part_copy(
