@@ -624,16 +624,23 @@ impl Copier<'_> {
     /// copy. Returns `None` when the source no longer has the object.
     pub async fn copy(&self, entry: &Entry) -> Result<Option<Copied>> {
         let (bucket, key) = (self.bucket, entry.key.as_str());
+        let server_side = self.source.same_service(self.dest);
+        if entry.size <= SMALL_COPY && !server_side {
+            match self.copy_small(key).await? {
+                Small::Copied(c) => return Ok(Some(c)),
+                Small::Missing => return Ok(None),
+                // It grew since it was listed: the general path below.
+                Small::Larger => {}
+            }
+        }
         let Some(head) = head(self.source_client, bucket, key).await? else {
             return Ok(None);
         };
-        // The metadata a copy carries: the source's own, plus its ETag.
-        let mut metadata = head.metadata;
-        metadata.insert(SOURCE_ETAG_META.to_string(), head.etag.clone());
-        let (size, etag, content_type) = (head.size, head.etag, head.content_type);
+        let (size, etag) = (head.size, head.etag.clone());
+        let mut object = copy_of(&head.etag, head.content_type, head.metadata);
 
         const MAX_SINGLE_COPY: u64 = 5 << 30;
-        if self.source.same_service(self.dest) && size <= MAX_SINGLE_COPY {
+        if server_side && size <= MAX_SINGLE_COPY {
             self.dest_client
                 .copy_object()
                 .bucket(bucket)
@@ -641,8 +648,8 @@ impl Copier<'_> {
                 .copy_source(format!("{bucket}/{}", encode_key(key)))
                 .copy_source_if_match(format!("\"{etag}\""))
                 .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-                .set_metadata(Some(metadata))
-                .set_content_type(content_type)
+                .set_metadata(object.metadata.take())
+                .set_content_type(object.content_type.take())
                 .send()
                 .await
                 .map_err(|e| s3_error(&format!("copying {bucket}/{key} on the server"), e))?;
@@ -658,44 +665,6 @@ impl Copier<'_> {
             bytes: size,
             server_side: false,
         };
-        let mut object = NewObject {
-            metadata: Some(metadata),
-            content_type,
-            // A plain (not multipart) source ETag is the body's MD5: the
-            // destination checks the bytes end to end at no cost to us.
-            content_md5: md5_of_etag(&etag),
-        };
-        if size <= SMALL_COPY {
-            // Small objects go through the component: fewer steps than a
-            // pipe (no presigning, no splice loop), measured faster per copy.
-            let body = match ranges.first() {
-                Some(&range) => read_range(self.source_client, bucket, key, range, &etag).await?,
-                None => Vec::new(),
-            };
-            let len = body.len() as u64;
-            let put = |object: NewObject| {
-                put_stream(
-                    self.dest_client,
-                    bucket,
-                    key,
-                    ByteStream::from(body.clone()),
-                    len,
-                    object,
-                )
-            };
-            match put(object.clone()).await {
-                Err(e)
-                    if object.content_md5.is_some() && format!("{e:#}").contains("BadDigest") =>
-                {
-                    object.content_md5 = None;
-                    put(object).await?;
-                }
-                result => {
-                    result?;
-                }
-            }
-            return Ok(Some(copied));
-        }
         if ranges.len() <= 1 {
             loop {
                 let piped = pipe::Pipe {
@@ -763,10 +732,102 @@ impl Copier<'_> {
             }
         }
     }
+
+    /// Copies `key` by one GET and one PUT, unless it turns out larger than
+    /// [`SMALL_COPY`] (then the body is dropped unread and nothing is
+    /// written).
+    async fn copy_small(&self, key: &str) -> Result<Small> {
+        let bucket = self.bucket;
+        let got = match self
+            .source_client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(g) => g,
+            Err(e) if matches!(code_of(&e), Some("NoSuchKey" | "NoSuchBucket")) => {
+                return Ok(Small::Missing);
+            }
+            Err(e) => return Err(s3_error(&format!("reading {bucket}/{key}"), e)),
+        };
+        let Some(size) = got.content_length().and_then(|n| u64::try_from(n).ok()) else {
+            return Ok(Small::Larger); // unknown length: the general path finds it
+        };
+        if size > SMALL_COPY {
+            return Ok(Small::Larger);
+        }
+        let etag = normalize_etag(got.e_tag().unwrap_or(""));
+        let content_type = got.content_type().map(str::to_string);
+        let metadata = got.metadata().cloned().unwrap_or_default();
+        let body = got
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("reading {bucket}/{key}"))?
+            .into_bytes();
+        if body.len() as u64 != size {
+            bail!("reading {bucket}/{key}: got {} bytes of {size}", body.len());
+        }
+        let mut object = copy_of(&etag, content_type, metadata);
+        let put = |object: NewObject| {
+            put_stream(
+                self.dest_client,
+                bucket,
+                key,
+                ByteStream::from(body.clone()),
+                size,
+                object,
+            )
+        };
+        match put(object.clone()).await {
+            // See the same fallback in `copy`.
+            Err(e) if object.content_md5.is_some() && format!("{e:#}").contains("BadDigest") => {
+                object.content_md5 = None;
+                put(object).await?;
+            }
+            result => {
+                result?;
+            }
+        }
+        Ok(Small::Copied(Copied {
+            bytes: size,
+            server_side: false,
+        }))
+    }
 }
 
-/// Objects up to this size are copied through the component's memory.
-const SMALL_COPY: u64 = 1 << 20;
+/// Objects up to this size are copied through the component's memory, by
+/// one GET and one PUT: no HEAD first, since for them a HEAD costs about
+/// what the copy does (measured with fado-bench replication's lag run).
+pub const SMALL_COPY: u64 = 1 << 20;
+
+/// How [`Copier::copy_small`] ended.
+enum Small {
+    Copied(Copied),
+    /// The source has no such object (or bucket).
+    Missing,
+    /// The object is larger than [`SMALL_COPY`] now; nothing was written.
+    Larger,
+}
+
+/// What a copy of an object with ETag `etag` carries: the source's metadata
+/// plus its ETag, its content type, and the Content-MD5 its ETag gives.
+fn copy_of(
+    etag: &str,
+    content_type: Option<String>,
+    mut metadata: HashMap<String, String>,
+) -> NewObject {
+    metadata.insert(SOURCE_ETAG_META.to_string(), etag.to_string());
+    NewObject {
+        metadata: Some(metadata),
+        content_type,
+        // A plain (not multipart) source ETag is the body's MD5: the
+        // destination checks the bytes end to end at no cost to us.
+        content_md5: md5_of_etag(etag),
+    }
+}
 
 /// Parts of one object a [`Copier`] moves at once.
 const PARTS_AT_ONCE: usize = 4;

@@ -39,8 +39,10 @@ pub struct Recorded {
 }
 
 /// Records `changes` to the objects of bucket `bucket_id` (named `bucket`):
-/// catalog rows and replica jobs. Call it inside a transaction; wake the
-/// replicator after the commit when [`Recorded::jobs`] is not zero.
+/// catalog rows and replica jobs. Changes of one kind (writes, or deletes)
+/// are one statement, so a single change needs no transaction around it;
+/// a batch of both kinds does. Wake the replicator after the commit when
+/// [`Recorded::jobs`] is not zero.
 pub fn record(db: &Db, bucket_id: i64, bucket: &str, changes: &[Change]) -> Result<Recorded> {
     // The last change of a key wins when a batch names it twice.
     let mut last: std::collections::HashMap<&str, &Change> = Default::default();
@@ -66,60 +68,60 @@ pub fn record(db: &Db, bucket_id: i64, bucket: &str, changes: &[Change]) -> Resu
         }
     }
     let mut jobs = 0;
+    // One statement per kind of change: the catalog rows and the jobs
+    // change together even outside a transaction, in one round trip.
     if !put_keys.is_empty() {
-        db.execute(
-            "INSERT INTO objects (bucket_id, key, size, etag, content_type)
-             SELECT $1, k, s, e, t FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(k, s, e, t)
-             ON CONFLICT (bucket_id, key) DO UPDATE SET size = EXCLUDED.size, etag = EXCLUDED.etag,
-                 content_type = EXCLUDED.content_type, updated_at = now()
-             WHERE (objects.size, objects.etag, objects.content_type) IS DISTINCT FROM
-                   (EXCLUDED.size, EXCLUDED.etag, EXCLUDED.content_type)",
+        jobs += db.execute(
+            &format!(
+                "WITH u AS (SELECT * FROM unnest($4::text[], $5::bigint[], $6::text[], $7::text[]) AS u(k, s, e, t)),
+                 changed AS (
+                     INSERT INTO objects (bucket_id, key, size, etag, content_type)
+                     SELECT $3, k, s, e, t FROM u
+                     ON CONFLICT (bucket_id, key) DO UPDATE SET size = EXCLUDED.size, etag = EXCLUDED.etag,
+                         content_type = EXCLUDED.content_type, updated_at = now()
+                     WHERE (objects.size, objects.etag, objects.content_type) IS DISTINCT FROM
+                           (EXCLUDED.size, EXCLUDED.etag, EXCLUDED.content_type))
+                 {QUEUE_JOBS}"
+            ),
             &[
+                Param::Str("copy_object".into()),
+                Param::Str(bucket.into()),
                 Param::Int64(bucket_id),
                 text_array(&put_keys),
-                Param::ArrayInt64(sizes.clone()),
+                Param::ArrayInt64(sizes),
                 text_array(&etags),
                 Param::ArrayStr(types),
             ],
         )?;
-        jobs += queue(db, bucket_id, bucket, "copy_object", &put_keys, sizes)?;
     }
     if !deleted.is_empty() {
-        db.execute(
-            "DELETE FROM objects WHERE bucket_id = $1 AND key = ANY($2::text[])",
-            &[Param::Int64(bucket_id), text_array(&deleted)],
-        )?;
         let none = vec![None; deleted.len()];
-        jobs += queue(db, bucket_id, bucket, "delete_object", &deleted, none)?;
+        jobs += db.execute(
+            &format!(
+                "WITH u AS (SELECT * FROM unnest($4::text[], $5::bigint[]) AS u(k, s)),
+                 changed AS (DELETE FROM objects WHERE bucket_id = $3 AND key IN (SELECT k FROM u))
+                 {QUEUE_JOBS}"
+            ),
+            &[
+                Param::Str("delete_object".into()),
+                Param::Str(bucket.into()),
+                Param::Int64(bucket_id),
+                text_array(&deleted),
+                Param::ArrayInt64(none),
+            ],
+        )?;
     }
     Ok(Recorded { jobs })
 }
 
-/// Queues one `kind` job per key and replica that follows the master. A job
-/// already queued for the same target is kept (its age is the age of the
-/// oldest change it carries) with the newest size.
-fn queue(
-    db: &Db,
-    bucket_id: i64,
-    bucket: &str,
-    kind: &str,
-    keys: &[String],
-    sizes: Vec<Option<i64>>,
-) -> Result<u64> {
-    db.execute(
-        "INSERT INTO jobs (kind, bucket_name, storage_id, object_key, object_size)
-         SELECT $1, $2, r.storage_id, u.k, u.s
-         FROM replicas r CROSS JOIN unnest($4::text[], $5::bigint[]) AS u(k, s)
-         WHERE r.bucket_id = $3 AND r.state NOT IN ('pending', 'deleting')
-         ON CONFLICT (kind, bucket_name, coalesce(storage_id, 0), coalesce(object_key, ''))
-             WHERE state = 'queued'
-         DO UPDATE SET object_size = EXCLUDED.object_size, updated_at = now()",
-        &[
-            Param::Str(kind.into()),
-            Param::Str(bucket.into()),
-            Param::Int64(bucket_id),
-            text_array(keys),
-            Param::ArrayInt64(sizes),
-        ],
-    )
-}
+/// Queues one `$1` job (kind) per key of `u` (`k`, size `s`) and replica of
+/// bucket `$3` (named `$2`) that follows the master. A job already queued
+/// for the same target is kept (its age is the age of the oldest change it
+/// carries) with the newest size.
+const QUEUE_JOBS: &str = "INSERT INTO jobs (kind, bucket_name, storage_id, object_key, object_size)
+     SELECT $1, $2, r.storage_id, u.k, u.s
+     FROM replicas r CROSS JOIN u
+     WHERE r.bucket_id = $3 AND r.state NOT IN ('pending', 'deleting')
+     ON CONFLICT (kind, bucket_name, coalesce(storage_id, 0), coalesce(object_key, ''))
+         WHERE state = 'queued'
+     DO UPDATE SET object_size = EXCLUDED.object_size, updated_at = now()";

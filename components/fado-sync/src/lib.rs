@@ -1,7 +1,7 @@
 //! Replication decisions, free of I/O so they are tested natively: the
 //! difference between a master bucket and a replica (rsync-like, by size and
-//! ETag), how a copy is cut into bounded parts, and the retry schedule of a
-//! failed job. The replicator component feeds them listings and carries out
+//! ETag), how a copy is cut into bounded parts, the retry schedule of a
+//! failed job, and which jobs of a claimed batch may run side by side. The replicator component feeds them listings and carries out
 //! what they decide.
 
 use std::collections::BTreeMap;
@@ -198,6 +198,45 @@ pub fn settle_page(
     };
     let diff = catalog_diff(&within(listed), &within(catalog), newer);
     Some(Settled { end, diff })
+}
+
+/// What a replication job works on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub bucket: String,
+    pub storage: Option<i64>,
+    /// The object; `None` for work on the whole replica (a full sync, its
+    /// creation or removal).
+    pub object: Option<String>,
+}
+
+/// Splits a batch of claimed jobs, in claim order, into lanes that may run
+/// side by side. Jobs on the same object of the same replica share a lane,
+/// and so does everything on a replica that a whole-replica job of the
+/// batch works on; within a lane the claim order holds, so an older change
+/// is never copied after a newer one.
+pub fn lanes<T>(jobs: Vec<T>, target: impl Fn(&T) -> Target) -> Vec<Vec<T>> {
+    let whole: std::collections::HashSet<(String, Option<i64>)> = jobs
+        .iter()
+        .map(&target)
+        .filter(|t| t.object.is_none())
+        .map(|t| (t.bucket, t.storage))
+        .collect();
+    let mut index: std::collections::HashMap<Target, usize> = Default::default();
+    let mut lanes: Vec<Vec<T>> = Vec::new();
+    for job in jobs {
+        let mut t = target(&job);
+        if whole.contains(&(t.bucket.clone(), t.storage)) {
+            t.object = None;
+        }
+        let next = lanes.len();
+        let lane = *index.entry(t).or_insert(next);
+        if lane == next {
+            lanes.push(Vec::new());
+        }
+        lanes[lane].push(job);
+    }
+    lanes
 }
 
 #[cfg(test)]

@@ -263,3 +263,84 @@ proptest! {
         prop_assert!(false, "the walk did not end");
     }
 }
+
+fn job(id: u32, bucket: &str, storage: i64, object: Option<&str>) -> (u32, Target) {
+    (
+        id,
+        Target {
+            bucket: bucket.into(),
+            storage: Some(storage),
+            object: object.map(str::to_string),
+        },
+    )
+}
+
+fn lane_ids(jobs: Vec<(u32, Target)>) -> Vec<Vec<u32>> {
+    lanes(jobs, |j| j.1.clone())
+        .into_iter()
+        .map(|l| l.into_iter().map(|j| j.0).collect())
+        .collect()
+}
+
+#[test]
+fn lanes_keep_one_object_in_order_and_others_apart() {
+    let batch = vec![
+        job(1, "b", 1, Some("x")),
+        job(2, "b", 1, Some("y")),
+        job(3, "b", 2, Some("x")),
+        job(4, "b", 1, Some("x")),
+        job(5, "c", 1, Some("x")),
+    ];
+    assert_eq!(lane_ids(batch), vec![vec![1, 4], vec![2], vec![3], vec![5]]);
+}
+
+#[test]
+fn a_whole_replica_job_takes_its_replica_into_one_lane() {
+    let batch = vec![
+        job(1, "b", 1, Some("x")),
+        job(2, "b", 1, None),
+        job(3, "b", 1, Some("y")),
+        job(4, "b", 2, Some("y")),
+    ];
+    assert_eq!(lane_ids(batch), vec![vec![1, 2, 3], vec![4]]);
+}
+
+proptest! {
+    /// Every job lands in exactly one lane; jobs that touch the same object
+    /// of a replica (or a replica under whole-replica work) share a lane in
+    /// claim order.
+    #[test]
+    fn lanes_partition_the_batch_and_keep_conflicts_ordered(
+        raw in proptest::collection::vec((0u8..2, 0i64..2, proptest::option::of(0u8..3)), 0..30)
+    ) {
+        let batch: Vec<(u32, Target)> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, (b, s, o))| {
+                (i as u32, Target {
+                    bucket: format!("b{b}"),
+                    storage: Some(*s),
+                    object: o.map(|o| format!("k{o}")),
+                })
+            })
+            .collect();
+        let lanes = lanes(batch.clone(), |j| j.1.clone());
+        let mut seen: Vec<u32> = lanes.iter().flatten().map(|j| j.0).collect();
+        seen.sort();
+        prop_assert_eq!(seen, (0..batch.len() as u32).collect::<Vec<_>>());
+        let lane_of = |id: u32| lanes.iter().position(|l| l.iter().any(|j| j.0 == id)).unwrap();
+        for l in &lanes {
+            prop_assert!(l.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+        for a in &batch {
+            for b in &batch {
+                let same_replica = a.1.bucket == b.1.bucket && a.1.storage == b.1.storage;
+                let conflict = same_replica
+                    && (a.1.object.is_none() || b.1.object.is_none() || a.1.object == b.1.object);
+                if conflict {
+                    prop_assert_eq!(lane_of(a.0), lane_of(b.0));
+                }
+            }
+        }
+    }
+}

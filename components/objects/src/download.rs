@@ -20,7 +20,7 @@ pub fn get(
     out: &mut Out,
     with_body: bool,
 ) -> ApiResult<()> {
-    let b = location::bucket(ctx, bucket)?;
+    let b = location::bucket_and_replicas(ctx, bucket)?;
     let copies: Vec<&Copy> = std::iter::once(&b.master)
         .chain(b.ready_replicas.iter())
         .filter(|c| c.healthy)

@@ -42,7 +42,8 @@ fn copy(ctx: &Ctx, r: Row<'_>) -> ApiResult<Copy> {
     })
 }
 
-/// The bucket named (or numbered) `segment`, or a 404 naming it.
+/// The bucket named (or numbered) `segment` with its master only (writes
+/// and the listing need no more), or a 404 naming it.
 pub fn bucket(ctx: &Ctx, segment: &str) -> ApiResult<Bucket> {
     let db: &Db = &ctx.db;
     let by_id = segment.bytes().all(|b| b.is_ascii_digit());
@@ -64,21 +65,28 @@ pub fn bucket(ctx: &Ctx, segment: &str) -> ApiResult<Bucket> {
         .ok_or_else(|| ApiError::not_found(format!("bucket {segment:?}")))?;
     let (id, name) = (r.i64("id")?, r.str("name")?);
     let master = copy(ctx, r)?;
-    let replicas = db.query(
-        &format!(
-            "SELECT {STORAGE_COLUMNS} FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id
-             WHERE r.bucket_id = $1 AND r.state = 'ready' ORDER BY r.storage_id"
-        ),
-        &[Param::Int64(id)],
-    )?;
-    let ready_replicas = replicas
-        .iter()
-        .map(|r| copy(ctx, r))
-        .collect::<ApiResult<Vec<_>>>()?;
     Ok(Bucket {
         id,
         name,
         master,
-        ready_replicas,
+        ready_replicas: Vec::new(),
     })
+}
+
+/// The bucket named (or numbered) `segment` with its ready replicas too, for
+/// reads that may fall back to them.
+pub fn bucket_and_replicas(ctx: &Ctx, segment: &str) -> ApiResult<Bucket> {
+    let mut b = bucket(ctx, segment)?;
+    let replicas = ctx.db.query(
+        &format!(
+            "SELECT {STORAGE_COLUMNS} FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id
+             WHERE r.bucket_id = $1 AND r.state = 'ready' ORDER BY r.storage_id"
+        ),
+        &[Param::Int64(b.id)],
+    )?;
+    b.ready_replicas = replicas
+        .iter()
+        .map(|r| copy(ctx, r))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(b)
 }

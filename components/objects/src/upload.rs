@@ -68,19 +68,18 @@ pub fn put(
         ))?
     };
     let size = body.total as i64;
-    let recorded = ctx.db.transaction(|tx| {
-        objects::record(
-            tx,
-            b.id,
-            &b.name,
-            &[Change::Put {
-                key: key.to_string(),
-                size,
-                etag: etag.clone(),
-                content_type: content_type.clone(),
-            }],
-        )
-    })?;
+    // One change: one statement, atomic without a transaction.
+    let recorded = objects::record(
+        &ctx.db,
+        b.id,
+        &b.name,
+        &[Change::Put {
+            key: key.to_string(),
+            size,
+            etag: etag.clone(),
+            content_type: content_type.clone(),
+        }],
+    )?;
     if recorded.jobs > 0 {
         crate::wake(&ctx.redis_address, "fado.replicator");
     }
@@ -162,16 +161,15 @@ pub fn delete(ctx: &Ctx, bucket: &str, key: &str, out: &mut Out) -> ApiResult<()
         Err(e) if fado_s3::is_no_such_bucket(&e) => {}
         Err(e) => return Err(storage_error(e)),
     }
-    let recorded = ctx.db.transaction(|tx| {
-        objects::record(
-            tx,
-            b.id,
-            &b.name,
-            &[Change::Delete {
-                key: key.to_string(),
-            }],
-        )
-    })?;
+    // One change: one statement, atomic without a transaction.
+    let recorded = objects::record(
+        &ctx.db,
+        b.id,
+        &b.name,
+        &[Change::Delete {
+            key: key.to_string(),
+        }],
+    )?;
     if recorded.jobs > 0 {
         crate::wake(&ctx.redis_address, "fado.replicator");
     }

@@ -18,7 +18,21 @@ pub struct Job {
     pub bucket: String,
     pub storage_id: Option<i64>,
     pub object_key: Option<String>,
+    /// The object's size when the change was recorded (object jobs).
+    pub object_size: Option<i64>,
     pub attempts: i64,
+}
+
+impl Job {
+    /// What the job works on, for `fado_sync::lanes`.
+    pub fn target(&self) -> fado_sync::Target {
+        let whole = !matches!(self.kind, JobKind::CopyObject | JobKind::DeleteObject);
+        fado_sync::Target {
+            bucket: self.bucket.clone(),
+            storage: self.storage_id,
+            object: if whole { None } else { self.object_key.clone() },
+        }
+    }
 }
 
 /// An id for this instance's leases.
@@ -52,30 +66,56 @@ const CLAIMABLE: &str = "((j.state = 'queued' AND j.run_after <= now())
          AND (coalesce(r.object_key, '') = coalesce(j.object_key, '')
               OR r.kind IN ('create_replica', 'sync_replica')))";
 
-/// Takes the oldest claimable job and leases it.
-pub fn claim(db: &Db, owner: &str) -> Result<Option<Job>> {
+/// Object jobs one claim may take at once.
+pub const BATCH: i64 = 16;
+
+/// Takes the oldest claimable job and leases it, with up to [`BATCH`] − 1
+/// more object jobs when it is one: a burst of uploads then costs one claim
+/// and one instance for many copies, which run side by side (see
+/// `fado_sync::lanes`). Work on a whole replica is claimed alone, so no
+/// object job waits behind a full sync while its lease runs out.
+pub fn claim(db: &Db, owner: &str) -> Result<Vec<Job>> {
     let rows = db.query(
         &format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
+            "WITH due AS MATERIALIZED (
+                 SELECT j.id, j.kind, j.run_after FROM jobs j WHERE {CLAIMABLE}
+                 ORDER BY j.run_after, j.id FOR UPDATE SKIP LOCKED LIMIT $3),
+             first AS (SELECT id, kind FROM due ORDER BY run_after, id LIMIT 1),
+             chosen AS (
+                 SELECT id FROM first
+                 UNION
+                 SELECT due.id FROM due, first
+                 WHERE first.kind IN ('copy_object', 'delete_object')
+                   AND due.kind IN ('copy_object', 'delete_object'))
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
                  lease_expires_at = now() + make_interval(secs => $2), started_at = coalesce(started_at, now()),
                  updated_at = now()
-             WHERE id = (SELECT j.id FROM jobs j WHERE {CLAIMABLE} ORDER BY j.run_after, j.id
-                         FOR UPDATE SKIP LOCKED LIMIT 1)
-             RETURNING id, kind, bucket_name, storage_id, object_key, attempts"
+             WHERE id IN (SELECT id FROM chosen)
+             RETURNING id, kind, bucket_name, storage_id, object_key, object_size, attempts"
         ),
-        &[Param::Str(owner.into()), Param::Floating64(LEASE.as_secs_f64())],
+        &[
+            Param::Str(owner.into()),
+            Param::Floating64(LEASE.as_secs_f64()),
+            Param::Int64(BATCH),
+        ],
     )?;
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    Ok(Some(Job {
-        id: r.i64("id")?,
-        kind: JobKind::parse("kind", &r.str("kind")?)?,
-        bucket: r.str("bucket_name")?,
-        storage_id: r.opt_i64("storage_id")?,
-        object_key: r.opt_str("object_key")?,
-        attempts: r.i64("attempts")?,
-    }))
+    let mut jobs = rows
+        .iter()
+        .map(|r| {
+            Ok(Job {
+                id: r.i64("id")?,
+                kind: JobKind::parse("kind", &r.str("kind")?)?,
+                bucket: r.str("bucket_name")?,
+                storage_id: r.opt_i64("storage_id")?,
+                object_key: r.opt_str("object_key")?,
+                object_size: r.opt_i64("object_size")?,
+                attempts: r.i64("attempts")?,
+            })
+        })
+        .collect::<Result<Vec<Job>>>()?;
+    // Jobs are queued in the order of the changes they carry.
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
 }
 
 /// Whether any job is due now.

@@ -2,8 +2,9 @@
 //!
 //! Woken on `fado.replicator` (by the planner and the catalog after they
 //! queue work, and by a periodic sweep), it claims jobs from the ledger in
-//! Postgres one at a time (`FOR UPDATE SKIP LOCKED` plus a lease, so many
-//! replicators work side by side), carries out the step against the S3 API
+//! Postgres (`FOR UPDATE SKIP LOCKED` plus a lease, so many replicators work
+//! side by side; object jobs in batches, run in lanes that keep each
+//! object's changes in order), carries out each step against the S3 API
 //! of the storage involved, and records the outcome: done, retried later
 //! with exponential backoff, or dead after `max_attempts`, with the error
 //! visible in the API. Every step is idempotent, so a job whose replicator
@@ -13,6 +14,8 @@ mod ledger;
 mod steps;
 
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use anyhow::{Context, Result};
 use fado_store::Db;
@@ -44,6 +47,9 @@ fn config() -> Result<Config> {
     })
 }
 
+/// Lanes of a claimed batch (see `fado_sync::lanes`) worked at once.
+const LANES_AT_ONCE: usize = 8;
+
 #[redis_component]
 fn on_message(_message: bytes::Bytes) -> Result<()> {
     let pg = variables::get("pg_address").context("variable pg_address")?;
@@ -54,27 +60,21 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
     let started = Instant::now();
     let mut progressed = false;
     while started.elapsed() < BUDGET {
-        let Some(job) = ledger::claim(&db, &owner)? else {
+        let batch = ledger::claim(&db, &owner)?;
+        if batch.is_empty() {
             break;
-        };
-        let attempt = Instant::now();
-        let outcome = fado_s3::block_on(steps::run(&db, &cfg, &job, &owner));
-        match outcome {
-            Ok(effect) => {
-                ledger::complete(&db, &job, &owner, effect.bytes, attempt.elapsed())?;
-                count(&cfg.redis, &job, "done", effect.bytes);
-                progressed |= effect.catalog_changed;
-            }
-            Err(e) => {
-                let message = format!("{e:#}");
-                eprintln!(
-                    "replicator: job {} ({} {}) failed: {message}",
-                    job.id, job.kind, job.bucket
-                );
-                let state = ledger::fail(&db, &job, &owner, &message, attempt.elapsed())?;
-                let outcome = if state == "queued" { "retry" } else { &state };
-                count(&cfg.redis, &job, outcome, 0);
-            }
+        }
+        // Storage pairs and their clients, shared by the batch's jobs.
+        let pairs = steps::Pairs::default();
+        let lanes = fado_sync::lanes(batch, ledger::Job::target);
+        let ctx = (&db, &cfg, owner.as_str(), &pairs);
+        let worked: Vec<Result<bool>> = fado_s3::block_on(
+            futures::stream::iter(lanes.into_iter().map(|lane| work_lane(ctx, lane)))
+                .buffer_unordered(LANES_AT_ONCE)
+                .collect(),
+        );
+        for w in worked {
+            progressed |= w?;
         }
     }
     if progressed {
@@ -85,6 +85,36 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
         publish(&cfg.redis, CHANNEL);
     }
     Ok(())
+}
+
+/// Runs one lane's jobs in order and records each outcome; true when one
+/// changed what the planner depends on.
+async fn work_lane(
+    (db, cfg, owner, pairs): (&Db, &Config, &str, &steps::Pairs),
+    lane: Vec<ledger::Job>,
+) -> Result<bool> {
+    let mut progressed = false;
+    for job in lane {
+        let attempt = Instant::now();
+        match steps::run(db, cfg, &job, owner, pairs).await {
+            Ok(effect) => {
+                ledger::complete(db, &job, owner, effect.bytes, attempt.elapsed())?;
+                count(&cfg.redis, &job, "done", effect.bytes);
+                progressed |= effect.catalog_changed;
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                eprintln!(
+                    "replicator: job {} ({} {}) failed: {message}",
+                    job.id, job.kind, job.bucket
+                );
+                let state = ledger::fail(db, &job, owner, &message, attempt.elapsed())?;
+                let outcome = if state == "queued" { "retry" } else { &state };
+                count(&cfg.redis, &job, outcome, 0);
+            }
+        }
+    }
+    Ok(progressed)
 }
 
 /// The Redis hash of FaDO's counters (the catalog serves them at

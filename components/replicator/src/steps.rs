@@ -1,6 +1,10 @@
 //! One replication step per job kind. Each is idempotent: running it again
 //! after a crash, or twice, ends in the same state.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use anyhow::{Context, Result, bail};
 use fado_model::JobKind;
 use fado_s3::{Copier, Endpoint};
@@ -21,7 +25,7 @@ pub struct Effect {
     pub bytes: u64,
 }
 
-pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str) -> Result<Effect> {
+pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str, pairs: &Pairs) -> Result<Effect> {
     let storage_id = job
         .storage_id
         .with_context(|| format!("job {} names no storage deployment", job.id))?;
@@ -50,7 +54,7 @@ pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str) -> Result<Effect
                 .object_key
                 .as_deref()
                 .with_context(|| format!("job {} names no object", job.id))?;
-            object_step(db, cfg, job, owner, storage_id, key).await
+            object_step(db, cfg, job, owner, pairs, storage_id, key).await
         }
     }
 }
@@ -64,13 +68,22 @@ fn endpoint(db: &Db, cfg: &Config, storage_id: i64) -> Result<Endpoint> {
     let r = rows
         .first()
         .with_context(|| format!("storage deployment {storage_id} no longer exists"))?;
+    endpoint_of(cfg, &r, "")
+}
+
+/// The endpoint in a row's columns named `{prefix}endpoint`, … .
+fn endpoint_of(cfg: &Config, r: &fado_store::Row<'_>, prefix: &str) -> Result<Endpoint> {
+    let col = |name: &str| format!("{prefix}{name}");
     Ok(Endpoint {
-        url: r.str("endpoint")?,
-        region: r.str("region")?,
-        path_style: r.bool("path_style")?,
-        access_key: r.str("access_key")?,
-        secret_key: fado_store::secrets::decrypt(&cfg.encryption_key, &r.bytes("secret_key_enc")?)
-            .context("decrypting the storage secret key (was encryption_key changed?)")?,
+        url: r.str(&col("endpoint"))?,
+        region: r.str(&col("region"))?,
+        path_style: r.bool(&col("path_style"))?,
+        access_key: r.str(&col("access_key"))?,
+        secret_key: fado_store::secrets::decrypt(
+            &cfg.encryption_key,
+            &r.bytes(&col("secret_key_enc"))?,
+        )
+        .context("decrypting the storage secret key (was encryption_key changed?)")?,
     })
 }
 
@@ -84,14 +97,19 @@ struct Pair {
 
 impl Pair {
     fn new(db: &Db, cfg: &Config, master_id: i64, replica_id: i64) -> Result<Self> {
-        let master = endpoint(db, cfg, master_id)?;
-        let replica = endpoint(db, cfg, replica_id)?;
-        Ok(Self {
+        Ok(Self::of(
+            endpoint(db, cfg, master_id)?,
+            endpoint(db, cfg, replica_id)?,
+        ))
+    }
+
+    fn of(master: Endpoint, replica: Endpoint) -> Self {
+        Self {
             master_client: master.client(),
             replica_client: replica.client(),
             master,
             replica,
-        })
+        }
     }
 
     fn copier<'a>(
@@ -287,35 +305,43 @@ async fn object_step(
     cfg: &Config,
     job: &Job,
     owner: &str,
+    pairs: &Pairs,
     storage_id: i64,
     key: &str,
 ) -> Result<Effect> {
-    let Some((_, master_id)) = bucket(db, &job.bucket)? else {
-        return Ok(Effect::default());
-    };
-    if !bucket_lives_on(db, &job.bucket, storage_id)? {
-        return Ok(Effect::default());
-    }
-    let pair = Pair::new(db, cfg, master_id, storage_id)?;
-    // Whatever the job's kind, the master decides: a copy of an object the
-    // master no longer has becomes a delete, and the reverse.
-    let Some(source) = fado_s3::head(&pair.master_client, &job.bucket, key).await? else {
-        fado_s3::delete_keys(&pair.replica_client, &job.bucket, &[key.to_string()]).await?;
-        return Ok(Effect::default());
-    };
-    if let Some(copy) = fado_s3::head(&pair.replica_client, &job.bucket, key).await?
-        && copy.master_etag() == source.etag
-        && copy.size == source.size
-    {
-        return Ok(Effect::default()); // already there (an earlier attempt, or a sync)
-    }
-    let entry = Entry {
-        key: key.to_string(),
-        size: source.size,
-        etag: source.etag,
+    let Some(pair) = pairs.get(db, cfg, &job.bucket, storage_id)? else {
+        return Ok(Effect::default()); // the bucket is gone, or not kept there
     };
     let renew = || keep_lease(db, job, owner);
     let copier = pair.copier(&job.bucket, cfg.part_size, &renew);
+    let recorded = job.object_size.and_then(|s| u64::try_from(s).ok());
+    let entry = match recorded {
+        // A small copy goes straight to GET and PUT: checking first would
+        // cost as much as copying again. Whatever the job's kind, the master
+        // decides: a copy of an object it no longer has becomes a delete.
+        Some(size) if job.kind == JobKind::CopyObject && size <= fado_s3::SMALL_COPY => Entry {
+            key: key.to_string(),
+            size,
+            etag: String::new(),
+        },
+        _ => {
+            let Some(source) = fado_s3::head(&pair.master_client, &job.bucket, key).await? else {
+                fado_s3::delete_keys(&pair.replica_client, &job.bucket, &[key.to_string()]).await?;
+                return Ok(Effect::default());
+            };
+            if let Some(copy) = fado_s3::head(&pair.replica_client, &job.bucket, key).await?
+                && copy.master_etag() == source.etag
+                && copy.size == source.size
+            {
+                return Ok(Effect::default()); // already there (an earlier attempt, or a sync)
+            }
+            Entry {
+                key: key.to_string(),
+                size: source.size,
+                etag: source.etag,
+            }
+        }
+    };
     match copier.copy(&entry).await? {
         Some(c) => Ok(Effect {
             catalog_changed: false,
@@ -326,4 +352,58 @@ async fn object_step(
             Ok(Effect::default())
         }
     }
+}
+
+/// The storage pairs of a batch's object steps, looked up once per bucket
+/// and replica: a batch is usually many objects of one bucket.
+#[derive(Default)]
+pub struct Pairs(RefCell<HashMap<ReplicaOf, Option<Rc<Pair>>>>);
+
+/// A bucket's name and a storage deployment holding a copy of it.
+type ReplicaOf = (String, i64);
+
+impl Pairs {
+    fn get(
+        &self,
+        db: &Db,
+        cfg: &Config,
+        bucket: &str,
+        storage_id: i64,
+    ) -> Result<Option<Rc<Pair>>> {
+        let key = (bucket.to_string(), storage_id);
+        if let Some(p) = self.0.borrow().get(&key) {
+            return Ok(p.clone());
+        }
+        let pair = object_pair(db, cfg, bucket, storage_id)?.map(Rc::new);
+        self.0.borrow_mut().insert(key, pair.clone());
+        Ok(pair)
+    }
+}
+
+/// The master and replica storage of an object step, in one query: `None`
+/// when the bucket is gone or no longer lives on `storage_id`.
+fn object_pair(db: &Db, cfg: &Config, bucket: &str, storage_id: i64) -> Result<Option<Pair>> {
+    let rows = db.query(
+        "SELECT b.master_storage_id = $2 OR EXISTS (SELECT 1 FROM replicas r WHERE r.bucket_id = b.id
+                    AND r.storage_id = $2 AND r.state <> 'deleting') AS lives_there,
+                m.endpoint, m.region, m.path_style, m.access_key, m.secret_key_enc,
+                d.endpoint AS d_endpoint, d.region AS d_region, d.path_style AS d_path_style,
+                d.access_key AS d_access_key, d.secret_key_enc AS d_secret_key_enc
+         FROM buckets b JOIN storage_deployments m ON m.id = b.master_storage_id
+         LEFT JOIN storage_deployments d ON d.id = $2
+         WHERE b.name = $1",
+        &[Param::Str(bucket.into()), Param::Int64(storage_id)],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    if !r.bool("lives_there")? {
+        return Ok(None);
+    }
+    if r.opt_str("d_endpoint")?.is_none() {
+        bail!("storage deployment {storage_id} no longer exists");
+    }
+    let master = endpoint_of(cfg, &r, "")?;
+    let replica = endpoint_of(cfg, &r, "d_")?;
+    Ok(Some(Pair::of(master, replica)))
 }
