@@ -37,7 +37,8 @@ const MAX_INSTANCE_MEMORY: &str = "256MiB";
 /// (runtime-host/runtime/src/engine.rs), so both hosts allocate instances the
 /// same way: 1000 component instances, 8 core instances, 4 memories and 4
 /// tables per component instance in total, 256 MiB per memory, and the same
-/// keep-resident sizes. Like fado, wasmtime serve makes a fresh instance per
+/// keep-resident sizes (fado also resets only dirty pages, found with
+/// PAGEMAP_SCAN, which these flags do not ask of wasmtime serve). Like fado, wasmtime serve makes a fresh instance per
 /// request (its default `--max-instance-reuse-count` is 1 for WASIp2).
 pub const WASMTIME_SERVE_FLAGS: &[&str] = &[
     "-Scli",
@@ -52,8 +53,8 @@ pub const WASMTIME_SERVE_FLAGS: &[&str] = &[
     "-Opooling-max-tables-per-component=8",
     "-Opooling-max-core-instance-size=1048576",
     "-Opooling-max-component-instance-size=1048576",
-    "-Opooling-memory-keep-resident=65536",
-    "-Opooling-table-keep-resident=16384",
+    "-Opooling-memory-keep-resident=4194304",
+    "-Opooling-table-keep-resident=262144",
 ];
 
 #[derive(Debug, Clone)]
