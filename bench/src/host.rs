@@ -38,8 +38,9 @@ const MAX_INSTANCE_MEMORY: &str = "256MiB";
 /// same way: 1000 component instances, 8 core instances, 4 memories and 4
 /// tables per component instance in total, 256 MiB per memory, and the same
 /// keep-resident sizes (fado also resets only dirty pages, found with
-/// PAGEMAP_SCAN, which these flags do not ask of wasmtime serve). Like fado, wasmtime serve makes a fresh instance per
-/// request (its default `--max-instance-reuse-count` is 1 for WASIp2).
+/// PAGEMAP_SCAN, which these flags do not ask of wasmtime serve). Like fado,
+/// wasmtime serve makes a fresh instance per request (its default
+/// `--max-instance-reuse-count` is 1 for WASIp2).
 pub const WASMTIME_SERVE_FLAGS: &[&str] = &[
     "-Scli",
     "-Opooling-allocator",

@@ -636,8 +636,8 @@ impl Copier<'_> {
         let Some(head) = head(self.source_client, bucket, key).await? else {
             return Ok(None);
         };
-        let (size, etag) = (head.size, head.etag.clone());
         let mut object = copy_of(&head.etag, head.content_type, head.metadata);
+        let (size, etag) = (head.size, head.etag);
 
         const MAX_SINGLE_COPY: u64 = 5 << 30;
         if server_side && size <= MAX_SINGLE_COPY {

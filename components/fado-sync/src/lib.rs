@@ -1,8 +1,9 @@
 //! Replication decisions, free of I/O so they are tested natively: the
 //! difference between a master bucket and a replica (rsync-like, by size and
 //! ETag), how a copy is cut into bounded parts, the retry schedule of a
-//! failed job, and which jobs of a claimed batch may run side by side. The replicator component feeds them listings and carries out
-//! what they decide.
+//! failed job, and which jobs of a claimed batch may run side by side. The
+//! replicator component feeds them listings and carries out what they
+//! decide.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
