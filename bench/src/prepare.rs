@@ -85,7 +85,7 @@ pub fn prepare(skip_build: bool, tools_dir: &Path) -> Result<Artifacts> {
 }
 
 /// Where cargo puts build output, honouring CARGO_TARGET_DIR and config files.
-fn target_dir(workspace: &Path) -> Result<PathBuf> {
+pub fn target_dir(workspace: &Path) -> Result<PathBuf> {
     let out = cargo()
         .current_dir(workspace)
         .args(["metadata", "--format-version", "1", "--no-deps"])

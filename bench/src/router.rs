@@ -3,7 +3,10 @@
 //! reconfigured through the admin API), side by side in one run:
 //!
 //! 1. overhead: direct to an upstream, through FaDO's router, through Caddy,
-//!    both with `round_robin` and `least_conn` over three instant upstreams;
+//!    both with `round_robin` and `least_conn` over three instant upstreams,
+//!    and FaDO's floor: `fado serve` running a component that only makes
+//!    one outbound call (no route lookup), the least any router component
+//!    costs in a fresh instance per request;
 //! 2. reconfiguration under load: one bucket's route moves to the next
 //!    upstream once per second, then 100 times per second, while load runs;
 //!    failed requests, latency, and the time from each change to the first
@@ -166,12 +169,24 @@ impl Proxy {
     }
 }
 
+/// Where an overhead measurement sends its load.
+#[derive(Clone, Copy)]
+enum Via {
+    /// Straight to upstream `u0`.
+    Direct,
+    Proxy(Proxy),
+    /// The floor component (`probe`'s `/fetch`) forwarding to `u0`.
+    Floor,
+}
+
 /// Everything running: upstreams, FaDO, Caddy.
 struct Bench<'a> {
     cfg: &'a RouterConfig,
     rt: tokio::runtime::Runtime,
     o: Orchestrator,
     caddy: Caddy,
+    /// `fado serve` with the test `probe` component only: the floor.
+    floor: Peer,
     /// Instant upstreams `u0`..`u2` (deployments `f0`..`f2`).
     fast: Vec<Upstream>,
     /// Upstreams of unequal speed `h0`.. (deployments `h0`..).
@@ -218,11 +233,13 @@ pub fn run(cfg: &RouterConfig) -> Result<RouterResults> {
         .tempdir()
         .context("creating Caddy's directory")?;
     let caddy = Caddy::start(&cfg.caddy, logs.path())?;
+    let floor = start_floor(logs.path(), fast[0].addr)?;
     let bench = Bench {
         cfg,
         rt,
         o,
         caddy,
+        floor,
         fast,
         slow,
         bucket: bucket_name(cfg.buckets / 2),
@@ -384,9 +401,19 @@ impl Bench<'_> {
     }
 
     fn spec(&self, addr: SocketAddr, concurrency: u32, duration: Duration) -> LoadSpec {
+        self.spec_at(addr, PATH, concurrency, duration)
+    }
+
+    fn spec_at(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        concurrency: u32,
+        duration: Duration,
+    ) -> LoadSpec {
         LoadSpec {
             addr,
-            path: PATH.into(),
+            path: path.into(),
             concurrency,
             warmup: self.cfg.warmup,
             duration,
@@ -407,28 +434,33 @@ impl Bench<'_> {
     fn overhead(&self, quiet: &mut Duration) -> Result<Vec<OverheadCell>> {
         // `direct` runs while the round_robin route is set (it uses none).
         let variants = [
-            ("direct", None, "round_robin"),
-            ("fado round_robin", Some(Proxy::Fado), "round_robin"),
-            ("caddy round_robin", Some(Proxy::Caddy), "round_robin"),
-            ("fado least_conn", Some(Proxy::Fado), "least_conn"),
-            ("caddy least_conn", Some(Proxy::Caddy), "least_conn"),
+            ("direct", Via::Direct, "round_robin"),
+            (FLOOR, Via::Floor, "round_robin"),
+            ("fado round_robin", Via::Proxy(Proxy::Fado), "round_robin"),
+            ("caddy round_robin", Via::Proxy(Proxy::Caddy), "round_robin"),
+            ("fado least_conn", Via::Proxy(Proxy::Fado), "least_conn"),
+            ("caddy least_conn", Via::Proxy(Proxy::Caddy), "least_conn"),
         ];
+        let floor_path = format!("/fetch?url=http://{}{PATH}", self.fast[0].addr);
         let mut cells: Vec<OverheadCell> = Vec::new();
         for run in 0..self.cfg.runs {
             for policy in ["round_robin", "least_conn"] {
                 self.route(&[0, 1, 2], policy, true)?;
-                for (variant, proxy, p) in variants {
+                for (variant, via, p) in variants {
                     if p != policy {
                         continue;
                     }
                     for &c in &self.cfg.concurrency {
                         self.settle(quiet);
                         eprintln!("fado-bench: overhead run {} {variant} c={c}", run + 1);
-                        let addr = proxy.map_or(self.fast[0].addr, |p| self.addr(p));
-                        let result = measure(
-                            &self.spec(addr, c, self.cfg.duration),
-                            &format!("{variant} at concurrency {c}"),
-                        )?;
+                        let spec = match via {
+                            Via::Direct => self.spec(self.fast[0].addr, c, self.cfg.duration),
+                            Via::Proxy(p) => self.spec(self.addr(p), c, self.cfg.duration),
+                            Via::Floor => {
+                                self.spec_at(self.floor.addr, &floor_path, c, self.cfg.duration)
+                            }
+                        };
+                        let result = measure(&spec, &format!("{variant} at concurrency {c}"))?;
                         match cells
                             .iter_mut()
                             .find(|x| x.variant == variant && x.concurrency == c)
@@ -653,6 +685,53 @@ fn measure(spec: &LoadSpec, what: &str) -> Result<LoadResult> {
     Ok(result)
 }
 
+/// The overhead variant of the floor component.
+const FLOOR: &str = "fado floor";
+
+/// `fado serve` running only the test `probe` component, allowed to call
+/// `upstream`: its `/fetch` makes one outbound GET and streams the body
+/// back, the least a component that forwards a request does.
+fn start_floor(dir: &std::path::Path, upstream: SocketAddr) -> Result<Peer> {
+    let target = crate::prepare::target_dir(&crate::prepare::workspace_root())?;
+    let fado = target.join("release").join("fado");
+    let probe = target.join("wasm32-wasip2").join("wasm").join("probe.wasm");
+    ensure!(
+        probe.exists(),
+        "{} is missing: run ./infra/build",
+        probe.display()
+    );
+    let manifest = dir.join("floor.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"bench-floor\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n\
+             [component.probe]\nsource = \"{}\"\nallowed_outbound_hosts = [\"http://{upstream}\"]\n",
+            probe.display()
+        ),
+    )
+    .with_context(|| format!("writing {}", manifest.display()))?;
+    let addr = peers::free_addr()?;
+    let args = vec![
+        "serve".into(),
+        "--manifest".into(),
+        manifest.display().to_string(),
+        "--listen".into(),
+        addr.to_string(),
+        "--admin-listen".into(),
+        "none".into(),
+    ];
+    Peer::start(
+        "fado-floor",
+        &fado,
+        args,
+        addr,
+        "/.well-known/spin/health",
+        dir,
+        Duration::from_secs(120),
+    )
+}
+
 fn caddy_route(bucket: &str, upstreams: &[SocketAddr], policy: &str) -> Value {
     json!({
         "match": [{"header": {BUCKET_HEADER: [bucket]}}],
@@ -801,7 +880,11 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
     let _ = writeln!(out, "### Overhead\n");
     let _ = writeln!(
         out,
-        "Three instant upstreams; `direct` calls one of them. {} runs of {:.0} s (after {:.0} s \
+        "Three instant upstreams; `direct` calls one of them. `{FLOOR}` is `fado serve` (same \
+         binary, default settings) running only the test component `probe`, whose `/fetch` makes \
+         one outbound GET to `u0` and streams the body back: no route lookup, no Redis, no \
+         header handling, so it is the least a forwarding component costs when each request gets \
+         a fresh instance. {} runs of {:.0} s (after {:.0} s \
          warm-up) per cell, interleaved; medians of the runs, range of requests/s in brackets; \
          no errors in any run.\n",
         cfg.runs,
@@ -853,6 +936,16 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
                 })
         };
         let direct = get("direct").map_or(0.0, |d| d.1);
+        if let (Some(f), Some(k)) = (get(FLOOR), get("caddy round_robin")) {
+            let _ = writeln!(
+                out,
+                "- {c} connection(s), floor: {:.2}× Caddy round_robin's requests/s; added p99 \
+                 {} ms vs Caddy {} ms.",
+                f.0 / k.0,
+                ms(f.1 - direct),
+                ms(k.1 - direct)
+            );
+        }
         for policy in ["round_robin", "least_conn"] {
             if let (Some(f), Some(k)) = (
                 get(&format!("fado {policy}")),
@@ -1024,6 +1117,12 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
             }
         }
     }
+    // The floor against Caddy (round_robin, the cheaper Caddy cell aside).
+    let floor: Vec<f64> = cfg
+        .concurrency
+        .iter()
+        .filter_map(|&c| Some(cell(FLOOR, c)?.0 / cell("caddy round_robin", c)?.0))
+        .collect();
     let (lo, hi) = min_max(&ratios);
     let met = |ok: bool| if ok { "met" } else { "**not met**" };
     let _ = writeln!(
@@ -1033,6 +1132,14 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
          {above} of {cells} cells.",
         met(lo >= 1.0 && above == 0)
     );
+    if !floor.is_empty() {
+        let (flo, fhi) = min_max(&floor);
+        let _ = writeln!(
+            out,
+            "  The floor, a component that makes one outbound call and nothing else, served \
+             {flo:.2}–{fhi:.2}× Caddy's requests/s under the same host."
+        );
+    }
     let fastest = cfg.reconfig_rates.iter().copied().fold(0.0, f64::max);
     if let Some(r) = res
         .reconfig

@@ -884,9 +884,43 @@ async fn settings_and_route_overrides() {
         "{overrides}"
     );
 
+    // Deployments may be named by id too; the bucket by id in the path.
+    let f2 = route["targets"][0]["faas_id"].as_i64().expect("faas_id");
+    let (_, bucket) = o.api("GET", "/api/buckets/ml-data", None).await;
+    let bucket_id = bucket["id"].as_i64().expect("bucket id");
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/buckets/ml-data/route-override",
+            Some(json!({"faas": [f2, "f3"], "policy": "p2c"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["faas_ids"][0], f2, "{b}");
+    let (s, b) = o
+        .api(
+            "PUT",
+            &format!("/api/buckets/{bucket_id}/route-override"),
+            Some(json!({"faas": ["f2", "f3"], "policy": "p2c"})),
+        )
+        .await;
+    assert_eq!((s, &b["faas_ids"][0]), (200, &json!(f2)), "{b}");
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/buckets/no-such-bucket/route-override",
+            Some(json!({"faas": ["f1"]})),
+        )
+        .await;
+    error(s, &b, 404, "not_found", None);
+    assert!(b.to_string().contains("no-such-bucket"), "{b}");
+
     for (body, field) in [
         (json!({"faas": []}), "faas"),
         (json!({"faas": ["f9"]}), "faas[0]"),
+        (json!({"faas": ["f2", "f9"]}), "faas[1]"),
+        (json!({"faas": [f2, "f2"]}), "faas[1]"),
+        (json!({"faas": [999_999]}), "faas[0]"),
         (json!({"faas": ["f1"], "policy": "sometimes"}), "policy"),
     ] {
         let (s, b) = o

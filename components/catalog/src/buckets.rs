@@ -429,10 +429,10 @@ pub fn replicas(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
 }
 
 pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-    let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
+    let bucket = || lookup::segment(&ctx.db, "buckets", "bucket", segment);
     match req.method.as_str() {
         "GET" => {
-            let b = get(&ctx.db, id)?;
+            let b = get(&ctx.db, bucket()?)?;
             match b.route_override {
                 Some(o) => Reply::ok(o),
                 None => Err(ApiError::not_found(format!(
@@ -454,19 +454,12 @@ pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
                     "list at least one FaaS deployment (DELETE the override to route by placement again)",
                 ));
             }
-            let mut ids = Vec::new();
-            for (i, r) in input.faas.iter().enumerate() {
-                let field = format!("faas[{i}]");
-                let f = lookup::resolve(
-                    &ctx.db,
-                    "faas_deployments",
-                    "FaaS deployment",
-                    r,
-                    Some(&field),
-                )?;
+            let (id, resolved) = lookup::bucket_and_faas(&ctx.db, segment, &input.faas)?;
+            let mut ids = Vec::with_capacity(resolved.len());
+            for (i, (f, r)) in resolved.into_iter().zip(&input.faas).enumerate() {
                 if ids.contains(&f) {
                     return Err(ApiError::invalid(
-                        field,
+                        format!("faas[{i}]"),
                         format!("FaaS deployment {r} is listed twice"),
                     ));
                 }
@@ -482,6 +475,7 @@ pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
             })
         }
         "DELETE" => {
+            let id = bucket()?;
             ctx.db.transaction(|db| {
                 db.execute("DELETE FROM bucket_route_overrides WHERE bucket_id = $1", &[Param::Int64(id)])?;
                 db.execute(

@@ -31,3 +31,57 @@ pub fn resolve(db: &Db, table: &str, what: &str, r: &Ref, field: Option<&str>) -
 pub fn segment(db: &Db, table: &str, what: &str, segment: &str) -> ApiResult<i64> {
     resolve(db, table, what, &Ref::from_segment(segment), None)
 }
+
+/// Resolves a bucket path segment and a list of FaaS deployment references
+/// (body field `faas`) in one query: a route override is the control
+/// plane's hot path, and each round trip to Postgres costs about 0.5 ms.
+/// Errors are those of [`segment`] and [`resolve`], the bucket's first.
+pub fn bucket_and_faas(db: &Db, bucket: &str, faas: &[Ref]) -> ApiResult<(i64, Vec<i64>)> {
+    let bucket = Ref::from_segment(bucket);
+    let (bucket_id, bucket_name) = match &bucket {
+        Ref::Id(id) => (Param::Int64(*id), Param::DbNull),
+        Ref::Name(n) => (Param::DbNull, Param::Str(n.clone())),
+    };
+    let ids = faas.iter().map(|r| match r {
+        Ref::Id(id) => Some(*id),
+        Ref::Name(_) => None,
+    });
+    let names = faas.iter().map(|r| match r {
+        Ref::Id(_) => None,
+        Ref::Name(n) => Some(n.clone()),
+    });
+    // One row per reference, in order; with none, one row for the bucket.
+    let rows = db.query(
+        "SELECT (SELECT id FROM buckets WHERE id = $1 OR name = $2) AS bucket, f.id
+         FROM (SELECT 1) one
+         LEFT JOIN unnest($3::bigint[], $4::text[]) WITH ORDINALITY AS r(id, name, ord) ON true
+         LEFT JOIN faas_deployments f ON f.id = r.id OR f.name = r.name
+         ORDER BY r.ord",
+        &[
+            bucket_id,
+            bucket_name,
+            Param::ArrayInt64(ids.collect()),
+            Param::ArrayStr(names.collect()),
+        ],
+    )?;
+    let found = match rows.first() {
+        Some(row) => row.opt_i64("bucket")?,
+        None => None,
+    };
+    let Some(id) = found else {
+        return Err(ApiError::not_found(format!("bucket {bucket}")));
+    };
+    let mut resolved = Vec::with_capacity(faas.len());
+    for (i, (r, row)) in faas.iter().zip(rows.iter()).enumerate() {
+        match row.opt_i64("id")? {
+            Some(f) => resolved.push(f),
+            None => {
+                return Err(ApiError::invalid(
+                    format!("faas[{i}]"),
+                    format!("FaaS deployment {r} does not exist"),
+                ));
+            }
+        }
+    }
+    Ok((id, resolved))
+}
