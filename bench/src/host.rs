@@ -23,8 +23,6 @@ use crate::upstream::{self, Upstream};
 
 /// What `hello` answers to every request.
 const HELLO_BODY: &str = "Hello from FaDO\n";
-/// fado's readiness endpoint (Spin's).
-const FADO_HEALTH: &str = "/.well-known/spin/health";
 
 /// Instance limits given to both hosts explicitly, so the recorded commands
 /// state them rather than relying on defaults that may change.
@@ -267,27 +265,17 @@ fn start_fado(
     extra: &[&str],
     work_dir: &Path,
 ) -> Result<Peer> {
-    let addr = free_addr()?;
-    let mut args: Vec<String> = vec![
-        "serve".into(),
-        "--manifest".into(),
-        manifest.display().to_string(),
-        "--listen".into(),
-        addr.to_string(),
-        "--admin-listen".into(),
-        "none".into(),
-        "--max-instances".into(),
-        MAX_INSTANCES.into(),
-        "--max-instance-memory".into(),
-        MAX_INSTANCE_MEMORY.into(),
+    let limits = [
+        "--max-instances",
+        MAX_INSTANCES,
+        "--max-instance-memory",
+        MAX_INSTANCE_MEMORY,
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Peer::start(
+    Peer::fado_serve(
         name,
         &art.fado,
-        args,
-        addr,
-        FADO_HEALTH,
+        manifest,
+        &[&limits[..], extra].concat(),
         work_dir,
         cfg.startup_timeout,
     )

@@ -83,6 +83,38 @@ impl Spinners {
 }
 
 impl Peer {
+    /// `fado serve --manifest M` on a free port with no admin listener and
+    /// `extra` flags, ready once its health path answers.
+    pub fn fado_serve(
+        name: &str,
+        fado: &Path,
+        manifest: &Path,
+        extra: &[&str],
+        log_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Peer> {
+        let addr = free_addr()?;
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--manifest".into(),
+            manifest.display().to_string(),
+            "--listen".into(),
+            addr.to_string(),
+            "--admin-listen".into(),
+            "none".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start(
+            name,
+            fado,
+            args,
+            addr,
+            "/.well-known/spin/health",
+            log_dir,
+            timeout,
+        )
+    }
+
     /// Starts `program args` with stdout/stderr captured in `log_dir`, then polls
     /// `GET ready_path` on `addr` until it answers 200.
     pub fn start(

@@ -599,8 +599,8 @@ impl Bench<'_> {
         })
     }
 
-    /// One route change: FaDO through its API (Postgres, then the planner
-    /// publishes to Redis), Caddy by loading its whole new configuration
+    /// One route change: FaDO through its API (Postgres, then the catalog's
+    /// express route in Redis), Caddy by loading its whole new configuration
     /// through the admin endpoint, as the thesis's FaDO did.
     async fn change(&self, proxy: Proxy, target: usize) -> Result<()> {
         match proxy {
@@ -711,22 +711,11 @@ fn start_floor(dir: &std::path::Path, upstream: SocketAddr) -> Result<Peer> {
         ),
     )
     .with_context(|| format!("writing {}", manifest.display()))?;
-    let addr = peers::free_addr()?;
-    let args = vec![
-        "serve".into(),
-        "--manifest".into(),
-        manifest.display().to_string(),
-        "--listen".into(),
-        addr.to_string(),
-        "--admin-listen".into(),
-        "none".into(),
-    ];
-    Peer::start(
+    Peer::fado_serve(
         "fado-floor",
         &fado,
-        args,
-        addr,
-        "/.well-known/spin/health",
+        &manifest,
+        &[],
         dir,
         Duration::from_secs(120),
     )
@@ -969,8 +958,9 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
         out,
         "{} connections call the measured bucket{} for {:.0} s while its route moves to the next \
          upstream (u0 → u1 → u2 → u0 …) at the given rate: for FaDO `PUT \
-         /api/buckets/{{bucket}}/route-override` (committed in PostgreSQL, published to Redis by \
-         the planner), for Caddy `POST /load` of the whole new configuration. After each change \
+         /api/buckets/{{bucket}}/route-override` (committed in PostgreSQL, then written to Redis \
+         by the catalog as an express route before it answers; the planner folds it into its \
+         next table), for Caddy `POST /load` of the whole new configuration. After each change \
          a probe (its own connection through the proxy) calls until the new upstream answers; \
          *effect* is the time from sending the change to sending the first request the new \
          upstream answered (resolution: one probe round trip). A change is sent when it is due \
