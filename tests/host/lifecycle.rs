@@ -95,3 +95,37 @@ async fn metrics_count_invocations_per_component_and_trigger() {
         "a latency histogram"
     );
 }
+
+/// `/count` answers how many requests its instance has served.
+async fn served(fado: &Fado) -> u64 {
+    let r = http().get(fado.url("/count")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["served"].as_u64().expect("a count")
+}
+
+#[tokio::test]
+async fn instances_are_fresh_per_request_unless_the_component_opts_into_reuse() {
+    // Spin's behaviour by default: every request gets a fresh instance.
+    let fado = Fado::start(&app()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(served(&fado).await, 1);
+    }
+    drop(fado);
+
+    let manifest =
+        harness::probe_manifest(&[]) + "[component.probe.tool.fado]\ninstance_reuse = 3\n";
+    let reusing = harness::AppDir::new(&manifest).unwrap();
+    let fado = Fado::start(&reusing).unwrap();
+    // One instance serves three requests in turn, then a fresh one follows.
+    let mut counts = Vec::new();
+    for _ in 0..4 {
+        counts.push(served(&fado).await);
+    }
+    assert_eq!(counts, [1, 2, 3, 1]);
+    // An instance that trapped is not kept: the next request starts afresh.
+    assert_eq!(served(&fado).await, 2);
+    let trap = http().get(fado.url("/trap")).send().await.unwrap();
+    assert_eq!(trap.status(), 500);
+    assert_eq!(served(&fado).await, 1);
+}

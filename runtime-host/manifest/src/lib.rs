@@ -163,6 +163,11 @@ pub struct Component {
     pub allowed_outbound_hosts: Vec<Template>,
     pub key_value_stores: Vec<String>,
     pub build: Option<BuildConfig>,
+    /// How many HTTP requests one instance may serve, one after another
+    /// (`[component.<id>.tool.fado] instance_reuse`; 1, Spin's behaviour,
+    /// unless set). Only for components that keep no state between
+    /// requests: a reused instance keeps its memory.
+    pub instance_reuse: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +313,14 @@ struct RawComponent {
     dependencies_inherit_configuration: Option<bool>,
     #[serde(default)]
     dependencies: toml::Table,
+}
+
+/// `[component.<id>.tool.fado]`: fado's own settings for one component
+/// (Spin ignores `tool` tables).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponentTool {
+    instance_reuse: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -752,7 +765,24 @@ impl Loader<'_> {
         unsupported("sqlite_databases", !c.sqlite_databases.is_empty())?;
         unsupported("ai_models", !c.ai_models.is_empty())?;
         unsupported("dependencies", !c.dependencies.is_empty())?;
-        let _ = (&c.targets, &c.tool, &c.dependencies_inherit_configuration);
+        let _ = (&c.targets, &c.dependencies_inherit_configuration);
+        let instance_reuse = match c.tool.get("fado").cloned() {
+            None => 1,
+            Some(t) => {
+                let tool_field = format!("{field}.tool.fado");
+                let raw: RawComponentTool = deserialize_value(self.file, &tool_field, t)?;
+                match raw.instance_reuse {
+                    None => 1,
+                    Some(0) => {
+                        return Err(self.err(
+                            format!("{tool_field}.instance_reuse"),
+                            "must be at least 1 (1: a fresh instance for every request)",
+                        ));
+                    }
+                    Some(n) => n,
+                }
+            }
+        };
 
         let source = match c.source {
             toml::Value::String(p) if !p.is_empty() => ComponentSource::Local(self.dir.join(p)),
@@ -911,6 +941,7 @@ impl Loader<'_> {
             allowed_outbound_hosts: rules,
             key_value_stores: c.key_value_stores,
             build,
+            instance_reuse,
         })
     }
 }

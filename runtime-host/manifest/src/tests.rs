@@ -202,3 +202,28 @@ fn sweeps_are_read_from_the_fado_tool_table() {
     let bad = text.replace("channel = \"fado.planner\"", "chanel = \"fado.planner\"");
     expect_field(&bad, "application.tool.fado.sweeps[0].chanel");
 }
+
+#[test]
+fn instance_reuse_is_read_from_the_component_tool_table() {
+    let m = parse(GOOD).unwrap();
+    assert!(m.components.values().all(|c| c.instance_reuse == 1));
+    let text = GOOD.replace(
+        "[component.worker]\nsource = \"worker.wasm\"\n",
+        "[component.worker]\nsource = \"worker.wasm\"\n[component.worker.tool.fado]\ninstance_reuse = 500\n",
+    );
+    let m = parse(&text).unwrap();
+    assert_eq!(m.components["worker"].instance_reuse, 500);
+    assert_eq!(m.components["api"].instance_reuse, 1);
+    expect_field(
+        &text.replace("instance_reuse = 500", "instance_reuse = 0"),
+        "component.worker.tool.fado.instance_reuse",
+    );
+    expect_field(
+        &text.replace("instance_reuse = 500", "instance_reuse = \"many\""),
+        "component.worker.tool.fado.instance_reuse",
+    );
+    expect_field(
+        &text.replace("instance_reuse = 500", "reuse = 5"),
+        "component.worker.tool.fado.reuse",
+    );
+}

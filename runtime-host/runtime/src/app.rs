@@ -175,6 +175,13 @@ impl App {
         let data = self.capabilities.store_data(component, limits)?;
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.limits);
+        self.arm_deadline(&mut store);
+        Ok(store)
+    }
+
+    /// Gives `store` a fresh execution-time budget (`--max-execution-time`)
+    /// for its next call: a new store, or a reused instance's next request.
+    pub fn arm_deadline(&self, store: &mut Store<StoreData>) {
         store.set_epoch_deadline(1);
         match self.ctx.options.limits.max_execution_time {
             None => store.epoch_deadline_async_yield_and_update(1),
@@ -191,7 +198,6 @@ impl App {
                 });
             }
         }
-        Ok(store)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -21,8 +21,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
 
 use crate::app::App;
@@ -42,7 +43,24 @@ pub struct HttpTrigger {
 struct HttpComponent {
     pre: ProxyPre<StoreData>,
     metrics: InvocationMetrics,
+    /// Requests one instance may serve in turn (the component's
+    /// `instance_reuse`; 1: a fresh instance per request, as Spin does).
+    reuse: u32,
+    /// Instances that served fewer than `reuse` requests, waiting for the
+    /// next one (most recently used last).
+    idle: Arc<Mutex<Vec<Idle>>>,
 }
+
+/// An instance kept for a later request of its component.
+struct Idle {
+    store: Store<StoreData>,
+    proxy: Proxy,
+    served: u32,
+}
+
+/// Instances kept idle per component at most: each holds a slot of the
+/// pooling allocator (`--max-instances`) that a fresh instance could use.
+const MAX_IDLE: usize = 16;
 
 /// How a request reached its component.
 struct Matched {
@@ -75,9 +93,18 @@ impl HttpTrigger {
                     loaded.id
                 )
             })?;
+            let reuse = manifest
+                .components
+                .get(&loaded.id)
+                .map_or(1, |c| c.instance_reuse);
+            if reuse > 1 {
+                tracing::info!(component = %loaded.id, reuse, "instances serve several requests in turn");
+            }
             handlers.push(Some(HttpComponent {
                 pre,
                 metrics: InvocationMetrics::new(&loaded.id, "http"),
+                reuse,
+                idle: Arc::default(),
             }));
         }
         for t in &manifest.http_triggers {
@@ -252,10 +279,28 @@ impl HttpTrigger {
         let started = Instant::now();
         handler.metrics.started();
         let id = self.app.component(matched.component).id.clone();
-        let mut store = self
-            .app
-            .new_store(matched.component)
-            .map_err(|e| internal(&id, &e))?;
+        let kept = if handler.reuse > 1 {
+            handler.idle.lock().expect("idle instances lock").pop()
+        } else {
+            None
+        };
+        let (mut store, kept_proxy, served) = match kept {
+            Some(Idle {
+                mut store,
+                proxy,
+                served,
+            }) => {
+                self.app.arm_deadline(&mut store);
+                (store, Some(proxy), served)
+            }
+            None => (
+                self.app
+                    .new_store(matched.component)
+                    .map_err(|e| internal(&id, &e))?,
+                None,
+                0,
+            ),
+        };
         let scheme = if https { Scheme::Https } else { Scheme::Http };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (request, out) = {
@@ -277,24 +322,46 @@ impl HttpTrigger {
         let out = out.map_err(|e| internal(&id, &anyhow::Error::from(e)))?;
         let pre = handler.pre.clone();
         let metrics = handler.metrics.clone();
+        let keep = (served + 1 < handler.reuse).then(|| handler.idle.clone());
         let task_id = id.clone();
         // The guest runs on its own task so the response body can stream
         // while the handler is still writing it.
         let task = self.tracker.spawn(async move {
             let result = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = match kept_proxy {
+                    Some(p) => p,
+                    None => pre.instantiate_async(&mut store).await?,
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, request, out)
-                    .await
+                    .await?;
+                Ok::<_, wasmtime::Error>(proxy)
             }
             .await
             .map_err(anyhow::Error::from);
             metrics.finished(started.elapsed(), result.is_ok());
-            if let Err(e) = &result {
-                tracing::error!(component = %task_id, "HTTP handler failed: {e:?}");
+            match result {
+                Ok(proxy) => {
+                    // Only an instance whose handler returned normally is
+                    // kept; one that trapped is dropped with its memory.
+                    if let Some(idle) = keep {
+                        let mut idle = idle.lock().expect("idle instances lock");
+                        if idle.len() < MAX_IDLE {
+                            idle.push(Idle {
+                                store,
+                                proxy,
+                                served: served + 1,
+                            });
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(component = %task_id, "HTTP handler failed: {e:?}");
+                    Err(e)
+                }
             }
-            result
         });
         match rx.await {
             Ok(Ok(response)) => Ok(response),

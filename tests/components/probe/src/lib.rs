@@ -17,6 +17,9 @@ use spin_sdk::pg4::{self as pg, DbValue, ParameterValue, RangeBoundKind};
 use spin_sdk::redis::{Connection as RedisConnection, RedisParameter, RedisResult};
 use spin_sdk::variables;
 
+/// Requests this instance served through `/count`.
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let path_and_query = req.path_with_query().unwrap_or_default();
@@ -32,6 +35,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         "echo" => echo(req, out).await,
         "fetch" => fetch(&param("url"), out).await,
         "trap" => panic!("deliberate trap requested by the test"),
+        "count" => {
+            // Requests this instance has served: 1 unless the host reuses
+            // instances.
+            let n = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            respond(out, 200, json!({"served": n})).await
+        }
         "oom" => {
             // 1 GiB, far beyond the instance memory limit the test sets.
             let v = vec![1u8; 1 << 30];
