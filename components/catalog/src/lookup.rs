@@ -20,10 +20,16 @@ pub fn resolve(db: &Db, table: &str, what: &str, r: &Ref, field: Option<&str>) -
     };
     match rows.first() {
         Some(row) => Ok(row.i64("id")?),
-        None => Err(match field {
-            Some(f) => ApiError::invalid(f, format!("{what} {r} does not exist")),
-            None => ApiError::not_found(format!("{what} {r}")),
-        }),
+        None => Err(missing(what, r, field)),
+    }
+}
+
+/// The answer for a reference to no row: 404 for a path segment, 400
+/// naming the body field otherwise.
+fn missing(what: &str, r: &Ref, field: Option<&str>) -> ApiError {
+    match field {
+        Some(f) => ApiError::invalid(f, format!("{what} {r} does not exist")),
+        None => ApiError::not_found(format!("{what} {r}")),
     }
 }
 
@@ -69,17 +75,14 @@ pub fn bucket_and_faas(db: &Db, bucket: &str, faas: &[Ref]) -> ApiResult<(i64, V
         None => None,
     };
     let Some(id) = found else {
-        return Err(ApiError::not_found(format!("bucket {bucket}")));
+        return Err(missing("bucket", &bucket, None));
     };
     let mut resolved = Vec::with_capacity(faas.len());
     for (i, (r, row)) in faas.iter().zip(rows.iter()).enumerate() {
         match row.opt_i64("id")? {
             Some(f) => resolved.push(f),
             None => {
-                return Err(ApiError::invalid(
-                    format!("faas[{i}]"),
-                    format!("FaaS deployment {r} does not exist"),
-                ));
+                return Err(missing("FaaS deployment", r, Some(&format!("faas[{i}]"))));
             }
         }
     }
