@@ -439,6 +439,18 @@ async fn a_dead_upstream_is_skipped_and_a_slow_one_times_out() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(f1_requests >= 8.0, "{text}");
+    // The latency sum is in seconds (the router counts whole microseconds),
+    // each answer well inside the 1 s timeout.
+    let f1_seconds: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "fado_router_request_duration_seconds_sum{bucket=\"bk0\",upstream=\"f1\"} ",
+            )
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(f1_seconds > 0.0 && f1_seconds < f1_requests, "{text}");
     assert!(
         text.contains("fado_router_errors_total{bucket=\"bk0\",upstream=\"f0\"} 2"),
         "{text}"
@@ -555,7 +567,14 @@ async fn the_redis_script_ranks_like_the_library() {
             .zip(&unhealthy)
             .map(|(id, down)| {
                 let health = if *down { "unhealthy" } else { "healthy" };
-                json!({"faas_id": id, "name": format!("f{id}"), "cluster": "c", "base_url": "http://x",
+                // route.lua scans the JSON for its fields rather than
+                // decoding it: names that spell fields out must not fool it.
+                let name = if case % 3 == 0 {
+                    format!(r#"f{id}","faas_id":99,"health":"unhealthy","policy":"first"#)
+                } else {
+                    format!("f{id}")
+                };
+                json!({"faas_id": id, "name": name, "cluster": "c", "base_url": "http://x",
                        "path_template": "/{function}", "timeout_ms": 1000, "health": health})
             })
             .collect();
@@ -678,6 +697,122 @@ async fn the_redis_script_ranks_like_the_library() {
             .in_flight;
         assert_eq!(n as u64, before + 1, "case {case}");
     }
+}
+
+/// done.lua, run by a real Redis, keeps the outlier record and the
+/// peak-EWMA latency exactly as `fado_routing::outlier::record` and
+/// `fado_routing::latency::observe` do over the same outcomes, and counts
+/// the metrics the catalog serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_done_script_records_like_the_library() {
+    use fado_routing::latency::{self, PeakEwma};
+    use fado_routing::outlier::{self, Event, State};
+
+    let redis = harness::Redis::start().unwrap();
+    let mut c = redis.conn().await.unwrap();
+    let script = redis::Script::new(include_str!("../../components/router/src/done.lua"));
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let cfg = outlier::Config {
+        consecutive_failures: 3,
+        base_ejection_ms: 1_000,
+        max_ejection_ms: 4_000,
+    };
+    let mut state = State::default();
+    let mut ewma: Option<PeakEwma> = None;
+    let (mut requests, mut errors, mut ejections, mut sum_us) = (0, 0, 0, 0u64);
+    let mut now: u64 = 1_800_000_000_000;
+    for step in 0..600 {
+        now += rng.below(700);
+        // Failure streaks long enough to eject, and some refusals (no time).
+        let failed = rng.below(3) == 0;
+        let rtt: Option<u64> = (rng.below(5) != 0).then(|| 200 + rng.below(50_000));
+        let ejected: i64 = script
+            .key("fado:router:metrics")
+            .arg(7)
+            .arg("req")
+            .arg(if failed { "1" } else { "0" })
+            .arg(rtt.map(|r| r.to_string()).unwrap_or_default())
+            .arg(now)
+            .arg(cfg.consecutive_failures)
+            .arg(cfg.base_ejection_ms)
+            .arg(cfg.max_ejection_ms)
+            .arg(latency::DECAY_MS)
+            .arg("bk|f7")
+            .arg("0.1")
+            .arg("f7")
+            .invoke_async(&mut c)
+            .await
+            .unwrap();
+        let (next, event) = outlier::record(state, failed, now, &cfg);
+        state = next;
+        if let Some(r) = rtt {
+            ewma = Some(latency::observe(ewma, r as f64, now));
+            sum_us += r;
+        }
+        requests += 1;
+        errors += u64::from(failed);
+        let want_ejected = match event {
+            Event::Ejected { until_ms } => {
+                ejections += 1;
+                until_ms as i64
+            }
+            Event::None => 0,
+        };
+        assert_eq!(ejected, want_ejected, "step {step}");
+
+        let record: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg("fado:up:7")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let field = |k: &str| record.get(k).map(String::as_str).unwrap_or("0");
+        assert_eq!(
+            field("consecutive"),
+            state.consecutive.to_string(),
+            "step {step}"
+        );
+        assert_eq!(
+            field("ejections"),
+            state.ejections.to_string(),
+            "step {step}"
+        );
+        assert_eq!(
+            field("ejected_until"),
+            state.ejected_until_ms.to_string(),
+            "step {step}"
+        );
+        if let Some(e) = ewma {
+            let stored: f64 = field("latency_us").parse().unwrap();
+            // Stored to a thousandth of a microsecond, and read back from
+            // there: the two drift apart by at most that per step.
+            assert!(
+                (stored - e.latency_us).abs() < 0.01,
+                "step {step}: {stored} vs {}",
+                e.latency_us
+            );
+            ewma = Some(PeakEwma {
+                latency_us: stored,
+                at_ms: field("latency_at").parse().unwrap(),
+            });
+        }
+    }
+    let metrics: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("fado:router:metrics")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let count = |k: &str| {
+        metrics
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or("0")
+            .to_string()
+    };
+    assert_eq!(count("requests|bk|f7"), requests.to_string());
+    assert_eq!(count("errors|bk|f7"), errors.to_string());
+    assert_eq!(count("ejections|f7"), ejections.to_string());
+    assert_eq!(count("latency_sum_us|bk|f7"), sum_us.to_string());
+    assert!(ejections > 3, "the sequence should eject several times");
 }
 
 /// Serves `n` calls to `bucket`, `concurrency` at a time; returns how many

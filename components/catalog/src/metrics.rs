@@ -100,8 +100,9 @@ fn label(v: &str) -> String {
 }
 
 /// The router's metrics: fields `requests|B|U`, `errors|B|U`,
-/// `latency|B|U|LE`, `latency_sum|B|U` and `ejections|U`, for buckets B
-/// and upstream deployment U.
+/// `latency|B|U|LE`, `latency_sum_us|B|U` (whole microseconds; routers
+/// before it wrote seconds in `latency_sum|B|U`, which still counts) and
+/// `ejections|U`, for buckets B and upstream deployment U.
 fn router(out: &mut String, fields: &[(String, String)]) {
     use std::collections::BTreeMap;
     let mut requests = BTreeMap::new();
@@ -120,7 +121,10 @@ fn router(out: &mut String, fields: &[(String, String)]) {
                 errors.insert(pair(1), n);
             }
             (["latency_sum", _, _], Ok(n)) => {
-                sums.insert(pair(1), n);
+                *sums.entry(pair(1)).or_insert(0.0) += n;
+            }
+            (["latency_sum_us", _, _], Ok(n)) => {
+                *sums.entry(pair(1)).or_insert(0.0) += n / 1e6;
             }
             (["latency", _, _, le], Ok(n)) => {
                 histograms

@@ -20,6 +20,9 @@
 mod forward;
 mod table;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -108,8 +111,39 @@ fn now_ms() -> u64 {
     t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
 }
 
+// An instance the host reuses (`instance_reuse` in spin.toml) keeps its
+// configuration and its Redis connection: variables are fixed for the
+// app's life, and the host's connection reconnects by itself. A fresh
+// instance (Spin, or no reuse) loads both once, as before.
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+thread_local! {
+    static REDIS: RefCell<Option<Rc<Connection>>> = const { RefCell::new(None) };
+}
+
+fn config() -> Result<&'static Config> {
+    if let Some(c) = CONFIG.get() {
+        return Ok(c);
+    }
+    let c = Config::load()?;
+    Ok(CONFIG.get_or_init(|| c))
+}
+
+/// The Redis connection, opened on first use; `None` when it cannot be
+/// opened (the router then routes from PostgreSQL, and tries again on the
+/// next request).
+fn redis(address: &str) -> Option<Rc<Connection>> {
+    REDIS.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.is_none() {
+            *cached = Connection::open(address).ok().map(Rc::new);
+        }
+        cached.clone()
+    })
+}
+
 async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
-    let cfg = match Config::load() {
+    let cfg = match config() {
         Ok(c) => c,
         Err(e) => {
             let _ = responder
@@ -157,7 +191,11 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
     let mut body = Some(body);
     // A body small enough is kept in memory, so a retry can send it again.
     let mut kept: Option<Vec<u8>> = None;
-    if !chunked && length.unwrap_or(0) <= cfg.retry_buffer {
+    if !chunked && length.unwrap_or(0) == 0 {
+        // No Content-Length and no Transfer-Encoding: a request without a
+        // body (RFC 9112, 6.3), nothing to read.
+        kept = Some(Vec::new());
+    } else if !chunked && length.unwrap_or(0) <= cfg.retry_buffer {
         let mut b = body.take().expect("body present");
         let bytes = b
             .contents()
@@ -181,7 +219,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
     let key = key_of(&parts.headers, &cfg.hash_header);
     let request_id = format!("{:016x}", wasip2::random::random::get_random_u64());
     let lease_ms = 60_000;
-    let redis = Connection::open(&cfg.redis_address).ok();
+    let redis = redis(&cfg.redis_address);
     let mut attempt_route = 0;
     let decision = loop {
         attempt_route += 1;
@@ -197,7 +235,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
             request_id: &request_id,
             lease_ms,
         };
-        let outcome = match &redis {
+        let outcome = match redis.as_deref() {
             Some(conn) => match table::route(conn, &ask) {
                 Ok(o) => o,
                 Err(e) => {
@@ -240,8 +278,8 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
     } = decision;
     let label_buckets = buckets.join(",");
     let outcomes = Outcomes {
-        redis: redis.as_ref().filter(|_| shared),
-        cfg: &cfg,
+        redis: redis.as_deref().filter(|_| shared),
+        cfg,
         request_id: &request_id,
         buckets: &label_buckets,
     };
@@ -266,7 +304,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         };
         if n > 0
             && shared
-            && let Some(conn) = &redis
+            && let Some(conn) = redis.as_deref()
         {
             let _ = table::begin(conn, *faas_id, &request_id, now_ms(), lease_ms);
         }
