@@ -390,6 +390,34 @@ async fn bad_requests_get_json_errors() {
     let (s, up, body) = call_with(&o, "POST", Some("bk0"), "/f", vec![7; (1 << 20) + 1]).await;
     assert_eq!((s, up), (413, None), "{body}");
     assert_eq!(body["error"]["code"], "too_large");
+    // A body without Content-Length (chunked) is counted as it streams:
+    // under the limit it arrives whole, past it the answer is 413.
+    let chunked = |total: usize| {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..total.div_ceil(64 << 10))
+            .map(|i| Ok(vec![i as u8; (64 << 10).min(total - i * (64 << 10))]))
+            .collect();
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+    };
+    let resp = http()
+        .post(o.fado.url("/f"))
+        .header("X-FaDO-Bucket", "bk0")
+        .body(chunked(700 << 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["body_len"], 700 << 10, "{echoed}");
+    let resp = http()
+        .post(o.fado.url("/f"))
+        .header("X-FaDO-Bucket", "bk0")
+        .body(chunked(3 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
 
     // The match header can change: the router follows the settings.
     let (s, b) = o

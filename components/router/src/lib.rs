@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use fado_model::RouteTarget;
 use fado_routing::{headers, outlier, request};
-use forward::{Failure, Outgoing};
+use forward::{Failure, Outgoing, Unsized};
 use serde_json::json;
 use spin_sdk::redis::Connection;
 use spin_sdk::variables;
@@ -185,24 +185,29 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         );
         return responder.respond(r).await;
     }
-    // A body of unknown length (chunked) streams without the size check:
-    // wstd cannot wrap an incoming body in a counting stream (not Send).
-    let chunked = length.is_none() && header_text("transfer-encoding").is_some();
     let mut body = Some(body);
     // A body small enough is kept in memory, so a retry can send it again.
     let mut kept: Option<Vec<u8>> = None;
-    if !chunked && length.unwrap_or(0) == 0 {
-        // No Content-Length and no Transfer-Encoding: a request without a
-        // body (RFC 9112, 6.3), nothing to read.
-        kept = Some(Vec::new());
-    } else if !chunked && length.unwrap_or(0) <= cfg.retry_buffer {
-        let mut b = body.take().expect("body present");
-        let bytes = b
-            .contents()
-            .await
-            .context("reading the request body")?
-            .to_vec();
-        kept = Some(bytes);
+    match length {
+        Some(0) => kept = Some(Vec::new()),
+        Some(n) if n <= cfg.retry_buffer => {
+            let mut b = body.take().expect("body present");
+            let bytes = b.contents().await.context("reading the request body")?;
+            kept = Some(bytes.to_vec());
+        }
+        // Larger with a known length (checked above): spliced by the host.
+        Some(_) => {}
+        None => {
+            let b = body.take().expect("body present");
+            match forward::read_unsized(b, cfg.retry_buffer, cfg.max_body).await? {
+                Unsized::Whole(bytes) if bytes.len() as u64 > cfg.max_body => {
+                    let r = too_large(cfg.max_body);
+                    return responder.respond(r).await;
+                }
+                Unsized::Whole(bytes) => kept = Some(bytes),
+                Unsized::Streaming(b) => body = Some(b),
+            }
+        }
     }
 
     // The route.
@@ -336,6 +341,11 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
                 outcomes.record(target, failed, Some(took));
                 return sent;
             }
+            Err(Failure::TooLarge(max)) => {
+                // Not the deployment's failure: its record is not marked.
+                outcomes.record(target, false, None);
+                return responder.respond(too_large(max)).await;
+            }
             Err(f) => {
                 outcomes.record(target, true, None);
                 if matches!(f, Failure::NotSent(_)) {
@@ -346,7 +356,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
                     Failure::Sent(_) => {
                         kept.is_some() && request::may_retry(parts.method.as_str(), true)
                     }
-                    Failure::Timeout(_) => false,
+                    Failure::Timeout(_) | Failure::TooLarge(_) => false,
                 };
                 if let Failure::Timeout(m) = &f {
                     let r = error(
@@ -391,6 +401,16 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         ),
     };
     responder.respond(r).await
+}
+
+/// The answer to a body longer than the limit, when its length was not
+/// given up front.
+fn too_large(max: u64) -> Response<Body> {
+    error(
+        413,
+        "too_large",
+        format!("the body is more than {max} bytes, the most the router accepts"),
+    )
 }
 
 /// The upstream's response for the client: hop-by-hop headers dropped, the
