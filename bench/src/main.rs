@@ -326,6 +326,8 @@ struct HostArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Writes are measured as users get them: committed to disk.
+    harness::durable_postgres();
     let result = peers::kill_children_on_signal().and_then(|()| match cli.command {
         Command::Host(args) => host_command(args),
         Command::Catalog(args) => catalog_command(args),

@@ -851,7 +851,8 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
     let _ = writeln!(
         out,
         "\nPeers: FaDO's `router` component under `fado up` (the root spin.toml; route table in \
-         Redis, catalog in PostgreSQL) and Caddy {} configured as the thesis configured it: one \
+         Redis, catalog in PostgreSQL committing to disk: fsync and synchronous commit on, as \
+         in production) and Caddy {} configured as the thesis configured it: one \
          `reverse_proxy` route per bucket matching `{BUCKET_HEADER}`, loaded through the admin \
          endpoint (`POST /load` of the whole configuration). Both hold {} buckets; requests name \
          `{}` (the middle one). Upstreams are in-process hyper servers that name themselves in \

@@ -111,6 +111,17 @@ fn wait_for_port(port: u16, what: &str, log: &Path, timeout: Duration) -> Result
     )
 }
 
+/// Whether the shared server commits durably; see [`durable_postgres`].
+static DURABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the servers started from now on (the shared one starts on first
+/// use) commit as production does: fsync, synchronous commit and full-page
+/// writes on. Tests leave them off for speed; benchmarks turn them on, so
+/// the latency of a write the API acknowledges includes its flush.
+pub fn durable_postgres() {
+    DURABLE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A throw-away PostgreSQL server.
 pub struct Postgres {
     _dir: tempfile::TempDir,
@@ -146,9 +157,14 @@ impl Postgres {
             bail!("initdb failed:\n{}", String::from_utf8_lossy(&init.stderr));
         }
         let log = dir.path().join("postgres.log");
+        let durability = if DURABLE.load(std::sync::atomic::Ordering::Relaxed) {
+            ""
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let start = format!(
             "{as_pg}{bin}/postgres -D {d} -p {port} -k {s} -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+             {durability} -c max_connections=200",
             d = data.display(),
             s = dir.path().display(),
         );
