@@ -392,29 +392,21 @@ async fn bad_requests_get_json_errors() {
     assert_eq!(body["error"]["code"], "too_large");
     // A body without Content-Length (chunked) is counted as it streams:
     // under the limit it arrives whole, past it the answer is 413.
-    let chunked = |total: usize| {
+    let post_chunked = |total: usize| {
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..total.div_ceil(64 << 10))
             .map(|i| Ok(vec![i as u8; (64 << 10).min(total - i * (64 << 10))]))
             .collect();
-        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+        http()
+            .post(o.fado.url("/f"))
+            .header("X-FaDO-Bucket", "bk0")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
     };
-    let resp = http()
-        .post(o.fado.url("/f"))
-        .header("X-FaDO-Bucket", "bk0")
-        .body(chunked(700 << 10))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_chunked(700 << 10).await.unwrap();
     assert_eq!(resp.status(), 200);
     let echoed: Value = resp.json().await.unwrap();
     assert_eq!(echoed["body_len"], 700 << 10, "{echoed}");
-    let resp = http()
-        .post(o.fado.url("/f"))
-        .header("X-FaDO-Bucket", "bk0")
-        .body(chunked(3 << 20))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_chunked(3 << 20).await.unwrap();
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_large", "{body}");
