@@ -10,7 +10,12 @@ use sha2::{Digest, Sha256};
 pub enum SecretError {
     #[error("the system random source failed: {0}")]
     Random(String),
-    #[error("a stored secret cannot be decrypted with this encryption_key (was the key changed?)")]
+    #[error(
+        "a stored secret cannot be decrypted with this encryption_key: it was stored under \
+         another key. Run FaDO with that key (the encryption_key variable; ./infra/up keeps it \
+         in .fado/encryption-key), or store the credentials again \
+         (PATCH /api/storage-deployments/{{id}} with its secret_key)"
+    )]
     Decrypt,
 }
 
@@ -82,6 +87,13 @@ mod tests {
         assert_ne!(&blob[12..], b"s3cr3t");
         assert_eq!(decrypt("k1", &blob).unwrap(), "s3cr3t");
         assert_eq!(decrypt("k2", &blob), Err(SecretError::Decrypt));
+        // The message says how to recover, not only what failed.
+        let message = SecretError::Decrypt.to_string();
+        assert!(message.contains(".fado/encryption-key"), "{message}");
+        assert!(
+            message.contains("PATCH /api/storage-deployments/{id}"),
+            "{message}"
+        );
         let again = encrypt("k1", "s3cr3t").unwrap();
         assert_ne!(blob, again, "a fresh nonce each time");
     }
