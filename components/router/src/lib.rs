@@ -175,15 +175,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
     if let Some(n) = length
         && n > cfg.max_body
     {
-        let r = error(
-            413,
-            "too_large",
-            format!(
-                "the body is {n} bytes; the router accepts at most {}",
-                cfg.max_body
-            ),
-        );
-        return responder.respond(r).await;
+        return responder.respond(too_large(cfg.max_body, Some(n))).await;
     }
     let mut body = Some(body);
     // A body small enough is kept in memory, so a retry can send it again.
@@ -201,7 +193,7 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
             let b = body.take().expect("body present");
             match forward::read_unsized(b, cfg.retry_buffer, cfg.max_body).await? {
                 Unsized::Whole(bytes) if bytes.len() as u64 > cfg.max_body => {
-                    let r = too_large(cfg.max_body);
+                    let r = too_large(cfg.max_body, None);
                     return responder.respond(r).await;
                 }
                 Unsized::Whole(bytes) => kept = Some(bytes),
@@ -342,9 +334,10 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
                 return sent;
             }
             Err(Failure::TooLarge(max)) => {
-                // Not the deployment's failure: its record is not marked.
+                // The client's doing: counted as a request that did not
+                // fail at the deployment.
                 outcomes.record(target, false, None);
-                return responder.respond(too_large(max)).await;
+                return responder.respond(too_large(max, None)).await;
             }
             Err(f) => {
                 outcomes.record(target, true, None);
@@ -403,14 +396,14 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
     responder.respond(r).await
 }
 
-/// The answer to a body longer than the limit, when its length was not
-/// given up front.
-fn too_large(max: u64) -> Response<Body> {
-    error(
-        413,
-        "too_large",
-        format!("the body is more than {max} bytes, the most the router accepts"),
-    )
+/// The answer to a body longer than the limit: its `Content-Length`, or
+/// `None` when it came without one and was cut off while streaming.
+fn too_large(max: u64, length: Option<u64>) -> Response<Body> {
+    let message = match length {
+        Some(n) => format!("the body is {n} bytes; the router accepts at most {max}"),
+        None => format!("the body is more than {max} bytes, the most the router accepts"),
+    };
+    error(413, "too_large", message)
 }
 
 /// The upstream's response for the client: hop-by-hop headers dropped, the
