@@ -203,6 +203,65 @@ impl Drop for Demo {
     }
 }
 
+/// Running processes whose command line names `dir`: every process the
+/// demo starts is given a directory under its data directory.
+fn processes_mentioning(dir: &std::path::Path) -> Vec<(u32, String)> {
+    let needle = dir.display().to_string();
+    all_processes()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&needle))
+        .collect()
+}
+
+/// Every process (pid, command line) this user can see.
+fn all_processes() -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            // Zombies and kernel threads have an empty command line.
+            (!raw.is_empty()).then(|| (pid, String::from_utf8_lossy(&raw).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// The processes (pid, command line) with a TCP socket listening on `port`,
+/// found through /proc/net/tcp{,6} and each process's open descriptors.
+fn listeners_on(port: u16) -> Vec<(u32, String)> {
+    let suffix = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, state field 3 (0A = LISTEN), inode field 9.
+            if f.len() > 9 && f[1].ends_with(&suffix) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    all_processes()
+        .into_iter()
+        .filter(|(pid, _)| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+        })
+        .collect()
+}
+
 async fn api(demo: &Demo, token: &str, path: &str) -> (u16, Value) {
     let r = http()
         .get(format!("{}{path}", demo.api))
@@ -307,13 +366,41 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
     assert_eq!(&body[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(local.as_deref(), Some("true"));
 
-    // Ctrl-C stops everything it started: every port is free again.
-    let status = demo.interrupt().unwrap();
-    assert!(status.success(), "fado demo exited with {status}");
+    // While it runs, the checks below see its processes and its listeners
+    // (so they cannot pass by seeing nothing): the demo itself, the
+    // orchestrator, and a function host and an S3 server per cluster.
+    let data_dir = setup.data.path().display().to_string();
+    let running = processes_mentioning(setup.data.path());
+    assert!(running.len() >= 8, "demo processes seen: {running:?}");
     for p in &demo.ports {
         assert!(
-            std::net::TcpStream::connect(("127.0.0.1", *p)).is_err(),
-            "port {p} still answers after the demo stopped:\n{}",
+            listeners_on(*p)
+                .iter()
+                .any(|(_, cmd)| cmd.contains(&data_dir)),
+            "no demo process seen listening on port {p}"
+        );
+    }
+
+    // Ctrl-C stops everything it started: no process of it is left and
+    // none of its ports is still listened on by one of them. (Other tests
+    // run alongside and may be handed a port the demo just freed, so a
+    // port that answers is only a failure when a demo process holds it.)
+    let status = demo.interrupt().unwrap();
+    assert!(status.success(), "fado demo exited with {status}");
+    let left = processes_mentioning(setup.data.path());
+    assert!(
+        left.is_empty(),
+        "processes of the demo still run after it stopped: {left:?}\n{}",
+        setup.logs()
+    );
+    for p in &demo.ports {
+        let held_by_demo: Vec<_> = listeners_on(*p)
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(&data_dir))
+            .collect();
+        assert!(
+            held_by_demo.is_empty(),
+            "port {p} is still listened on by the demo: {held_by_demo:?}\n{}",
             setup.logs()
         );
     }
