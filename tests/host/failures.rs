@@ -59,6 +59,34 @@ async fn an_execution_time_budget_interrupts_a_busy_component() {
 }
 
 #[tokio::test]
+async fn a_reused_instance_gets_a_fresh_budget_for_each_request() {
+    // Three requests of 300 ms each on one instance: 900 ms in all, more
+    // than the 500 ms budget, which is per request, not per instance.
+    let manifest =
+        harness::probe_manifest(&[]) + "[component.probe.tool.fado]\ninstance_reuse = 3\n";
+    let app = AppDir::new(&manifest).unwrap();
+    let fado = Fado::start_with(
+        &app,
+        FadoOptions {
+            args: vec!["--max-execution-time".into(), "0.5".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = get(&fado, "/busy?ms=300").await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        served.push(v["served"].as_u64().unwrap());
+    }
+    assert_eq!(served, [1, 2, 3], "one instance served the three");
+    // The budget still stops a request that runs past it on a reused instance.
+    assert_eq!(get(&fado, "/busy?ms=100").await.0, 200);
+    assert_eq!(get(&fado, "/busy?ms=2000").await.0, 500);
+}
+
+#[tokio::test]
 async fn manifest_errors_name_the_file_and_the_field() {
     let app = AppDir::new(
         &probe_manifest(&[]).replace("route = \"/...\"", "route = \"/...\"\nroutes = 3"),

@@ -41,6 +41,18 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let n = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             respond(out, 200, json!({"served": n})).await
         }
+        "busy" => {
+            // Computes for `ms` milliseconds, then answers like `/count`: an
+            // execution-time budget sees all of it as guest time.
+            let ms: u64 = param("ms").parse().unwrap_or(0);
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            let mut x: u64 = 0;
+            while std::time::Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            let n = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            respond(out, 200, json!({"served": n})).await
+        }
         "oom" => {
             // 1 GiB, far beyond the instance memory limit the test sets.
             let v = vec![1u8; 1 << 30];
