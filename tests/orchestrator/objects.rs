@@ -366,7 +366,7 @@ async fn object_api_refuses_bad_requests_with_clear_errors() {
         ),
     ];
     for (method, path, status, field) in cases {
-        let (s, _, b) = object(
+        let (s, h, b) = object(
             &o,
             method,
             path,
@@ -376,6 +376,16 @@ async fn object_api_refuses_bad_requests_with_clear_errors() {
         .await;
         let body = json_of(&b);
         assert_eq!(s, *status, "{method} {path}: {body}");
+        if s == 405 {
+            // The same methods in the message and in `Allow`.
+            let allow = h.get("allow").map(|v| v.to_str().unwrap().to_string());
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert_eq!(
+                allow.as_deref(),
+                message.strip_prefix("use one of: "),
+                "{method} {path}"
+            );
+        }
         assert!(
             body["error"]["message"].is_string(),
             "{method} {path}: {body}"

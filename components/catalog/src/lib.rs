@@ -104,15 +104,13 @@ async fn read_body(req: IncomingRequest) -> ApiResult<Vec<u8>> {
 }
 
 async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {
-    let (status, body, location, text) = match result {
-        Ok(r) => (r.status, r.body, r.location, r.text),
-        Err(e) => (e.status, Some(e.body()), None, None),
+    let (status, body, location, text, extra) = match result {
+        Ok(r) => (r.status, r.body, r.location, r.text, Vec::new()),
+        Err(e) => (e.status, Some(e.body()), None, None, e.headers()),
     };
     let content_type = text.as_ref().map_or("application/json", |(t, _)| t);
     let mut headers = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
-    if status == 401 {
-        headers.push(("www-authenticate".into(), b"Bearer realm=\"fado\"".to_vec()));
-    }
+    headers.extend(extra);
     if let Some(l) = location {
         headers.push(("location".into(), l.into_bytes()));
     }
@@ -131,6 +129,9 @@ fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
         ["healthz"] => return health::live(req),
         ["readyz"] => return health::ready(req),
         ["api", "openapi.json"] => {
+            if req.method != "GET" {
+                return Err(ApiError::method_not_allowed(&["GET"]));
+            }
             return Ok(Reply {
                 status: 200,
                 body: Some(

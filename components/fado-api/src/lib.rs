@@ -14,6 +14,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// The methods the resource allows, sent as `Allow` with a 405 (RFC
+    /// 9110 requires it there).
+    pub allow: Option<String>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -25,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            allow: None,
         }
     }
 
@@ -52,11 +56,27 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(allowed: &[&str]) -> Self {
-        Self::new(
-            405,
-            "method_not_allowed",
-            format!("use one of: {}", allowed.join(", ")),
-        )
+        Self {
+            allow: Some(allowed.join(", ")),
+            ..Self::new(
+                405,
+                "method_not_allowed",
+                format!("use one of: {}", allowed.join(", ")),
+            )
+        }
+    }
+
+    /// The headers this error's response carries besides its content type:
+    /// the auth challenge with a 401, the allowed methods with a 405.
+    pub fn headers(&self) -> Vec<(String, Vec<u8>)> {
+        let mut h = Vec::new();
+        if self.status == 401 {
+            h.push(("www-authenticate".into(), b"Bearer realm=\"fado\"".to_vec()));
+        }
+        if let Some(a) = &self.allow {
+            h.push(("allow".into(), a.as_bytes().to_vec()));
+        }
+        h
     }
 
     pub fn body(&self) -> serde_json::Value {

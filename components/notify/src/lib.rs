@@ -37,7 +37,7 @@ async fn serve(req: IncomingRequest) -> ApiResult<Value> {
     let path = req.path_with_query().unwrap_or_default();
     let storage = storage_segment(&path)?.to_string();
     if !matches!(req.method(), Method::Post) {
-        return Err(ApiError::new(405, "method_not_allowed", "use one of: POST"));
+        return Err(ApiError::method_not_allowed(&["POST"]));
     }
     let token = bearer_token(&req);
     let redis = var("redis_address")?;
@@ -125,16 +125,12 @@ async fn read_body(req: IncomingRequest) -> ApiResult<Vec<u8>> {
 }
 
 async fn send(out: ResponseOutparam, result: ApiResult<Value>) {
-    let (status, body) = match result {
-        Ok(v) => (200, v),
-        Err(e) => (e.status, e.body()),
+    let (status, body, extra) = match result {
+        Ok(v) => (200, v, Vec::new()),
+        Err(e) => (e.status, e.body(), e.headers()),
     };
     let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
-    match status {
-        401 => headers.push(("www-authenticate".into(), b"Bearer realm=\"fado\"".to_vec())),
-        405 => headers.push(("allow".into(), b"POST".to_vec())),
-        _ => {}
-    }
+    headers.extend(extra);
     let response = OutgoingResponse::new(Fields::from_list(&headers).expect("static header names"));
     response.set_status_code(status).expect("a valid status");
     let _ = out

@@ -211,11 +211,14 @@ pub fn respond_json(
 
 fn respond_error(out: ResponseOutparam, e: ApiError) {
     let mut out = Some(out);
-    let mut extra = Vec::new();
-    if e.status == 401 {
-        extra.push(("www-authenticate", "Bearer realm=\"fado\"".to_string()));
-    }
-    respond_json(&mut out, e.status, &e.body(), &extra);
+    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    headers.extend(e.headers());
+    send(
+        &mut out,
+        e.status,
+        headers,
+        e.body().to_string().into_bytes(),
+    );
 }
 
 /// Sends a response with a small, fully known body.
