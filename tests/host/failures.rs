@@ -4,6 +4,18 @@
 use harness::{AppDir, Fado, FadoOptions, fado_fails, http, probe_app, probe_manifest};
 use serde_json::Value;
 
+/// `fado serve` of `app` with extra command-line `args`.
+fn start_with_args(app: &AppDir, args: &[&str]) -> Fado {
+    Fado::start_with(
+        app,
+        FadoOptions {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 async fn get(fado: &Fado, path: &str) -> (u16, String) {
     let r = http().get(fado.url(path)).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -12,14 +24,7 @@ async fn get(fado: &Fado, path: &str) -> (u16, String) {
 #[tokio::test]
 async fn traps_and_memory_limits_give_500_and_serving_continues() {
     let app = probe_app(&[]);
-    let fado = Fado::start_with(
-        &app,
-        FadoOptions {
-            args: vec!["--max-instance-memory".into(), "64MiB".into()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let fado = start_with_args(&app, &["--max-instance-memory", "64MiB"]);
     for path in ["/trap", "/oom"] {
         let (status, body) = get(&fado, path).await;
         assert_eq!(status, 500, "{path}: {body}");
@@ -43,14 +48,7 @@ async fn traps_and_memory_limits_give_500_and_serving_continues() {
 #[tokio::test]
 async fn an_execution_time_budget_interrupts_a_busy_component() {
     let app = probe_app(&[]);
-    let fado = Fado::start_with(
-        &app,
-        FadoOptions {
-            args: vec!["--max-execution-time".into(), "0.5".into()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let fado = start_with_args(&app, &["--max-execution-time", "0.5"]);
     let started = std::time::Instant::now();
     let (status, body) = get(&fado, "/spin").await;
     assert_eq!(status, 500, "{body}");
@@ -65,14 +63,7 @@ async fn a_reused_instance_gets_a_fresh_budget_for_each_request() {
     let manifest =
         harness::probe_manifest(&[]) + "[component.probe.tool.fado]\ninstance_reuse = 3\n";
     let app = AppDir::new(&manifest).unwrap();
-    let fado = Fado::start_with(
-        &app,
-        FadoOptions {
-            args: vec!["--max-execution-time".into(), "0.5".into()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let fado = start_with_args(&app, &["--max-execution-time", "0.5"]);
     let mut served = Vec::new();
     for _ in 0..3 {
         let (status, body) = get(&fado, "/busy?ms=300").await;

@@ -312,6 +312,17 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         );
     }
 
+    // The console URL it prints leads to a page (a placeholder until the
+    // console is built) that says where the API is.
+    let page = http()
+        .get(format!("{}/console/", demo.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("/api/openapi.json"), "{page}");
+
     // The testbed is registered as the thesis had it.
     let (s, clusters) = api(&demo, &token, "/api/clusters").await;
     assert_eq!(s, 200, "{clusters}");

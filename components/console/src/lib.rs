@@ -1,6 +1,6 @@
-//! The console component. Until the catalog lands it serves one page that
-//! says what FaDO is and what this deployment runs, so `fado up` has
-//! something real to show.
+//! The console component. The web console is not built yet; until it is,
+//! this serves one page that says where the API, the CLI and the ingress
+//! are, so the URL the demo prints leads somewhere useful.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
