@@ -110,7 +110,11 @@ async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {
     };
     let content_type = text.as_ref().map_or("application/json", |(t, _)| t);
     let mut headers = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
-    headers.extend(extra);
+    headers.extend(
+        extra
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_bytes())),
+    );
     if let Some(l) = location {
         headers.push(("location".into(), l.into_bytes()));
     }

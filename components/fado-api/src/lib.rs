@@ -68,13 +68,13 @@ impl ApiError {
 
     /// The headers this error's response carries besides its content type:
     /// the auth challenge with a 401, the allowed methods with a 405.
-    pub fn headers(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut h = Vec::new();
         if self.status == 401 {
-            h.push(("www-authenticate".into(), b"Bearer realm=\"fado\"".to_vec()));
+            h.push(("www-authenticate", "Bearer realm=\"fado\"".to_string()));
         }
         if let Some(a) = &self.allow {
-            h.push(("allow".into(), a.as_bytes().to_vec()));
+            h.push(("allow", a.clone()));
         }
         h
     }

@@ -130,7 +130,11 @@ async fn send(out: ResponseOutparam, result: ApiResult<Value>) {
         Err(e) => (e.status, e.body(), e.headers()),
     };
     let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
-    headers.extend(extra);
+    headers.extend(
+        extra
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_bytes())),
+    );
     let response = OutgoingResponse::new(Fields::from_list(&headers).expect("static header names"));
     response.set_status_code(status).expect("a valid status");
     let _ = out

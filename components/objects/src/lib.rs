@@ -210,15 +210,7 @@ pub fn respond_json(
 }
 
 fn respond_error(out: ResponseOutparam, e: ApiError) {
-    let mut out = Some(out);
-    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
-    headers.extend(e.headers());
-    send(
-        &mut out,
-        e.status,
-        headers,
-        e.body().to_string().into_bytes(),
-    );
+    respond_json(&mut Some(out), e.status, &e.body(), &e.headers());
 }
 
 /// Sends a response with a small, fully known body.
