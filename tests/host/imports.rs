@@ -38,6 +38,9 @@ const IMPORTS: &[(&str, &str)] = &[
     ("fermyon:spin/variables", "2.0.0"),
     ("fermyon:spin/redis-types", ""),
     ("spin:postgres/postgres", "4.0.0"),
+    ("wasi:keyvalue/store", "0.2.0-draft2"),
+    ("wasi:keyvalue/atomics", "0.2.0-draft2"),
+    ("wasi:keyvalue/batch", "0.2.0-draft2"),
 ];
 
 const EXPORTS: &[(&str, &str)] = &[

@@ -1,7 +1,10 @@
-//! `fermyon:spin/key-value`: the local default store (persistent across
-//! restarts), a Redis-backed store from a runtime-config file, and access rules.
+//! Key-value stores: the local default store (persistent across restarts),
+//! a Redis-backed store from a runtime-config file, access rules, and the
+//! near-cache of Redis (reads from memory, invalidation, outages).
 
-use harness::{AppDir, Fado, FadoOptions, fado_fails, http, shared_redis};
+use std::time::Duration;
+
+use harness::{AppDir, Fado, FadoOptions, Redis, fado_fails, http, shared_redis};
 use serde_json::{Value, json};
 
 const APP: &str = r#"
@@ -138,4 +141,195 @@ async fn stores_not_granted_are_denied_and_unknown_labels_stop_start_up() {
         out.contains("bad.toml") && out.contains("key_value_store.shared"),
         "{out}"
     );
+}
+
+// ---- the near-cache backend (`type = "redis_near_cache"`) -----------------
+
+const NEAR_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "kv-near"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{{wasm:probe}}"
+key_value_stores = ["near"]
+"#;
+
+/// A fado process whose store `near` is a near-cache of `redis`.
+fn start_near(app: &AppDir, redis: &Redis) -> Fado {
+    let path = app
+        .write(
+            "near.toml",
+            &format!(
+                "[key_value_store.near]\ntype = \"redis_near_cache\"\nurl = \"{}\"\n",
+                redis.url()
+            ),
+        )
+        .unwrap();
+    Fado::start_with(
+        app,
+        FadoOptions {
+            args: vec!["--runtime-config-file".into(), path.display().to_string()],
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+async fn near_get(fado: &Fado, key: &str) -> Value {
+    let (s, v) = kv(fado, "near", "get", key, "").await;
+    assert_eq!(s, 200, "{v}");
+    v["value"].clone()
+}
+
+/// How many commands of `name` the server has run.
+async fn commands(redis: &Redis, name: &str) -> u64 {
+    let mut c = redis.conn().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A value from the admin listener's metrics, 0 when absent.
+async fn metric(fado: &Fado, line_start: &str) -> f64 {
+    fado.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn redis_set(redis: &Redis, key: &str, value: &str) {
+    let mut c = redis.conn().await.unwrap();
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+}
+
+/// Reads are served from memory: repeated reads send Redis nothing, and a
+/// write by another client reaches this process's cache within 10 ms (the
+/// next read after that sees it).
+#[tokio::test]
+async fn a_near_cache_reads_from_memory_and_sees_other_writers_within_10_ms() {
+    let redis = Redis::start().unwrap();
+    let app = AppDir::new(NEAR_APP).unwrap();
+    let fado = start_near(&app, &redis);
+    assert_eq!(kv(&fado, "near", "set", "k", "one").await.0, 200);
+    assert_eq!(
+        near_get(&fado, "k").await,
+        json!("one"),
+        "reads its own write"
+    );
+    assert_eq!(near_get(&fado, "missing").await, json!(null));
+    let gets = commands(&redis, "get").await + commands(&redis, "mget").await;
+    for _ in 0..20 {
+        assert_eq!(near_get(&fado, "k").await, json!("one"));
+        assert_eq!(near_get(&fado, "missing").await, json!(null));
+    }
+    let after = commands(&redis, "get").await + commands(&redis, "mget").await;
+    assert_eq!(
+        after, gets,
+        "cached reads (values and absences) went to Redis"
+    );
+    for i in 0..20 {
+        let value = format!("v{i}");
+        redis_set(&redis, "k", &value).await;
+        redis_set(&redis, "missing", &value).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(near_get(&fado, "k").await, json!(value), "change {i}");
+        assert_eq!(near_get(&fado, "missing").await, json!(value), "change {i}");
+    }
+    assert!(metric(&fado, "fado_kv_cache_invalidations_total{store=\"near\"}").await >= 40.0);
+    assert!(metric(&fado, "fado_kv_cache_hits_total{store=\"near\"}").await >= 40.0);
+}
+
+/// Invalidations sent while the tracking connection was gone are lost, so
+/// a cache that lost its connection is dropped once tracking is back, and
+/// refilled from Redis.
+#[tokio::test]
+async fn the_near_cache_is_dropped_and_refilled_after_its_connection_is_killed() {
+    let redis = Redis::start().unwrap();
+    let app = AppDir::new(NEAR_APP).unwrap();
+    let fado = start_near(&app, &redis);
+    assert_eq!(kv(&fado, "near", "set", "k", "before").await.0, 200);
+    assert_eq!(near_get(&fado, "k").await, json!("before"));
+    let flushes = metric(&fado, "fado_kv_cache_flushes_total{store=\"near\"}").await;
+    let mut c = redis.conn().await.unwrap();
+    // Redis drops the killed client's tracking at once; this write's
+    // invalidation has nobody to go to.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(killed >= 1, "no client to kill");
+    redis_set(&redis, "k", "after").await;
+    let seen = harness::eventually(Duration::from_secs(5), || async {
+        (near_get(&fado, "k").await == json!("after")).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "the cache kept a value it could not know was stale:\n{}",
+        fado.log()
+    );
+    assert!(metric(&fado, "fado_kv_cache_flushes_total{store=\"near\"}").await > flushes);
+    assert_eq!(
+        metric(&fado, "fado_kv_cache_connected{store=\"near\"}").await,
+        1.0
+    );
+}
+
+/// While Redis is unreachable the cache serves what it holds (and counts
+/// those reads as stale); a key it does not hold is an error, not a guess.
+/// When Redis is back the cache refills from it.
+#[tokio::test]
+async fn the_near_cache_serves_what_it_holds_while_redis_is_down() {
+    let mut redis = Redis::start().unwrap();
+    let app = AppDir::new(NEAR_APP).unwrap();
+    let fado = start_near(&app, &redis);
+    assert_eq!(kv(&fado, "near", "set", "k", "kept").await.0, 200);
+    assert_eq!(near_get(&fado, "k").await, json!("kept"));
+    redis.stop();
+    let down = harness::eventually(Duration::from_secs(5), || async {
+        (metric(&fado, "fado_kv_cache_connected{store=\"near\"}").await == 0.0).then_some(())
+    })
+    .await;
+    assert!(down.is_some(), "the lost connection went unnoticed");
+    for _ in 0..5 {
+        assert_eq!(near_get(&fado, "k").await, json!("kept"));
+    }
+    assert!(metric(&fado, "fado_kv_cache_stale_hits_total{store=\"near\"}").await >= 5.0);
+    let (s, v) = kv(&fado, "near", "get", "never-read", "").await;
+    assert_eq!(s, 500, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("unreachable"), "{v}");
+    let (s, v) = kv(&fado, "near", "set", "k", "x").await;
+    assert_eq!(s, 500, "a write while Redis is down must fail: {v}");
+
+    redis.restart().unwrap();
+    // The restarted server holds nothing; once reconnected the cache says so.
+    let refilled = harness::eventually(Duration::from_secs(10), || async {
+        (near_get(&fado, "k").await == json!(null)).then_some(())
+    })
+    .await;
+    assert!(refilled.is_some(), "{}", fado.log());
+    assert_eq!(kv(&fado, "near", "set", "k", "again").await.0, 200);
+    assert_eq!(near_get(&fado, "k").await, json!("again"));
 }

@@ -1,32 +1,21 @@
 //! Express routes: a route override takes effect when its `PUT` answers,
 //! not one planner round later. The handler writes the override and reads
 //! back the bucket's route in one statement (the same route the planner
-//! will compute for an overridden bucket); once that has committed it is
-//! written to
-//! `fado:routes:express` tagged with the transaction's catalog generation.
-//! The router prefers it while it is newer than the published table; the
-//! planner drops it when a table planned from that generation (or a later
-//! one) is published. A lost write only means the change waits for the
-//! planner, as every other change does.
+//! will compute for an overridden bucket); once that has committed, the
+//! route is written to the bucket's key in the route store `fado_routes`
+//! tagged with the transaction's catalog generation, by compare-and-swap,
+//! so a slower request of an older generation never replaces it. Under
+//! fado the store is a near-cache of Redis: this process routes by the new
+//! route at once, other processes once Redis's invalidation reaches them.
+//! A lost write only means the change waits for the planner, as every
+//! other change does.
 
-use fado_model::route_keys::{EXPRESS, META};
-use fado_model::{BucketRoute, Health, RouteTarget, SelectionPolicy};
+use fado_model::route_keys;
+use fado_model::{BucketRoute, Health, PublishedRoute, RouteTarget, SelectionPolicy};
 use fado_store::{Db, Param, id_array};
+use spin_sdk::wit::wasi::keyvalue::{atomics, store};
 
 use crate::error::{ApiError, ApiResult};
-
-/// KEYS[1] express, KEYS[2] meta; ARGV[1] bucket, ARGV[2] generation,
-/// ARGV[3] route JSON. Written only when newer than both the published
-/// table and an express route already there (requests can finish out of
-/// order).
-const WRITE: &str = r#"
-local g = tonumber(ARGV[2])
-if tonumber(redis.call('HGET', KEYS[2], 'generation') or '0') >= g then return 0 end
-local held = redis.call('HGET', KEYS[1], ARGV[1])
-if held and tonumber(string.match(held, '^(%d+)|') or '0') >= g then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
-return 1
-"#;
 
 /// Sets bucket `bucket_id`'s route override to `faas_ids` (sorted) with
 /// `policy` in one statement (its own transaction: route changes are the
@@ -108,36 +97,63 @@ pub fn write_override(
     Ok((generation, route))
 }
 
-/// Writes the express route (after the commit). Best effort: on failure
-/// the planner's next table carries the change.
+/// Writes the express route (after the commit) and notes it for the
+/// planner. Best effort: on failure the planner's next table carries the
+/// change.
 pub fn publish(redis_address: &str, generation: i64, route: &BucketRoute) {
-    use spin_sdk::redis::{Connection, RedisParameter};
-    let bin = |s: &[u8]| RedisParameter::Binary(s.to_vec());
-    let json = match serde_json::to_vec(route) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("catalog: encoding the express route failed: {e}");
-            return;
-        }
-    };
-    let result = Connection::open(redis_address).and_then(|c| {
-        c.execute(
-            "EVAL",
-            &[
-                bin(WRITE.as_bytes()),
-                RedisParameter::Int64(2),
-                bin(EXPRESS.as_bytes()),
-                bin(META.as_bytes()),
-                bin(route.bucket.as_bytes()),
-                bin(generation.to_string().as_bytes()),
-                bin(&json),
-            ],
-        )
-    });
-    if let Err(e) = result {
+    if let Err(e) = try_publish(generation, route) {
         eprintln!(
-            "catalog: could not publish the route of {} at once ({e:?}); the planner will",
+            "catalog: could not publish the route of {} at once ({e}); the planner will",
+            route.bucket
+        );
+        return;
+    }
+    let noted = spin_sdk::redis::Connection::open(redis_address).and_then(|c| {
+        c.sadd(route_keys::EXPRESS, &[route.bucket.clone()])
+            .map(drop)
+    });
+    if let Err(e) = noted {
+        eprintln!(
+            "catalog: could not note the express route of {} for the planner: {e:?}",
             route.bucket
         );
     }
+}
+
+/// The generation a published route was computed from.
+#[derive(serde::Deserialize)]
+struct Generation {
+    generation: i64,
+}
+
+fn try_publish(generation: i64, route: &BucketRoute) -> Result<(), String> {
+    let value = serde_json::to_vec(&PublishedRoute {
+        generation,
+        route: route.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    let routes = store::open(route_keys::STORE).map_err(|e| format!("{e:?}"))?;
+    let key = route_keys::route(&route.bucket);
+    for _ in 0..8 {
+        let cas = atomics::Cas::new(&routes, &key).map_err(|e| format!("{e:?}"))?;
+        let held = cas.current().map_err(|e| format!("{e:?}"))?;
+        match held {
+            // No route yet (a bucket the planner has not published) or
+            // none any more (deleted meanwhile): the planner decides.
+            None => return Ok(()),
+            Some(v) => {
+                if serde_json::from_slice::<Generation>(&v)
+                    .is_ok_and(|g| g.generation >= generation)
+                {
+                    return Ok(());
+                }
+            }
+        }
+        match atomics::swap(cas, &value) {
+            Ok(()) => return Ok(()),
+            Err(atomics::CasError::CasFailed(_)) => continue,
+            Err(atomics::CasError::StoreError(e)) => return Err(format!("{e:?}")),
+        }
+    }
+    Err("the route kept changing under concurrent writes".into())
 }

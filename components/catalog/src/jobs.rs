@@ -12,7 +12,7 @@ const COLUMNS: &str =
     last_error, object_size, bytes_copied, last_attempt_ms, created_at, started_at, finished_at";
 
 /// Channel the replicator listens on.
-pub const REPLICATOR_CHANNEL: &str = "fado.replicator";
+pub const REPLICATOR_CHANNEL: &str = fado_model::channels::REPLICATOR;
 
 fn from_row(r: Row<'_>) -> ApiResult<Job> {
     Ok(Job {

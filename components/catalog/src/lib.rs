@@ -33,7 +33,7 @@ use spin_sdk::variables;
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Redis channel the planner listens on.
-pub const PLANNER_CHANNEL: &str = "fado.planner";
+pub const PLANNER_CHANNEL: &str = fado_model::channels::PLANNER;
 
 /// Largest JSON body the API reads.
 const MAX_BODY: usize = 1 << 20;

@@ -1,13 +1,16 @@
-//! `GET /api/metrics`: replication metrics in the Prometheus text format.
-//! Counters come from the Redis hash the replicator increments; gauges are
-//! read from the catalog when scraped.
+//! `GET /api/metrics`: replication and routing metrics in the Prometheus
+//! text format. Replication counters come from the Redis hash the
+//! replicator increments, the router's from its state store
+//! `fado_router_state` (under fado per process, like the routing it
+//! counts); gauges are read from the catalog when scraped.
 
 use std::fmt::Write;
 
 use fado_store::Param;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
-use fado_model::router_metrics;
+use fado_model::{router_metrics, router_state};
+use spin_sdk::wit::wasi::keyvalue::{batch, store};
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -85,10 +88,7 @@ pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             u8::from(up)
         );
     }
-    router(
-        &mut out,
-        &hash(&ctx.redis_address, router_metrics::KEY.as_bytes())?,
-    );
+    router(&mut out, &router_counters()?);
     Reply::text("text/plain; version=0.0.4", out)
 }
 
@@ -99,9 +99,45 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The router's counters: every `m:…` key of its state store, prefix
+/// dropped.
+fn router_counters() -> ApiResult<Vec<(String, String)>> {
+    let unavailable = |e: store::Error| {
+        ApiError::new(
+            503,
+            "router_state_unavailable",
+            format!("the router's state store cannot be read: {e:?}"),
+        )
+    };
+    let state = store::open(router_state::STORE).map_err(unavailable)?;
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = state.list_keys(cursor.as_deref()).map_err(unavailable)?;
+        keys.extend(
+            page.keys
+                .into_iter()
+                .filter(|k| k.starts_with(router_state::METRICS_PREFIX)),
+        );
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        for (k, v) in batch::get_many(&state, chunk).map_err(unavailable)? {
+            if let Some(v) = v {
+                let name = k[router_state::METRICS_PREFIX.len()..].to_string();
+                out.push((name, String::from_utf8_lossy(&v).into_owned()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The router's metrics: fields `requests|B|U`, `errors|B|U`,
-/// `latency|B|U|LE`, `latency_sum_us|B|U` (whole microseconds; routers
-/// before it wrote seconds in `latency_sum|B|U`, which still counts) and
+/// `latency|B|U|LE`, `latency_sum_us|B|U` (whole microseconds) and
 /// `ejections|U`, for buckets B and upstream deployment U.
 fn router(out: &mut String, fields: &[(String, String)]) {
     use std::collections::BTreeMap;
@@ -119,9 +155,6 @@ fn router(out: &mut String, fields: &[(String, String)]) {
             }
             (["errors", _, _], Ok(n)) => {
                 errors.insert(pair(1), n);
-            }
-            (["latency_sum", _, _], Ok(n)) => {
-                *sums.entry(pair(1)).or_insert(0.0) += n;
             }
             (["latency_sum_us", _, _], Ok(n)) => {
                 *sums.entry(pair(1)).or_insert(0.0) += n / 1e6;

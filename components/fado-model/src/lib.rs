@@ -268,34 +268,107 @@ pub struct Job {
     pub finished_at: Option<String>,
 }
 
-/// Where the route table lives in Redis (the planner writes it, the
-/// catalog adds express routes, the router reads both).
-pub mod route_keys {
-    /// Hash: bucket name → JSON of its route; `*` → the route over every
-    /// deployment.
-    pub const ROUTES: &str = "fado:routes";
-    /// Hash: `version`, `generation` (the catalog generation the table was
-    /// planned from), `match_header`, `missing_header`, `default_policy`.
-    pub const META: &str = "fado:routes:meta";
-    /// Hash: bucket name → `<generation>|<route JSON>`: a route override
-    /// published by the catalog as it commits, newer than the planner's
-    /// table until a table planned from that generation replaces it.
-    pub const EXPRESS: &str = "fado:routes:express";
-    /// The field of the route over every deployment (requests without the
-    /// match header, when `missing_header` is `any`); not a bucket name.
-    pub const ANY: &str = "*";
+/// Redis channels that wake FaDO's Redis-triggered components (a wake-up
+/// only: the work itself is in Postgres).
+pub mod channels {
+    pub const PLANNER: &str = "fado.planner";
+    pub const REPLICATOR: &str = "fado.replicator";
+    pub const HEALTH: &str = "fado.health";
+    pub const RECONCILER: &str = "fado.reconciler";
 }
 
-/// The router's counters in Redis (written by its `done.lua`, rendered by
-/// the catalog's `/api/metrics`).
+/// The route table as routers read it: key-value store `fado_routes`
+/// (`wasi:keyvalue`; Redis under Spin, a near-cache of Redis under fado),
+/// one key per bucket, so a change rewrites only the routes it changes.
+/// The planner writes it (in Redis directly), the catalog writes a route
+/// override's route the moment it commits (through the store), the router
+/// reads it per request.
+pub mod route_keys {
+    /// The key-value store label (`key_value_stores` in spin.toml).
+    pub const STORE: &str = "fado_routes";
+    /// JSON [`crate::RouteMeta`]: what applies to every route.
+    pub const META: &str = "fado:routes:meta";
+    /// Per bucket: JSON [`crate::PublishedRoute`] at `ROUTE_PREFIX` + name.
+    pub const ROUTE_PREFIX: &str = "fado:route:";
+    /// The name under which the route over every deployment is published
+    /// (requests without the match header, when `missing_header` is
+    /// `any`); never a bucket name.
+    pub const ANY: &str = "*";
+    /// Hash: `version` and `generation` of the published table (the
+    /// planner's own bookkeeping; routers do not read it).
+    pub const VERSION: &str = "fado:routes:version";
+    /// Set: the bucket names that have a route key.
+    pub const INDEX: &str = "fado:routes:index";
+    /// Set: buckets whose route the catalog wrote as an override committed
+    /// (an express route); the planner brings each in line with its table
+    /// once it has planned that change, even when the table is unchanged.
+    pub const EXPRESS: &str = "fado:routes:express";
+
+    /// The key of bucket `name`'s route.
+    pub fn route(name: &str) -> String {
+        format!("{ROUTE_PREFIX}{name}")
+    }
+}
+
+/// The router's own state: key-value store `fado_router_state`. Under fado
+/// it is process-local memory (each `fado` process balances on its own
+/// counters, as each Caddy or Envoy does); under Spin, Redis.
+pub mod router_state {
+    /// The key-value store label.
+    pub const STORE: &str = "fado_router_state";
+    /// Round-robin position of a route: `rr:<route name>`.
+    pub fn round_robin(route: &str) -> String {
+        format!("rr:{route}")
+    }
+    /// Requests in flight to a deployment that started in one lease window:
+    /// `inflight:<faas id>:<window>`. A deployment's count is the sum of
+    /// the current and the previous window, so an instance that died
+    /// mid-request leaks nothing past two windows.
+    pub fn in_flight(faas_id: i64, window: u64) -> String {
+        format!("inflight:{faas_id}:{window}")
+    }
+    /// Length of an in-flight lease window, ms.
+    pub const LEASE_WINDOW_MS: u64 = 60_000;
+    /// A deployment's outlier record: `outlier:<faas id>`.
+    pub fn outlier(faas_id: i64) -> String {
+        format!("outlier:{faas_id}")
+    }
+    /// A deployment's peak-EWMA latency: `latency:<faas id>`.
+    pub fn latency(faas_id: i64) -> String {
+        format!("latency:{faas_id}")
+    }
+    /// Prefix of the metrics counters, rendered by `/api/metrics`:
+    /// `m:requests|B|U`, `m:errors|B|U`, `m:latency|B|U|LE`,
+    /// `m:latency_sum_us|B|U` and `m:ejections|U`, for buckets B and
+    /// upstream deployment U.
+    pub const METRICS_PREFIX: &str = "m:";
+}
+
+/// The router's latency histogram.
 pub mod router_metrics {
-    /// Hash: `requests|…`, `errors|…`, `latency|…|<bucket>`, … → count.
-    pub const KEY: &str = "fado:router:metrics";
     /// Upper bounds (seconds) of the latency histogram's buckets; a field
     /// names its bucket by the bound's `to_string()`, or `+Inf`.
     pub const LATENCY_BUCKETS: &[f64] = &[
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
+}
+
+/// What applies to every route of the published table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteMeta {
+    pub match_header: String,
+    pub missing_header: MissingHeader,
+    pub default_policy: SelectionPolicy,
+}
+
+/// One bucket's route as published: the catalog generation it was computed
+/// from (a writer never replaces a route with one from an older
+/// generation), then the route. `generation` comes first so the planner's
+/// Redis script can read it without decoding the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedRoute {
+    pub generation: i64,
+    pub route: BucketRoute,
 }
 
 /// One FaaS deployment a bucket's invocations may go to.

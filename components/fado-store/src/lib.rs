@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod objects;
+pub mod routes;
 pub mod secrets;
 pub mod snapshot;
 

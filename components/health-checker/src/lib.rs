@@ -59,10 +59,10 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
     let mut changed = storage?;
     changed.any |= faas?;
     if changed.any {
-        publish(&var("redis_address")?, "fado.planner");
+        publish(&var("redis_address")?, fado_model::channels::PLANNER);
     }
     if changed.recovered {
-        publish(&var("redis_address")?, "fado.replicator");
+        publish(&var("redis_address")?, fado_model::channels::REPLICATOR);
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use spin_sdk::http_component;
 use spin_sdk::variables;
 
 /// Redis channel the replicator listens on.
-const REPLICATOR_CHANNEL: &str = "fado.replicator";
+const REPLICATOR_CHANNEL: &str = fado_model::channels::REPLICATOR;
 
 /// Largest notification body read. MinIO sends one record per request, AWS
 /// a handful; a megabyte is thousands of records.

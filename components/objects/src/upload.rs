@@ -81,7 +81,7 @@ pub fn put(
         }],
     )?;
     if recorded.jobs > 0 {
-        crate::wake(&ctx.redis_address, "fado.replicator");
+        crate::wake(&ctx.redis_address, fado_model::channels::REPLICATOR);
     }
     crate::respond_json(
         out,
@@ -171,7 +171,7 @@ pub fn delete(ctx: &Ctx, bucket: &str, key: &str, out: &mut Out) -> ApiResult<()
         }],
     )?;
     if recorded.jobs > 0 {
-        crate::wake(&ctx.redis_address, "fado.replicator");
+        crate::wake(&ctx.redis_address, fado_model::channels::REPLICATOR);
     }
     crate::send(out, 204, Vec::new(), Vec::new());
     Ok(())

@@ -7,8 +7,8 @@
 //! 1. loads the catalog snapshot and evaluates placement (`fado-placement`),
 //! 2. in one REPEATABLE READ transaction writes the desired replica rows, the
 //!    jobs that reach them, each bucket's shortfall, and the new route table,
-//! 3. publishes the route table to Redis as a new version, swapped
-//!    atomically, and wakes the replicator when it queued work.
+//! 3. publishes the route table to Redis (the routes that changed), and
+//!    wakes the replicator when it queued work.
 //!
 //! Every replica of the app receives each message, and every catalog change
 //! sends one, so many planners may be woken at once. Only one plans: the
@@ -130,15 +130,18 @@ fn state(db: &Db) -> Result<PlannerState> {
 fn run(db: &Db, redis: &str, sweep: bool) -> Result<()> {
     let s = state(db)?;
     if s.planned_generation >= s.catalog_generation && !sweep {
-        return publish::ensure_published(db, redis, s.routes_version, s.planned_generation);
+        return publish::ensure_published(db, redis, s.routes_version, s.planned_generation)
+            .and_then(|()| publish::reconcile_express(db, redis, None, s.planned_generation));
     }
     let outcome = plan_with_retries(db)?;
     let published = match &outcome.table {
         Some(table) => publish::publish(redis, table, outcome.generation),
         // Unchanged, but Redis may have lost it (a sweep after a restart).
-        None => publish::ensure_published(db, redis, outcome.routes_version, outcome.generation)
-            .and_then(|()| publish::advance(redis, outcome.routes_version, outcome.generation)),
-    };
+        None => publish::ensure_published(db, redis, outcome.routes_version, outcome.generation),
+    }
+    .and_then(|()| {
+        publish::reconcile_express(db, redis, outcome.table.as_ref(), outcome.generation)
+    });
     if let Err(e) = published {
         // Postgres has the table; the next sweep republishes it.
         eprintln!("planner: publishing routes to Redis failed: {e:#}");

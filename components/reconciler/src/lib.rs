@@ -23,7 +23,7 @@ use spin_sdk::variables;
 /// Advisory lock key of the reconcile sweep ("FADORECN").
 const LOCK_KEY: i64 = 0x4641_444F_5245_434E;
 
-pub const REPLICATOR_CHANNEL: &str = "fado.replicator";
+pub const REPLICATOR_CHANNEL: &str = fado_model::channels::REPLICATOR;
 
 pub struct Config {
     pub encryption_key: String,

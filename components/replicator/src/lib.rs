@@ -26,8 +26,8 @@ use spin_sdk::variables;
 /// burst, short enough that a stuck storage does not pin an instance.
 const BUDGET: Duration = Duration::from_secs(20);
 
-pub const CHANNEL: &str = "fado.replicator";
-pub const PLANNER_CHANNEL: &str = "fado.planner";
+pub const CHANNEL: &str = fado_model::channels::REPLICATOR;
+pub const PLANNER_CHANNEL: &str = fado_model::channels::PLANNER;
 
 pub struct Config {
     pub redis: String,

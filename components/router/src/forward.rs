@@ -22,18 +22,6 @@ pub enum Failure {
     TooLarge(u64),
 }
 
-/// The error a body cut off by [`read_unsized`]'s count ends with.
-#[derive(Debug)]
-struct TooLarge(u64);
-
-impl std::fmt::Display for TooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the body is larger than {} bytes", self.0)
-    }
-}
-
-impl std::error::Error for TooLarge {}
-
 impl Failure {
     pub fn message(&self) -> &str {
         match self {
@@ -41,59 +29,6 @@ impl Failure {
             Failure::TooLarge(_) => "the body is too large",
         }
     }
-}
-
-/// A request body of unknown length, after [`read_unsized`].
-pub enum Unsized {
-    /// It ended within the retry buffer: kept whole, so a retry can send
-    /// it again.
-    Whole(Vec<u8>),
-    /// Longer: what was read so far and the rest, streamed on and cut off
-    /// with [`Failure::TooLarge`] once past the limit.
-    Streaming(Body),
-}
-
-/// Reads a body that came without `Content-Length` (chunked; the host does
-/// not show a component `Transfer-Encoding`) up to `keep` bytes. Most such
-/// requests have no body at all, and one read tells. A longer body streams
-/// on through the component, counted against `max`: only bodies without a
-/// length pay for that, the others are spliced inside the host.
-pub async fn read_unsized(body: Body, keep: u64, max: u64) -> anyhow::Result<Unsized> {
-    use anyhow::Context as _;
-    use futures_lite::StreamExt as _;
-    use wstd::http::body::util::{BodyExt, BodyStream, LengthLimitError, Limited, StreamBody};
-    use wstd::http::body::{Bytes, Frame};
-
-    let mut rest = body.into_boxed_body();
-    let mut head: Vec<Frame<Bytes>> = Vec::new();
-    let mut size = 0u64;
-    while size <= keep {
-        match rest.frame().await {
-            None => {
-                let mut whole = Vec::with_capacity(size as usize);
-                for frame in head {
-                    if let Ok(data) = frame.into_data() {
-                        whole.extend_from_slice(&data);
-                    }
-                }
-                return Ok(Unsized::Whole(whole));
-            }
-            Some(frame) => {
-                let frame = frame.context("reading the request body")?;
-                size += frame.data_ref().map_or(0, |d| d.len() as u64);
-                head.push(frame);
-            }
-        }
-    }
-    let frames = futures_lite::stream::iter(head.into_iter().map(Ok)).chain(BodyStream::new(rest));
-    let cap = usize::try_from(max).unwrap_or(usize::MAX);
-    let counted = Limited::new(StreamBody::new(frames), cap).map_err(move |e| match e
-        .downcast::<LengthLimitError>(
-    ) {
-        Ok(_) => anyhow::Error::new(TooLarge(max)),
-        Err(e) => anyhow::anyhow!(e),
-    });
-    Ok(Unsized::Streaming(Body::from_http_body(counted)))
 }
 
 /// The parts of the client's request every attempt reuses.
@@ -174,7 +109,7 @@ pub async fn send(
 }
 
 fn classify(url: &str, e: &anyhow::Error) -> Failure {
-    if let Some(TooLarge(max)) = e.downcast_ref::<TooLarge>() {
+    if let Some(crate::body::TooLarge(max)) = e.downcast_ref::<crate::body::TooLarge>() {
         return Failure::TooLarge(*max);
     }
     let message = format!("{url}: {e:#}");

@@ -1,44 +1,18 @@
-//! Where a request goes: one Redis round trip (`route.lua`) looks up the
-//! route table the planner published, ranks the deployments and counts the
-//! request in flight; `done.lua` closes it. When Redis cannot be reached the
-//! router reads the newest route table Postgres holds and ranks locally
-//! (no shared counters: selection is per instance then).
+//! Which deployments may serve a request: the routes of the buckets it
+//! names, read from the key-value store `fado_routes` (under fado served
+//! from process memory; under Spin, Redis), else from the newest table
+//! Postgres holds.
 
-use anyhow::{Context, Result, anyhow, bail};
-use fado_model::{BucketRoute, RouteTable};
-use fado_routing::select::{self, Draw, Peer};
-use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
-use fado_model::route_keys::{
-    ANY as ANY_ROUTE, EXPRESS as EXPRESS_KEY, META as META_KEY, ROUTES as ROUTES_KEY,
+use fado_model::route_keys::{self, ANY, META};
+use fado_model::{
+    BucketRoute, MissingHeader, PublishedRoute, RouteMeta, RouteTarget, SelectionPolicy,
 };
-use fado_model::router_metrics::{KEY as METRICS_KEY, LATENCY_BUCKETS};
-
-const ROUTE_LUA: &str = include_str!("route.lua");
-const DONE_LUA: &str = include_str!("done.lua");
-const COUNTERS_KEY: &str = "fado:rr";
-
-/// What a request asks the table.
-pub struct Ask<'a> {
-    /// Bucket names; empty when the request lacks the match header.
-    pub buckets: &'a [String],
-    /// The match header the router read the buckets from.
-    pub header: &'a str,
-    pub key: Option<&'a [u8]>,
-    pub now_ms: u64,
-    pub random: [u64; 2],
-    pub request_id: &'a str,
-    pub lease_ms: u64,
-}
-
-/// Where to send a request: the route and its deployments, best first.
-#[derive(Debug)]
-pub struct Decision {
-    pub route: BucketRoute,
-    pub order: Vec<i64>,
-    /// Whether the in-flight count lives in Redis (false: Postgres fallback).
-    pub shared: bool,
-}
+use fado_routing::request;
+use spin_sdk::wit::wasi::keyvalue::{batch, store};
 
 /// Why the table cannot route a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,247 +20,204 @@ pub enum Refusal {
     /// The planner has published no table yet.
     NoTable,
     UnknownBucket(String),
-    /// The table matches requests on another header than the one read.
-    MatchHeader(String),
     /// The request lacks the match header (named) and the settings say
     /// such requests are refused.
     MissingHeader(String),
+    /// The match header's value is not a list of bucket names.
+    BadHeader(String),
     /// No deployment holds every named bucket.
     NoTargets,
-    /// Every deployment that could serve it is ejected.
+    /// Every deployment that could serve it is ejected or down.
     AllEjected,
+    /// Neither the store nor Postgres could be read.
+    Unavailable(String),
 }
 
-pub enum Outcome {
-    Route(Decision),
-    Refused(Refusal),
+/// The route a request takes.
+#[derive(Debug)]
+pub struct Route {
+    /// The buckets named (empty: the route over every deployment).
+    pub buckets: Vec<String>,
+    /// The route whose policy applies (the first bucket's), by name: its
+    /// round-robin counter is keyed by it.
+    pub name: String,
+    pub policy: SelectionPolicy,
+    /// The deployments holding every named bucket, in the first route's
+    /// order.
+    pub targets: Vec<RouteTarget>,
 }
 
-fn bin(s: impl Into<Vec<u8>>) -> RedisParameter {
-    RedisParameter::Binary(s.into())
+// Parsed values by key, reused while the bytes are the same: an instance
+// the host reuses parses a route once, not per request.
+thread_local! {
+    static PARSED: RefCell<HashMap<String, (Vec<u8>, Rc<Parsed>)>> = RefCell::new(HashMap::new());
+}
+const MAX_PARSED: usize = 1024;
+
+enum Parsed {
+    Meta(RouteMeta),
+    Route(BucketRoute),
 }
 
-fn redis_err(e: spin_sdk::redis::Error) -> anyhow::Error {
-    anyhow!("Redis: {e:?}")
-}
-
-/// Runs `script` by its SHA-1 (cached by Redis), loading it on NOSCRIPT.
-fn eval(
-    conn: &Connection,
-    script: &str,
-    sha: &str,
-    args: Vec<RedisParameter>,
-) -> Result<Vec<RedisResult>> {
-    let mut call = Vec::with_capacity(args.len() + 1);
-    call.push(bin(sha));
-    call.extend(args);
-    match conn.execute("EVALSHA", &call) {
-        Ok(r) => Ok(r),
-        // The server says NOSCRIPT; clients spell it differently.
-        Err(e) if format!("{e:?}").to_ascii_uppercase().contains("NOSCRIPT") => {
-            call[0] = bin(script);
-            conn.execute("EVAL", &call).map_err(redis_err)
+fn parse(key: &str, bytes: Vec<u8>) -> Option<Rc<Parsed>> {
+    PARSED.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if let Some((held, parsed)) = cache.get(key)
+            && *held == bytes
+        {
+            return Some(parsed.clone());
         }
-        Err(e) => Err(redis_err(e)),
-    }
-}
-
-// ROUTE_SHA and DONE_SHA (build.rs).
-include!(concat!(env!("OUT_DIR"), "/script_sha.rs"));
-
-fn text(r: Option<&RedisResult>) -> Option<String> {
-    match r? {
-        RedisResult::Binary(b) => String::from_utf8(b.clone()).ok(),
-        RedisResult::Status(s) => Some(s.clone()),
-        RedisResult::Int64(i) => Some(i.to_string()),
-        RedisResult::Nil => None,
-    }
-}
-
-/// The Redis round trip before forwarding.
-pub fn route(conn: &Connection, ask: &Ask<'_>) -> Result<Outcome> {
-    let mut args = vec![
-        RedisParameter::Int64(4),
-        bin(ROUTES_KEY),
-        bin(META_KEY),
-        bin(COUNTERS_KEY),
-        bin(EXPRESS_KEY),
-        bin(ask.now_ms.to_string()),
-        bin((ask.random[0] >> 12).to_string()),
-        bin((ask.random[1] >> 12).to_string()),
-        bin(ask.key.unwrap_or_default().to_vec()),
-        bin(ask.request_id),
-        bin(ask.lease_ms.to_string()),
-        bin(ask.header.to_ascii_lowercase()),
-    ];
-    args.extend(ask.buckets.iter().map(|b| bin(b.as_str())));
-    let reply = eval(conn, ROUTE_LUA, ROUTE_SHA, args)?;
-    let ok = matches!(reply.first(), Some(RedisResult::Int64(1)));
-    if !ok {
-        let reason = text(reply.get(1)).unwrap_or_default();
-        let detail = text(reply.get(2)).unwrap_or_default();
-        return Ok(Outcome::Refused(match reason.as_str() {
-            "no_table" => Refusal::NoTable,
-            "unknown_bucket" => Refusal::UnknownBucket(detail),
-            "match_header" => Refusal::MatchHeader(detail),
-            "missing_header" => Refusal::MissingHeader(detail),
-            "no_targets" => Refusal::NoTargets,
-            "all_ejected" => Refusal::AllEjected,
-            other => bail!("route.lua answered {other:?} {detail:?}"),
-        }));
-    }
-    let route: BucketRoute =
-        serde_json::from_str(&text(reply.get(3)).context("route.lua: no route")?)
-            .context("route.lua: the route is not a route table entry")?;
-    let order = reply[4..]
-        .iter()
-        .map(|r| {
-            text(Some(r))
-                .and_then(|s| s.parse().ok())
-                .context("route.lua: a deployment id is not a number")
-        })
-        .collect::<Result<Vec<i64>>>()?;
-    Ok(Outcome::Route(Decision {
-        route,
-        order,
-        shared: true,
-    }))
-}
-
-/// Counts the request in flight at `faas_id` (a retry moving on).
-pub fn begin(
-    conn: &Connection,
-    faas_id: i64,
-    request_id: &str,
-    now_ms: u64,
-    lease_ms: u64,
-) -> Result<()> {
-    conn.execute(
-        "ZADD",
-        &[
-            bin(format!("fado:up:{faas_id}:inflight")),
-            bin((now_ms + lease_ms).to_string()),
-            bin(request_id),
-        ],
-    )
-    .map_err(redis_err)?;
-    Ok(())
-}
-
-/// What one attempt at a deployment came to.
-pub struct Done<'a> {
-    pub faas_id: i64,
-    pub request_id: &'a str,
-    pub failed: bool,
-    pub response_us: Option<u64>,
-    pub now_ms: u64,
-    /// `buckets|deployment`, the metrics' labels.
-    pub label: &'a str,
-    pub name: &'a str,
-}
-
-fn histogram_bucket(us: Option<u64>) -> String {
-    let s = us.unwrap_or(0) as f64 / 1e6;
-    LATENCY_BUCKETS
-        .iter()
-        .find(|&&b| s <= b)
-        .map_or("+Inf".to_string(), |b| b.to_string())
-}
-
-/// The Redis round trip after an attempt. Returns when the deployment was
-/// ejected until, if this outcome ejected it.
-pub fn done(
-    conn: &Connection,
-    d: &Done<'_>,
-    cfg: &fado_routing::outlier::Config,
-) -> Result<Option<u64>> {
-    let args = vec![
-        RedisParameter::Int64(1),
-        bin(METRICS_KEY),
-        bin(d.faas_id.to_string()),
-        bin(d.request_id),
-        bin(if d.failed { "1" } else { "0" }),
-        bin(d.response_us.map(|u| u.to_string()).unwrap_or_default()),
-        bin(d.now_ms.to_string()),
-        bin(cfg.consecutive_failures.to_string()),
-        bin(cfg.base_ejection_ms.to_string()),
-        bin(cfg.max_ejection_ms.to_string()),
-        bin(fado_routing::latency::DECAY_MS.to_string()),
-        bin(d.label),
-        bin(histogram_bucket(d.response_us)),
-        bin(d.name),
-    ];
-    let reply = eval(conn, DONE_LUA, DONE_SHA, args)?;
-    Ok(match reply.first() {
-        Some(RedisResult::Int64(t)) if *t > 0 => Some(*t as u64),
-        _ => None,
+        let parsed = Rc::new(if key == META {
+            Parsed::Meta(serde_json::from_slice(&bytes).ok()?)
+        } else {
+            let p: PublishedRoute = serde_json::from_slice(&bytes).ok()?;
+            Parsed::Route(p.route)
+        });
+        if cache.len() >= MAX_PARSED {
+            cache.clear();
+        }
+        cache.insert(key.to_string(), (bytes, parsed.clone()));
+        Some(parsed)
     })
 }
 
-/// The Postgres fallback: the newest published table, ranked locally.
-pub fn route_from_postgres(pg_address: &str, ask: &Ask<'_>) -> Result<Outcome> {
-    let db = fado_store::Db::open(pg_address).context("opening PostgreSQL")?;
-    let rows = db
-        .query(
-            "SELECT routes FROM route_tables ORDER BY version DESC LIMIT 1",
-            &[],
-        )
-        .context("reading the route table")?;
-    let Some(row) = rows.first() else {
-        return Ok(Outcome::Refused(Refusal::NoTable));
+/// What the store holds for a request: the settings and each asked route.
+struct Found {
+    meta: RouteMeta,
+    routes: Vec<Option<BucketRoute>>,
+}
+
+/// Reads the settings and the routes of `names` (`*` for the route over
+/// every deployment). `Ok(None)`: no table is published in the store.
+fn read_store(bucket: &store::Bucket, names: &[String]) -> Result<Option<Found>, String> {
+    let mut keys = Vec::with_capacity(names.len() + 1);
+    keys.push(META.to_string());
+    keys.extend(names.iter().map(|n| route_keys::route(n)));
+    let values = batch::get_many(bucket, &keys).map_err(|e| format!("{e:?}"))?;
+    let mut values = values.into_iter();
+    let Some(meta) = values.next().and_then(|(_, v)| v) else {
+        return Ok(None);
     };
-    let table: RouteTable = serde_json::from_value(row.json("routes").context("route table")?)
-        .context("decoding the stored route table")?;
-    if !table.match_header.eq_ignore_ascii_case(ask.header) {
-        return Ok(Outcome::Refused(Refusal::MatchHeader(table.match_header)));
-    }
-    let any = BucketRoute {
-        bucket: ANY_ROUTE.to_string(),
-        policy: table.default_policy,
-        overridden: false,
-        targets: table.any.clone(),
+    let meta = match parse(META, meta).as_deref() {
+        Some(Parsed::Meta(m)) => m.clone(),
+        _ => return Err(format!("{META} holds no route settings")),
     };
-    let mut routes = Vec::new();
-    if ask.buckets.is_empty() {
-        if table.missing_header != fado_model::MissingHeader::Any {
-            return Ok(Outcome::Refused(Refusal::MissingHeader(table.match_header)));
-        }
-        routes.push(&any);
+    let mut routes = Vec::with_capacity(names.len());
+    for (key, value) in values {
+        routes.push(match value {
+            None => None,
+            Some(v) => match parse(&key, v).as_deref() {
+                Some(Parsed::Route(r)) => Some(r.clone()),
+                _ => return Err(format!("{key} holds no route")),
+            },
+        });
     }
-    for b in ask.buckets {
-        match table.routes.iter().find(|r| &r.bucket == b) {
-            Some(r) => routes.push(r),
-            None => return Ok(Outcome::Refused(Refusal::UnknownBucket(b.clone()))),
-        }
-    }
-    let (targets, policy) = fado_routing::request::common_targets(&routes);
-    if targets.is_empty() {
-        return Ok(Outcome::Refused(Refusal::NoTargets));
-    }
-    let peers: Vec<Peer> = targets
+    Ok(Some(Found { meta, routes }))
+}
+
+/// Reads what Postgres's newest table says about `names`.
+fn read_postgres(pg_address: &str, names: &[String]) -> Result<Option<Found>, String> {
+    let db = fado_store::Db::open(pg_address).map_err(|e| e.to_string())?;
+    let Some(stored) = fado_store::routes::newest(&db, names).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let routes = names
         .iter()
-        .map(|t| Peer {
-            faas_id: t.faas_id,
-            in_flight: 0,
-            latency_us: 0.0,
-            available: t.health != fado_model::Health::Unhealthy,
+        .map(|n| {
+            if n == ANY {
+                Some(BucketRoute {
+                    bucket: ANY.to_string(),
+                    policy: stored.meta.default_policy,
+                    overridden: false,
+                    targets: stored.any.clone(),
+                })
+            } else {
+                stored.routes.iter().find(|r| &r.bucket == n).cloned()
+            }
         })
         .collect();
-    let draw = Draw {
-        counter: ask.random[1],
-        random: ask.random,
-        key: ask.key.map(<[u8]>::to_vec),
-    };
-    let policy = policy.unwrap_or(table.default_policy);
-    let order = select::rank(policy, &peers, &draw)
-        .into_iter()
-        .map(|i| peers[i].faas_id)
-        .collect();
-    let mut route = routes[0].clone();
-    route.policy = policy;
-    Ok(Outcome::Route(Decision {
-        route,
-        order,
-        shared: false,
+    Ok(Some(Found {
+        meta: stored.meta,
+        routes,
     }))
+}
+
+/// The bucket names in `header` of the request, or why they are unusable.
+pub type HeaderReader<'a> = &'a dyn Fn(&str) -> Result<Vec<String>, String>;
+
+/// Finds the route of a request whose buckets `buckets_in` reads from the
+/// header it is given: first `match_header` (the router's variable), then,
+/// if the published settings name another header, that one.
+pub fn lookup(
+    store: Option<&store::Bucket>,
+    pg_address: &str,
+    match_header: &str,
+    buckets_in: HeaderReader<'_>,
+) -> Result<Route, Refusal> {
+    let mut header = match_header.to_ascii_lowercase();
+    for _ in 0..2 {
+        let buckets = buckets_in(&header).map_err(Refusal::BadHeader)?;
+        let names: Vec<String> = if buckets.is_empty() {
+            vec![ANY.to_string()]
+        } else {
+            buckets.clone()
+        };
+        let found = find(store, pg_address, &names)?;
+        if !found.meta.match_header.eq_ignore_ascii_case(&header) {
+            header = found.meta.match_header.to_ascii_lowercase();
+            continue;
+        }
+        return decide(found, buckets, &header);
+    }
+    Err(Refusal::BadHeader(format!(
+        "the route table's match header changed while this request was routed; retry ({header})"
+    )))
+}
+
+/// The settings and routes of `names`: from the store, else from Postgres.
+fn find(
+    store: Option<&store::Bucket>,
+    pg_address: &str,
+    names: &[String],
+) -> Result<Found, Refusal> {
+    if let Some(b) = store {
+        match read_store(b, names) {
+            Ok(Some(f)) => return Ok(f),
+            // Reachable but empty (a Redis that restarted, a first start):
+            // the planner republishes when woken.
+            Ok(None) => crate::wake_planner(),
+            Err(e) => eprintln!("router: the route store failed ({e}); routing from PostgreSQL"),
+        }
+    }
+    match read_postgres(pg_address, names) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(Refusal::NoTable),
+        Err(e) => Err(Refusal::Unavailable(e)),
+    }
+}
+
+fn decide(found: Found, buckets: Vec<String>, header: &str) -> Result<Route, Refusal> {
+    if buckets.is_empty() && found.meta.missing_header != MissingHeader::Any {
+        return Err(Refusal::MissingHeader(header.to_string()));
+    }
+    let mut routes = Vec::with_capacity(found.routes.len());
+    for (i, r) in found.routes.into_iter().enumerate() {
+        match r {
+            Some(r) => routes.push(r),
+            None if buckets.is_empty() => return Err(Refusal::NoTable),
+            None => return Err(Refusal::UnknownBucket(buckets[i].clone())),
+        }
+    }
+    let refs: Vec<&BucketRoute> = routes.iter().collect();
+    let (targets, policy) = request::common_targets(&refs);
+    if targets.is_empty() {
+        return Err(Refusal::NoTargets);
+    }
+    let targets = targets.into_iter().cloned().collect();
+    Ok(Route {
+        name: routes[0].bucket.clone(),
+        policy: policy.unwrap_or(found.meta.default_policy),
+        targets,
+        buckets,
+    })
 }

@@ -73,6 +73,10 @@ pub struct Manifest {
     pub components: IndexMap<String, Component>,
     /// Periodic wake-ups the host publishes (`[application.tool.fado] sweeps`).
     pub sweeps: Vec<Sweep>,
+    /// Key-value store backends the application asks of a fado host
+    /// (`[application.tool.fado.key_value_stores]`); a runtime-config file
+    /// overrides them label by label.
+    pub key_value_stores: IndexMap<String, KeyValueStoreConfig<Template>>,
     /// Non-fatal findings (e.g. duplicated routes), to be logged.
     pub warnings: Vec<String>,
 }
@@ -226,6 +230,8 @@ struct RawVariable {
 struct RawFadoTool {
     #[serde(default)]
     sweeps: Vec<RawSweep>,
+    #[serde(default)]
+    key_value_stores: IndexMap<String, runtime_config::RawStore>,
 }
 
 #[derive(Deserialize)]
@@ -587,7 +593,7 @@ impl Loader<'_> {
                 }
             }
         }
-        let sweeps = self.sweeps(
+        let (sweeps, key_value_stores) = self.fado_tool(
             raw.application.tool.get("fado").cloned(),
             &redis_address,
             &variables,
@@ -631,6 +637,7 @@ impl Loader<'_> {
             redis_triggers,
             components: self.components,
             sweeps,
+            key_value_stores,
             warnings: Vec::new(),
         };
         let (router, mut warnings) = manifest.http_router()?;
@@ -646,18 +653,37 @@ impl Loader<'_> {
         Ok(manifest)
     }
 
-    fn sweeps(
+    /// `[application.tool.fado]`: sweeps and key-value store backends.
+    #[allow(clippy::type_complexity)]
+    fn fado_tool(
         &self,
         tool: Option<toml::Value>,
         app_redis: &Option<Template>,
         variables: &IndexMap<String, Variable>,
-    ) -> Result<Vec<Sweep>, ManifestError> {
+    ) -> Result<(Vec<Sweep>, IndexMap<String, KeyValueStoreConfig<Template>>), ManifestError> {
         let Some(tool) = tool else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), IndexMap::new()));
         };
         let raw: RawFadoTool = deserialize_value(self.file, "application.tool.fado", tool)?;
+        let mut stores = IndexMap::new();
+        for (label, store) in raw.key_value_stores {
+            let field = format!("application.tool.fado.key_value_stores.{label}");
+            let checked = store.check(self.file, &field, self.dir, true)?;
+            let templated = checked
+                .try_map_url(|url| self.template(&format!("{field}.url"), &url, variables))?;
+            stores.insert(label, templated);
+        }
+        Ok((self.sweeps(raw.sweeps, app_redis, variables)?, stores))
+    }
+
+    fn sweeps(
+        &self,
+        raw: Vec<RawSweep>,
+        app_redis: &Option<Template>,
+        variables: &IndexMap<String, Variable>,
+    ) -> Result<Vec<Sweep>, ManifestError> {
         let mut out: Vec<Sweep> = Vec::new();
-        for (i, s) in raw.sweeps.into_iter().enumerate() {
+        for (i, s) in raw.into_iter().enumerate() {
             let field = format!("application.tool.fado.sweeps[{i}]");
             if out.iter().any(|o| o.name == s.name) {
                 return Err(self.err(

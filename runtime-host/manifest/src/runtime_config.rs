@@ -9,6 +9,13 @@
 //! [key_value_store.cache]
 //! type = "spin"            # local file, like the built-in default store
 //! path = "cache.db"        # relative to the runtime-config file
+//!
+//! [key_value_store.counters]
+//! type = "memory"          # fado only: process-local, gone at exit
+//!
+//! [key_value_store.routes]
+//! type = "redis_near_cache"  # fado only: Redis, reads from process memory
+//! url = "redis://127.0.0.1:6379"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,15 +30,46 @@ pub struct RuntimeConfig {
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
 }
 
+/// Where a key-value store label keeps its data. `U` is how a URL is
+/// written: literal in a runtime-config file, a `{{ variable }}` template
+/// in the manifest's `[application.tool.fado.key_value_stores]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyValueStoreConfig {
+pub enum KeyValueStoreConfig<U = String> {
     /// A local persistent store; `None` means the host's default location.
-    Local {
-        path: Option<PathBuf>,
+    Local { path: Option<PathBuf> },
+    /// Every operation a Redis command (Spin's `redis` type).
+    Redis { url: U },
+    /// Process-local memory: shared by the process's instances, gone when
+    /// it exits (fado only).
+    Memory,
+    /// Redis, with reads served from process memory and kept fresh by
+    /// Redis's client-side-caching invalidations (fado only).
+    RedisNearCache {
+        url: U,
+        /// Most memory the cached keys and values take (0: the host's
+        /// default).
+        max_bytes: usize,
     },
-    Redis {
-        url: String,
-    },
+}
+
+impl<U> KeyValueStoreConfig<U> {
+    /// The same store with its URL turned into another form.
+    pub fn try_map_url<V, E>(
+        self,
+        f: impl FnOnce(U) -> Result<V, E>,
+    ) -> Result<KeyValueStoreConfig<V>, E> {
+        Ok(match self {
+            KeyValueStoreConfig::Local { path } => KeyValueStoreConfig::Local { path },
+            KeyValueStoreConfig::Redis { url } => KeyValueStoreConfig::Redis { url: f(url)? },
+            KeyValueStoreConfig::Memory => KeyValueStoreConfig::Memory,
+            KeyValueStoreConfig::RedisNearCache { url, max_bytes } => {
+                KeyValueStoreConfig::RedisNearCache {
+                    url: f(url)?,
+                    max_bytes,
+                }
+            }
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -41,11 +79,62 @@ struct RawRuntimeConfig {
     key_value_store: IndexMap<String, RawStore>,
 }
 
+/// One `[key_value_store.<label>]` table (and one entry of the manifest's
+/// `[application.tool.fado.key_value_stores]`).
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum RawStore {
-    Spin { path: Option<PathBuf> },
-    Redis { url: String },
+pub(crate) enum RawStore {
+    Spin {
+        path: Option<PathBuf>,
+    },
+    Redis {
+        url: String,
+    },
+    Memory {},
+    RedisNearCache {
+        url: String,
+        #[serde(default)]
+        max_bytes: usize,
+    },
+}
+
+impl RawStore {
+    /// Checks the store; `field` names it in errors, `base` resolves a
+    /// relative path; `templated`: the URL may start with a `{{ variable }}`.
+    pub(crate) fn check(
+        self,
+        file: &Path,
+        field: &str,
+        base: &Path,
+        templated: bool,
+    ) -> Result<KeyValueStoreConfig, ManifestError> {
+        let url_ok = |url: String| {
+            let bare = url.trim_start();
+            if bare.starts_with("redis://")
+                || bare.starts_with("rediss://")
+                || (templated && bare.starts_with("{{"))
+            {
+                Ok(url)
+            } else {
+                Err(ManifestError::new(
+                    file,
+                    format!("{field}.url"),
+                    format!("{url:?} is not a redis:// or rediss:// URL"),
+                ))
+            }
+        };
+        Ok(match self {
+            RawStore::Spin { path } => KeyValueStoreConfig::Local {
+                path: path.map(|p| base.join(p)),
+            },
+            RawStore::Redis { url } => KeyValueStoreConfig::Redis { url: url_ok(url)? },
+            RawStore::Memory {} => KeyValueStoreConfig::Memory,
+            RawStore::RedisNearCache { url, max_bytes } => KeyValueStoreConfig::RedisNearCache {
+                url: url_ok(url)?,
+                max_bytes,
+            },
+        })
+    }
 }
 
 /// Top-level tables Spin accepts that this host does not implement; named
@@ -85,22 +174,8 @@ impl RuntimeConfig {
         let base = file.parent().unwrap_or(Path::new("."));
         let mut key_value_stores = IndexMap::new();
         for (label, store) in raw.key_value_store {
-            let cfg = match store {
-                RawStore::Spin { path } => KeyValueStoreConfig::Local {
-                    path: path.map(|p| base.join(p)),
-                },
-                RawStore::Redis { url } => {
-                    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                        return Err(ManifestError::new(
-                            file,
-                            format!("key_value_store.{label}.url"),
-                            format!("{url:?} is not a redis:// or rediss:// URL"),
-                        ));
-                    }
-                    KeyValueStoreConfig::Redis { url }
-                }
-            };
-            key_value_stores.insert(label, cfg);
+            let field = format!("key_value_store.{label}");
+            key_value_stores.insert(label, store.check(file, &field, base, false)?);
         }
         Ok(Self { key_value_stores })
     }

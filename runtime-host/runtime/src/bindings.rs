@@ -9,6 +9,8 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/redis.connection": crate::capabilities::redis::RedisConnection,
         "fermyon:spin/key-value.store": crate::capabilities::key_value::KeyValueHandle,
+        "wasi:keyvalue/store.bucket": crate::capabilities::key_value::KeyValueHandle,
+        "wasi:keyvalue/atomics.cas": crate::capabilities::key_value::CasHandle,
         "spin:postgres/postgres.connection": crate::capabilities::postgres::PgConnection,
     },
 });

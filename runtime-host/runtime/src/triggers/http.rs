@@ -56,17 +56,24 @@ struct Idle {
     store: Store<StoreData>,
     proxy: Proxy,
     served: u32,
+    since: Instant,
 }
 
 /// Instances kept idle per component at most: each holds a slot of the
 /// pooling allocator (`--max-instances`) that a fresh instance could use.
-const MAX_IDLE: usize = 16;
+/// Above the concurrency a proxy sees, so a busy component does not
+/// re-create instances.
+const MAX_IDLE: usize = 256;
+
+/// An idle instance unused this long is dropped, giving its memory back
+/// once the load that made it has passed.
+const IDLE_TTL: Duration = Duration::from_secs(10);
 
 /// How a request reached its component.
-struct Matched {
+struct Matched<'r> {
     component: ComponentIndex,
-    route: String,
-    route_prefix: String,
+    route: &'r str,
+    route_prefix: &'r str,
     path_info: String,
     params: Vec<(String, String)>,
 }
@@ -128,6 +135,9 @@ impl HttpTrigger {
         app.capabilities
             .http
             .set_local_handler(Arc::new(LocalDispatch(Arc::downgrade(&trigger))));
+        if trigger.handlers.iter().flatten().any(|h| h.reuse > 1) {
+            tokio::spawn(trim_idle(Arc::downgrade(&trigger)));
+        }
         Ok(trigger)
     }
 
@@ -244,20 +254,21 @@ impl HttpTrigger {
         })
     }
 
-    fn match_route(&self, path: &str) -> Option<Matched> {
+    fn match_route(&self, path: &str) -> Option<Matched<'_>> {
         let m = self.router.route(path)?;
+        let route_prefix = m.route.strip_suffix("/...").unwrap_or(m.route);
         Some(Matched {
             component: self.app.component_index(m.component)?,
-            route: m.route.to_string(),
-            route_prefix: m.route_prefix().to_string(),
-            path_info: m.path_info.clone(),
-            params: m.params.clone(),
+            route: m.route,
+            route_prefix,
+            path_info: m.path_info,
+            params: m.params,
         })
     }
 
     async fn invoke(
         self: &Arc<Self>,
-        matched: Matched,
+        matched: Matched<'_>,
         mut req: Request<WasiBody>,
         client: SocketAddr,
         https: bool,
@@ -289,6 +300,7 @@ impl HttpTrigger {
                 mut store,
                 proxy,
                 served,
+                ..
             }) => {
                 self.app.arm_deadline(&mut store);
                 (store, Some(proxy), served)
@@ -352,6 +364,7 @@ impl HttpTrigger {
                                 store,
                                 proxy,
                                 served: served + 1,
+                                since: Instant::now(),
                             });
                         }
                     }
@@ -375,12 +388,15 @@ impl HttpTrigger {
             }
             Err(_) => {
                 // The outparam was dropped unset: the guest trapped or returned early.
-                let detail = match task.await {
+                let (detail, exhausted) = match task.await {
                     Ok(Err(e)) => classify(&e),
-                    Ok(Ok(())) => "the handler returned without setting a response".to_string(),
-                    Err(e) => format!("the handler task failed: {e}"),
+                    Ok(Ok(())) => (
+                        "the handler returned without setting a response".to_string(),
+                        false,
+                    ),
+                    Err(e) => (format!("the handler task failed: {e}"), false),
                 };
-                let status = if detail.contains("pool") {
+                let status = if exhausted {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -418,8 +434,8 @@ impl HttpTrigger {
                 };
                 Matched {
                     component,
-                    route: "/...".into(),
-                    route_prefix: String::new(),
+                    route: "/...",
+                    route_prefix: "",
                     path_info: path,
                     params: Vec::new(),
                 }
@@ -429,6 +445,24 @@ impl HttpTrigger {
         Ok(match self.invoke(matched, req, loopback, false).await {
             Ok(r) | Err(r) => r,
         })
+    }
+}
+
+/// Drops instances that sat idle longer than [`IDLE_TTL`], for as long as
+/// the trigger exists. The oldest are at the front of each list.
+async fn trim_idle(trigger: std::sync::Weak<HttpTrigger>) {
+    loop {
+        tokio::time::sleep(IDLE_TTL / 2).await;
+        let Some(t) = trigger.upgrade() else { return };
+        for h in t.handlers.iter().flatten() {
+            let stale: Vec<Idle> = {
+                let mut idle = h.idle.lock().expect("idle instances lock");
+                let fresh = idle.partition_point(|i| i.since.elapsed() > IDLE_TTL);
+                idle.drain(..fresh).collect()
+            };
+            // Dropped outside the lock: freeing an instance resets its memory.
+            drop(stale);
+        }
     }
 }
 
@@ -451,57 +485,59 @@ impl LocalHandler for LocalDispatch {
 }
 
 /// Adds the headers Spin gives components, and drops transport-only ones.
-fn add_spin_headers(req: &mut Request<WasiBody>, m: &Matched, client: SocketAddr, https: bool) {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost".to_string());
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+fn add_spin_headers(req: &mut Request<WasiBody>, m: &Matched<'_>, client: SocketAddr, https: bool) {
+    use header::HeaderName;
     let scheme = if https { "https" } else { "http" };
+    let full_url = {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        format!("{scheme}://{host}{path_and_query}")
+    };
     let h = req.headers_mut();
     h.remove(header::CONNECTION);
-    let mut set = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (
-            header::HeaderName::try_from(name),
-            HeaderValue::try_from(value),
-        ) {
-            h.insert(n, v);
+    let mut set = |name: HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            h.insert(name, v);
         }
     };
+    set(HeaderName::from_static("spin-full-url"), &full_url);
+    set(HeaderName::from_static("spin-path-info"), &m.path_info);
+    set(HeaderName::from_static("spin-matched-route"), m.route);
+    set(HeaderName::from_static("spin-base-path"), "/");
+    set(HeaderName::from_static("spin-raw-component-route"), m.route);
     set(
-        "spin-full-url",
-        &format!("{scheme}://{host}{path_and_query}"),
+        HeaderName::from_static("spin-component-route"),
+        m.route_prefix,
     );
-    set("spin-path-info", &m.path_info);
-    set("spin-matched-route", &m.route);
-    set("spin-base-path", "/");
-    set("spin-raw-component-route", &m.route);
-    set("spin-component-route", &m.route_prefix);
-    set("spin-client-addr", &client.to_string());
+    set(
+        HeaderName::from_static("spin-client-addr"),
+        &client.to_string(),
+    );
     for (name, value) in &m.params {
-        set(
-            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value,
-        );
+        if let Ok(n) =
+            HeaderName::try_from(format!("spin-path-match-{}", name.to_ascii_lowercase()))
+        {
+            set(n, value);
+        }
     }
 }
 
-fn classify(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
-    if text.contains("maximum concurrent") || text.contains("instance limit") {
-        format!("instance pool exhausted ({text})")
+/// Why an invocation failed, and whether it was for want of capacity (the
+/// pooling allocator's instance limit) rather than the component's fault.
+fn classify(e: &anyhow::Error) -> (String, bool) {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        (format!("instance pool exhausted ({e:#})"), true)
     } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        format!("trap: {trap}")
+        (format!("trap: {trap}"), false)
     } else {
-        text
+        (format!("{e:#}"), false)
     }
 }
 

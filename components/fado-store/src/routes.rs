@@ -1,0 +1,74 @@
+//! The published route tables Postgres keeps (`route_tables`, written by
+//! the planner with each placement): the router's fallback when its
+//! key-value store cannot answer.
+
+use fado_model::{BucketRoute, MissingHeader, RouteMeta, RouteTable, RouteTarget, SelectionPolicy};
+
+use crate::{Db, Param, Result, decoded, text_array};
+
+/// What the newest stored table says about some buckets.
+#[derive(Debug, Clone)]
+pub struct StoredRoutes {
+    pub meta: RouteMeta,
+    /// The routes of the buckets asked for that the table has.
+    pub routes: Vec<BucketRoute>,
+    /// The route over every deployment (requests without the match header).
+    pub any: Vec<RouteTarget>,
+}
+
+/// The newest stored table's settings and the routes of `buckets` (read
+/// out in the database, so a large table is not sent whole); `None` when
+/// the planner has stored no table yet.
+pub fn newest(db: &Db, buckets: &[String]) -> Result<Option<StoredRoutes>> {
+    let rows = db.query(
+        "SELECT t.routes->>'match_header' AS match_header,
+                t.routes->>'missing_header' AS missing_header,
+                t.routes->>'default_policy' AS default_policy,
+                COALESCE((SELECT jsonb_agg(r) FROM jsonb_array_elements(t.routes->'routes') r
+                          WHERE r->>'bucket' = ANY($1)), '[]'::jsonb) AS routes,
+                COALESCE(t.routes->'any', '[]'::jsonb) AS any
+         FROM route_tables t ORDER BY t.version DESC LIMIT 1",
+        &[text_array(buckets)] as &[Param],
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    fn parse<T: serde::de::DeserializeOwned>(column: &str, v: serde_json::Value) -> Result<T> {
+        serde_json::from_value(v).map_err(|e| crate::StoreError::Decode {
+            column: column.to_string(),
+            problem: e.to_string(),
+        })
+    }
+    Ok(Some(StoredRoutes {
+        meta: RouteMeta {
+            match_header: row.str("match_header")?,
+            missing_header: decoded(MissingHeader::parse(
+                "missing_header",
+                &row.str("missing_header")?,
+            ))?,
+            default_policy: decoded(SelectionPolicy::parse(
+                "default_policy",
+                &row.str("default_policy")?,
+            ))?,
+        },
+        routes: parse("routes", row.json("routes")?)?,
+        any: parse("any", row.json("any")?)?,
+    }))
+}
+
+/// The newest stored table, whole (to republish it).
+pub fn newest_table(db: &Db) -> Result<Option<RouteTable>> {
+    let rows = db.query(
+        "SELECT routes FROM route_tables ORDER BY version DESC LIMIT 1",
+        &[],
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    serde_json::from_value(row.json("routes")?)
+        .map(Some)
+        .map_err(|e| crate::StoreError::Decode {
+            column: "routes".into(),
+            problem: e.to_string(),
+        })
+}
