@@ -142,6 +142,24 @@ pub fn upstream_url(
     Ok(url)
 }
 
+/// An absolute URL's parts as `wasi:http` takes them: scheme, authority,
+/// path with query (starting with `/`). `None` for a URL without
+/// `scheme://` or without an authority.
+pub fn split_url(url: &str) -> Option<(&str, &str, std::borrow::Cow<'_, str>)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(cut);
+    if scheme.is_empty() || authority.is_empty() {
+        return None;
+    }
+    let path = if path.starts_with('/') {
+        path.into()
+    } else {
+        format!("/{path}").into()
+    };
+    Some((scheme, authority, path))
+}
+
 /// Whether a failed attempt may be tried on another deployment: always when
 /// the request never left (connection refused, reset before sending), and
 /// after it was sent only for idempotent methods (RFC 9110 §9.2.2).
@@ -151,6 +169,29 @@ pub fn may_retry(method: &str, sent: bool) -> bool {
             method.to_ascii_uppercase().as_str(),
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
         )
+}
+
+#[cfg(test)]
+mod split_url_tests {
+    use super::split_url;
+
+    #[test]
+    fn urls_split_into_what_wasi_http_takes() {
+        assert_eq!(
+            split_url("https://k.example:8443/f/x?q=1"),
+            Some(("https", "k.example:8443", "/f/x?q=1".into()))
+        );
+        assert_eq!(
+            split_url("http://gw:8080"),
+            Some(("http", "gw:8080", "/".into()))
+        );
+        assert_eq!(
+            split_url("http://gw?x=1"),
+            Some(("http", "gw", "/?x=1".into()))
+        );
+        assert_eq!(split_url("gw:8080/f"), None);
+        assert_eq!(split_url("http:///f"), None);
+    }
 }
 
 #[cfg(test)]

@@ -29,13 +29,15 @@ pub fn weighs_in_flight(policy: SelectionPolicy) -> bool {
     )
 }
 
-/// Whether `policy` uses the route's round-robin counter (as its order, or
-/// to break ties, or for hash policies without a key).
+/// Whether `policy` needs the route's round-robin counter: as its order
+/// (`round_robin`, and the hash policies without a key). The load-aware
+/// policies break ties with a random draw instead, as Caddy does, which
+/// saves a write per request.
 pub fn uses_counter(policy: SelectionPolicy, has_key: bool) -> bool {
     match policy {
-        SelectionPolicy::First | SelectionPolicy::Random => false,
+        SelectionPolicy::RoundRobin => true,
         SelectionPolicy::IpHash | SelectionPolicy::HeaderHash => !has_key,
-        _ => true,
+        _ => false,
     }
 }
 

@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use fado_model::RouteTarget;
-use fado_routing::{headers, request};
-use wstd::http::{Body, HeaderMap, HeaderValue, Method, Response};
+use fado_routing::request;
+use wasip2::http::types::IncomingResponse;
 
+use crate::answer::Answer;
 use crate::body::RequestBody;
-use crate::forward::{self, Failure, Outgoing};
+use crate::forward::{self, Failure};
+use crate::incoming::Incoming;
 use crate::state::{self, Ranked};
 use crate::table::Route;
-use crate::{Config, answer, now_ms};
+use crate::{Config, now_ms};
 
 /// Everything an attempt needs besides the body.
 pub struct Job<'a> {
@@ -19,14 +20,17 @@ pub struct Job<'a> {
     pub state: Option<&'a spin_sdk::wit::wasi::keyvalue::store::Bucket>,
     pub route: &'a Route,
     pub ranked: &'a Ranked,
-    pub method: &'a Method,
-    pub headers: &'a HeaderMap,
-    pub host: Option<&'a str>,
-    pub scheme: &'a str,
-    pub invocation: request::Invocation<'a>,
+    pub incoming: &'a Incoming,
 }
 
-/// Tries the ranked deployments and returns the response for the client.
+/// What the client gets.
+pub enum Outcome {
+    /// A deployment answered (by name).
+    Relay(IncomingResponse, String),
+    Answer(Answer),
+}
+
+/// Tries the ranked deployments.
 ///
 /// A request that never left (refused, unreachable, DNS, connect timeout,
 /// TLS) goes to the next deployment; one that failed after it was sent is
@@ -34,15 +38,9 @@ pub struct Job<'a> {
 /// the ranking and wrap around (with one deployment left, an idempotent
 /// call whose connection broke is tried there again), skipping
 /// deployments that refused the connection.
-pub async fn run(job: Job<'_>, mut body: RequestBody) -> Response<Body> {
-    // wasi:http does not tell a component the peer's address, so `for=` is
-    // only known when an earlier proxy said it.
-    let client = headers::Client {
-        addr: None,
-        host: job.host,
-        proto: job.scheme,
-    };
-    let outgoing = Outgoing::new(job.method.clone(), job.headers, &client);
+pub fn run(job: Job<'_>, mut body: RequestBody) -> Outcome {
+    let headers = forward::outgoing_headers(job.incoming);
+    let invocation = request::split_path(&job.incoming.path);
     let targets = &job.route.targets;
     let order = &job.ranked.order;
     let label = job.route.buckets.join(",");
@@ -59,20 +57,37 @@ pub async fn run(job: Job<'_>, mut body: RequestBody) -> Response<Body> {
         };
         next = order.iter().position(|&i| i == index).unwrap_or(0) + 1;
         let target = &targets[index];
-        let url =
-            match request::upstream_url(&target.base_url, &target.path_template, &job.invocation) {
-                Ok(u) => u,
-                Err(e) => return answer::error(400, "no_function", e.to_string()),
-            };
-        let Some((attempt_body, kept_len)) = body.for_attempt() else {
-            break;
+        let url = match request::upstream_url(&target.base_url, &target.path_template, &invocation)
+        {
+            Ok(u) => u,
+            Err(e) => return Outcome::Answer(Answer::error(400, "no_function", e.to_string())),
         };
+        let Some((scheme, authority, path)) = request::split_url(&url) else {
+            return Outcome::Answer(Answer::error(
+                502,
+                "bad_upstream_url",
+                format!("{} has an unusable base URL: {url:?}", target.name),
+            ));
+        };
+        let attempt_body = body.take();
+        if matches!(attempt_body, RequestBody::Taken) {
+            break;
+        }
         tried.push(&target.name);
-        let started_ms = now_ms();
-        let attempt = state::start(job.state, job.route.policy, target.faas_id, started_ms);
+        let attempt = state::start(job.state, job.route.policy, target.faas_id, now_ms());
         let timeout = Duration::from_millis(target.timeout_ms.max(1) as u64);
-        let clock = wstd::time::Instant::now();
-        let sent = forward::send(&outgoing, &url, attempt_body, kept_len, timeout).await;
+        let clock = std::time::Instant::now();
+        let sent = forward::send(
+            &job.incoming.method,
+            &headers,
+            &forward::Target {
+                scheme,
+                authority,
+                path: &path,
+                timeout,
+            },
+            attempt_body,
+        );
         let took = clock.elapsed().as_micros() as u64;
         let finish = |failed: bool, response_us: Option<u64>| {
             let outcome = state::Outcome {
@@ -93,25 +108,25 @@ pub async fn run(job: Job<'_>, mut body: RequestBody) -> Response<Body> {
         };
         match sent {
             Ok(upstream) => {
-                finish(upstream.status().is_server_error(), Some(took));
-                return relay(upstream, target);
+                finish(upstream.status() >= 500, Some(took));
+                return Outcome::Relay(upstream, target.name.clone());
             }
             // The client's doing: not a failure of the deployment.
             Err(Failure::TooLarge(max)) => {
                 finish(false, None);
-                return answer::too_large(max, None);
+                return Outcome::Answer(Answer::too_large(max, None));
             }
             Err(f) => {
                 finish(true, None);
                 if let Failure::Timeout(m) = &f {
-                    return answer::error(
+                    return Outcome::Answer(Answer::error(
                         504,
                         "upstream_timeout",
                         format!(
                             "{} did not answer within {} ms: {m}",
                             target.name, target.timeout_ms
                         ),
-                    );
+                    ));
                 }
                 let retry = match &f {
                     Failure::NotSent(_) => {
@@ -119,7 +134,7 @@ pub async fn run(job: Job<'_>, mut body: RequestBody) -> Response<Body> {
                         true
                     }
                     Failure::Sent(_) => {
-                        body.is_kept() && request::may_retry(job.method.as_str(), true)
+                        body.is_kept() && request::may_retry(job.incoming.method_str(), true)
                     }
                     Failure::Timeout(_) | Failure::TooLarge(_) => false,
                 };
@@ -131,13 +146,13 @@ pub async fn run(job: Job<'_>, mut body: RequestBody) -> Response<Body> {
         }
     }
     let tried = tried.join(", ");
-    match last {
-        Some(Failure::NotSent(m)) => answer::error(
+    Outcome::Answer(match last {
+        Some(Failure::NotSent(m)) => Answer::error(
             503,
             "upstream_unavailable",
             format!("no deployment serving {label} could be reached (tried {tried}); last: {m}"),
         ),
-        Some(f) => answer::error(
+        Some(f) => Answer::error(
             502,
             "upstream_failed",
             format!(
@@ -145,34 +160,10 @@ pub async fn run(job: Job<'_>, mut body: RequestBody) -> Response<Body> {
                 f.message()
             ),
         ),
-        None => answer::error(
+        None => Answer::error(
             503,
             "no_upstream",
             format!("no deployment serving {label} is available"),
         ),
-    }
-}
-
-/// The upstream's response for the client: hop-by-hop headers dropped, the
-/// serving deployment named.
-fn relay(upstream: Response<Body>, target: &RouteTarget) -> Response<Body> {
-    let (mut parts, body) = upstream.into_parts();
-    let connection = parts
-        .headers
-        .get("connection")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let drop: Vec<_> = parts
-        .headers
-        .keys()
-        .filter(|n| headers::is_hop_by_hop(n.as_str(), connection.as_deref()))
-        .cloned()
-        .collect();
-    for n in drop {
-        parts.headers.remove(n);
-    }
-    if let Ok(v) = HeaderValue::from_str(&target.name) {
-        parts.headers.insert("x-fado-upstream", v);
-    }
-    Response::from_parts(parts, body)
+    })
 }

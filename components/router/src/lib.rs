@@ -3,8 +3,9 @@
 //! A request names its bucket(s) in the match header (`X-FaDO-Bucket: a, b`
 //! by default, a setting) and its function in the first path segment:
 //!
-//! 1. [`body`]: a small body is read into memory so a retry can resend it;
-//!    a larger one streams to the attempt that takes it.
+//! 1. [`incoming`], [`body`]: the request is read once; a small body is
+//!    kept in memory so a retry can resend it, a larger one streams to the
+//!    attempt that takes it.
 //! 2. [`table`]: the routes of the named buckets, from the key-value store
 //!    `fado_routes` (under fado, process memory kept fresh by Redis; under
 //!    Spin, Redis), else from Postgres; the deployments holding every
@@ -12,10 +13,15 @@
 //! 3. [`state`]: the route's policy ranks them over the store
 //!    `fado_router_state` (round-robin position, in-flight counts,
 //!    latency, outlier records).
-//! 4. [`attempts`]: the request goes to the first, by its base URL and
-//!    path template, bodies streaming both ways inside the host; a request
-//!    that never reached a deployment moves on to the next, as does an
-//!    idempotent one whose connection broke, when its body was kept.
+//! 4. [`attempts`], [`forward`]: the request goes to the first, by its base
+//!    URL and path template, bodies spliced inside the host both ways; a
+//!    request that never reached a deployment moves on to the next, as
+//!    does an idempotent one whose connection broke, when its body was
+//!    kept.
+//!
+//! The code calls `wasi:http` directly, synchronously (an instance serves
+//! one request at a time): every host call is on the hot path, and an
+//! async HTTP layer over it made more of them.
 //!
 //! The decisions themselves (header parsing, URLs, policies, ejection) are
 //! `fado-routing`'s; this crate is the I/O around them.
@@ -24,6 +30,7 @@ mod answer;
 mod attempts;
 mod body;
 mod forward;
+mod incoming;
 mod state;
 mod table;
 
@@ -31,13 +38,15 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fado_model::{channels, route_keys, router_state};
-use fado_routing::{outlier, request};
+use fado_routing::outlier;
 use spin_sdk::variables;
 use spin_sdk::wit::wasi::keyvalue::store;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
-use wstd::http::server::Responder;
+
+use answer::Answer;
+use incoming::Incoming;
 
 struct Router;
 
@@ -45,12 +54,7 @@ wasip2::http::proxy::export!(Router);
 
 impl wasip2::exports::http::incoming_handler::Guest for Router {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        wstd::runtime::block_on(async move {
-            let responder = Responder::new(out);
-            if let Err(e) = serve(request, responder).await {
-                eprintln!("router: {e:#}");
-            }
-        })
+        serve(request, out);
     }
 }
 
@@ -159,27 +163,23 @@ fn wake_planner() {
     }
 }
 
-async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
+fn serve(request: IncomingRequest, out: ResponseOutparam) {
     let cfg = match config() {
         Ok(c) => c,
         Err(e) => {
-            let r = answer::error(500, "misconfigured", format!("{e:#}"));
-            let _ = responder.respond(r).await;
-            return Err(e);
+            eprintln!("router: {e:#}");
+            return Answer::error(500, "misconfigured", format!("{e:#}")).send(out);
         }
     };
-    let request =
-        wstd::http::request::try_from_incoming(incoming).context("reading the request")?;
-    let (parts, incoming_body) = request.into_parts();
-    let header_text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-
-    let body = match body::read(header_text("content-length"), incoming_body, &cfg.limits).await? {
+    let mut incoming = Incoming::read(request);
+    let client_body = incoming.body.take();
+    let body = match body::read(incoming.header("content-length"), client_body, &cfg.limits) {
         Ok(b) => b,
-        Err(answer) => return responder.respond(answer).await,
+        Err(answer) => return answer.send(out),
     };
 
     let (routes, state) = stores();
-    let buckets_in = |header: &str| bucket_names(&parts.headers, header);
+    let buckets_in = |header: &str| bucket_names(&incoming, header);
     let route = match table::lookup(
         routes.as_deref(),
         &cfg.pg_address,
@@ -189,68 +189,66 @@ async fn serve(incoming: IncomingRequest, responder: Responder) -> Result<()> {
         Ok(r) => r,
         Err(why) => {
             let names = buckets_in(&cfg.match_header).unwrap_or_default();
-            return responder.respond(answer::refusal(why, &names)).await;
+            return Answer::refusal(why, &names).send(out);
         }
     };
 
-    let key = key_of(&parts.headers, &cfg.hash_header);
+    let key = key_of(&incoming, &cfg.hash_header);
     let random = [
         wasip2::random::random::get_random_u64(),
         wasip2::random::random::get_random_u64(),
     ];
     let ranked = state::rank(state.as_deref(), &route, key.as_deref(), random, now_ms());
     if ranked.order.is_empty() {
-        let r = answer::refusal(table::Refusal::AllEjected, &route.buckets);
-        return responder.respond(r).await;
+        return Answer::refusal(table::Refusal::AllEjected, &route.buckets).send(out);
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
     let job = attempts::Job {
         cfg,
         state: state.as_deref(),
         route: &route,
         ranked: &ranked,
-        method: &parts.method,
-        headers: &parts.headers,
-        host: header_text("host"),
-        scheme: parts.uri.scheme_str().unwrap_or("http"),
-        invocation: request::split_path(path),
+        incoming: &incoming,
     };
-    let response = attempts::run(job, body).await;
-    responder.respond(response).await
+    match attempts::run(job, body) {
+        attempts::Outcome::Relay(upstream, name) => forward::relay(upstream, &name, out),
+        attempts::Outcome::Answer(a) => a.send(out),
+    }
 }
 
 /// The buckets the request names in `header`, or why the value is bad.
-fn bucket_names(headers: &wstd::http::HeaderMap, header: &str) -> Result<Vec<String>, String> {
+fn bucket_names(incoming: &Incoming, header: &str) -> Result<Vec<String>, String> {
     // Several header lines mean the same as one comma-separated line
     // (RFC 9110, 5.3).
-    let mut joined = String::new();
-    for value in headers.get_all(header) {
-        let text = value.to_str().map_err(|_| format!("{header}: not ASCII"))?;
-        if !joined.is_empty() {
-            joined.push(',');
+    let mut joined: Option<String> = None;
+    for value in incoming.header_values(header) {
+        let text = std::str::from_utf8(value).map_err(|_| format!("{header}: not UTF-8"))?;
+        match &mut joined {
+            Some(j) => {
+                j.push(',');
+                j.push_str(text);
+            }
+            None => joined = Some(text.to_string()),
         }
-        joined.push_str(text);
     }
-    if joined.is_empty() && headers.get(header).is_none() {
-        return Ok(Vec::new());
+    match joined {
+        None => Ok(Vec::new()),
+        Some(j) => fado_routing::request::parse_buckets(header, &j).map_err(|e| e.to_string()),
     }
-    request::parse_buckets(header, &joined).map_err(|e| e.to_string())
 }
 
 /// The key of hash policies: the hash header's value, else the client's
 /// address as the last proxy in `X-Forwarded-For` saw it.
-fn key_of(headers: &wstd::http::HeaderMap, hash_header: &str) -> Option<Vec<u8>> {
-    let get = |n: &str| headers.get(n).map(|v| v.as_bytes().to_vec());
-    get(hash_header).filter(|v| !v.is_empty()).or_else(|| {
-        headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().as_bytes().to_vec())
-            .filter(|v| !v.is_empty())
-    })
+fn key_of(incoming: &Incoming, hash_header: &str) -> Option<Vec<u8>> {
+    incoming
+        .header_values(hash_header)
+        .next()
+        .filter(|v| !v.is_empty())
+        .map(<[u8]>::to_vec)
+        .or_else(|| {
+            incoming
+                .header("x-forwarded-for")
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().as_bytes().to_vec())
+                .filter(|v| !v.is_empty())
+        })
 }

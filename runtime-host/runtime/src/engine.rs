@@ -37,6 +37,11 @@ impl Default for InstanceLimits {
 
 pub fn build_engine(limits: &InstanceLimits) -> Result<Engine> {
     let mut config = Config::new();
+    // `FADO_PROFILE=perfmap` names compiled wasm functions for `perf`
+    // (/tmp/perf-PID.map), so profiles of the host show guest code by name.
+    if std::env::var("FADO_PROFILE").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(OptLevel::Speed);

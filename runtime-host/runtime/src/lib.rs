@@ -39,6 +39,11 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
 }
 
+/// HTTP worker threads: one per core the process may use.
+fn http_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Loads the application and serves it until `shutdown` is cancelled, then
 /// drains in-flight requests and messages.
 pub async fn run(
@@ -60,13 +65,8 @@ pub async fn run(
         None
     } else {
         let trigger = triggers::http::HttpTrigger::new(app.clone(), tracker.clone())?;
-        let listener = TcpListener::bind(serve.listen).await.with_context(|| {
-            format!(
-                "cannot listen on {} (is another server using it? pass --listen ADDR)",
-                serve.listen
-            )
-        })?;
-        Some((trigger, listener))
+        let listeners = triggers::http::listeners(serve.listen, http_workers())?;
+        Some((trigger, listeners))
     };
     if let Some(addr) = serve.admin_listen {
         let listener = TcpListener::bind(addr).await.with_context(|| {
@@ -81,15 +81,20 @@ pub async fn run(
 
     let name = &app.ctx.manifest.application.name;
     match http {
-        Some((trigger, listener)) => {
+        Some((trigger, listeners)) => {
             let scheme = if tls.is_some() { "https" } else { "http" };
             println!(
                 "Serving {scheme}://{} (application {name:?})",
-                listener.local_addr()?
+                listeners[0].local_addr()?
             );
-            trigger
-                .serve(listener, tls, shutdown.clone(), serve.drain_timeout)
-                .await?;
+            triggers::http::serve_on_workers(
+                trigger,
+                listeners,
+                tls,
+                shutdown.clone(),
+                serve.drain_timeout,
+            )
+            .await?;
         }
         None => {
             println!("Running application {name:?} (Redis triggers only)");

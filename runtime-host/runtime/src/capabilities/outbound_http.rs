@@ -47,19 +47,30 @@ pub trait LocalHandler: Send + Sync {
     ) -> BoxFuture<'static, Result<http::Response<WasiBody>, Error>>;
 }
 
-/// Process-wide outbound HTTP client with connection pooling.
+/// The outbound HTTP client: keep-alive connection pools, one per thread
+/// that makes requests (each HTTP worker thread serves its requests'
+/// upstream calls from its own pool, so a pooled connection's task runs
+/// on the thread that uses it), sharing one TLS configuration.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>,
+    settings: Arc<ClientSettings>,
+}
+
+struct ClientSettings {
+    tls: rustls::ClientConfig,
+    pooled: bool,
+}
+
+type PooledClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>;
+
+thread_local! {
+    /// This thread's pools, by the settings they were made from.
+    static POOLS: std::cell::RefCell<Vec<(usize, PooledClient)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl HttpClient {
     /// `pooled = false` opens a connection per request (for comparison runs).
     pub fn new(pooled: bool) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -67,8 +78,32 @@ impl HttpClient {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(native_roots())
         .with_no_client_auth();
+        Self {
+            settings: Arc::new(ClientSettings { tls, pooled }),
+        }
+    }
+
+    /// This thread's client.
+    fn client(&self) -> PooledClient {
+        let id = Arc::as_ptr(&self.settings) as usize;
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, c)) = pools.iter().find(|(k, _)| *k == id) {
+                return c.clone();
+            }
+            let c = self.build();
+            pools.push((id, c.clone()));
+            c
+        })
+    }
+
+    fn build(&self) -> PooledClient {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(self.settings.tls.clone())
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -76,10 +111,8 @@ impl HttpClient {
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(if pooled { usize::MAX } else { 0 });
-        Self {
-            inner: builder.build(https),
-        }
+            .pool_max_idle_per_host(if self.settings.pooled { usize::MAX } else { 0 });
+        builder.build(https)
     }
 
     pub async fn send(
@@ -94,7 +127,7 @@ impl HttpClient {
             (None, None) => DEFAULT_RESPONSE_TIMEOUT,
             (c, f) => c.unwrap_or_default() + f.unwrap_or(DEFAULT_RESPONSE_TIMEOUT),
         };
-        let response = match tokio::time::timeout(limit, self.inner.request(request)).await {
+        let response = match tokio::time::timeout(limit, self.client().request(request)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(client_error(&e)),
             Err(_) => return Err(Error::ConnectionReadTimeout),

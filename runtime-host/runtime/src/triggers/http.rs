@@ -143,7 +143,7 @@ impl HttpTrigger {
 
     /// Accepts connections until `shutdown`, then waits up to `drain` for
     /// in-flight requests to finish.
-    pub async fn serve(
+    async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         tls: Option<tokio_rustls::TlsAcceptor>,
@@ -228,6 +228,7 @@ impl HttpTrigger {
             );
         };
         let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
+        let _waiting = Waiting::start();
         match self.invoke(matched, req, client, https).await {
             Ok(r) => r,
             Err(r) => r,
@@ -462,6 +463,127 @@ async fn trim_idle(trigger: std::sync::Weak<HttpTrigger>) {
             };
             // Dropped outside the lock: freeing an instance resets its memory.
             drop(stale);
+        }
+    }
+}
+
+/// `count` listening sockets on `addr`, all bound with `SO_REUSEPORT` so
+/// the kernel spreads new connections across them (a port of 0 picks one
+/// free port for all).
+pub fn listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Socket, Type};
+    let mut out: Vec<std::net::TcpListener> = Vec::with_capacity(count);
+    let mut at = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(at), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&at.into()).with_context(|| {
+            format!("cannot listen on {addr} (is another server using it? pass --listen ADDR)")
+        })?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        at = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// Serves `trigger` on one thread per listener, each with its own
+/// single-threaded runtime: a request is read, run and answered, and its
+/// upstream calls made, on the thread that accepted its connection, with
+/// no hand-offs between threads on the way (those wake-ups cost more CPU
+/// per request than the work-stealing saved; docs/benchmarks.md,
+/// "Router"). Returns once every worker has drained.
+pub async fn serve_on_workers(
+    trigger: Arc<HttpTrigger>,
+    listeners: Vec<std::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> Result<()> {
+    let mut workers = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (trigger, tls, shutdown) = (trigger.clone(), tls.clone(), shutdown.clone());
+        let worker = std::thread::Builder::new()
+            .name(format!("fado-http-{i}"))
+            .spawn(move || -> Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting an HTTP worker's runtime")?;
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    tokio::select! {
+                        r = trigger.serve(listener, tls, shutdown, drain) => r,
+                        () = spin_while_busy() => unreachable!("the spinner never ends"),
+                    }
+                })
+            })
+            .context("starting an HTTP worker thread")?;
+        workers.push(worker);
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an HTTP worker panicked")))
+            })
+            .collect::<Result<Vec<()>>>()
+    })
+    .await
+    .context("waiting for the HTTP workers")?;
+    joined.map(drop)
+}
+
+thread_local! {
+    /// Requests this worker is waiting on for a response head.
+    static WAITING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static WAKE_SPINNER: std::rc::Rc<tokio::sync::Notify> = std::rc::Rc::new(tokio::sync::Notify::new());
+}
+
+/// Counts a request as waiting on this worker while it lives.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Self {
+        WAITING.with(|w| w.set(w.get() + 1));
+        WAKE_SPINNER.with(|s| s.notify_one());
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.with(|w| w.set(w.get().saturating_sub(1)));
+    }
+}
+
+/// Longest a worker polls for I/O instead of sleeping, from the last
+/// request it started.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Most requests in progress on a worker for it to spin: with more, it has
+/// work enough not to sleep.
+const SPIN_BELOW: u32 = 4;
+
+/// For a short while after a request starts, while few are in progress on
+/// this worker, keeps polling for I/O instead of sleeping: an upstream's
+/// answer, and the client's next request, are then picked up at once, not
+/// after the thread (and on a VM, its virtual CPU) wakes from idle. Go's
+/// scheduler, and so Caddy, spins the same way.
+async fn spin_while_busy() {
+    let notify = WAKE_SPINNER.with(|s| s.clone());
+    loop {
+        notify.notified().await;
+        let until = Instant::now() + SPIN;
+        while WAITING.with(|w| w.get()) < SPIN_BELOW && Instant::now() < until {
+            // Lets any other runnable thread (a database, the load) have
+            // this CPU first: the spin only fills time that would idle.
+            std::thread::yield_now();
+            tokio::task::yield_now().await;
         }
     }
 }

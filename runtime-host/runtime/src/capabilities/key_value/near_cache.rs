@@ -135,6 +135,26 @@ impl Entries {
     }
 }
 
+/// The runtime every near-cache's connection lives on: a thread of its
+/// own, so invalidations are read (and heartbeats answered) at once even
+/// while the host's other threads are busy running components.
+fn cache_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    static RUNTIME: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
+    let mut held = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = held.as_ref() {
+        return Ok(h.clone());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("fado-kv-cache".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    *held = Some(handle.clone());
+    Ok(handle)
+}
+
 impl NearCache {
     /// Starts the store's tracking connection in the background; reads
     /// fail (nothing is cached yet) until it is up.
@@ -165,7 +185,7 @@ impl NearCache {
             },
             stats: Stats::new(label),
         });
-        tokio::spawn(supervise(Arc::downgrade(&shared), shared.lost.clone()));
+        cache_runtime()?.spawn(supervise(Arc::downgrade(&shared), shared.lost.clone()));
         Ok(Self { shared })
     }
 
