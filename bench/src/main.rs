@@ -7,6 +7,7 @@ mod cpu;
 mod host;
 mod load;
 mod locality;
+mod memory;
 mod netns;
 mod peers;
 mod plot;
@@ -155,6 +156,12 @@ struct RouterArgs {
     /// The Caddy binary measured as the peer.
     #[arg(long, default_value = "/usr/bin/caddy")]
     caddy: PathBuf,
+    /// Measured seconds of load around the Redis restart.
+    #[arg(long, default_value_t = 10.0)]
+    restart_duration: f64,
+    /// Seconds the peers rest before their settled memory is read.
+    #[arg(long, default_value_t = 20.0)]
+    memory_settle: f64,
     /// Longest wait, in seconds, for other processes to go quiet before each
     /// measurement (0: do not wait).
     #[arg(long, default_value_t = 30.0)]
@@ -576,6 +583,8 @@ fn router_command(args: RouterArgs) -> Result<()> {
         policy_concurrency: args.policy_concurrency.max(1),
         policy_duration: seconds("policy-duration", args.policy_duration)?,
         caddy: args.caddy.clone(),
+        restart_duration: seconds("restart-duration", args.restart_duration)?,
+        memory_settle: seconds("memory-settle", args.memory_settle)?,
         quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
         keep_cpus_awake: args.keep_cpus_awake,
     };
@@ -609,6 +618,8 @@ fn router_command(args: RouterArgs) -> Result<()> {
             "policy_concurrency": cfg.policy_concurrency,
             "policy_duration_seconds": cfg.policy_duration.as_secs_f64(),
             "caddy": cfg.caddy,
+            "restart_duration_seconds": cfg.restart_duration.as_secs_f64(),
+            "memory_settle_seconds": cfg.memory_settle.as_secs_f64(),
             "quiet_wait_seconds": cfg.quiet_wait.as_secs_f64(),
             "keep_cpus_awake": cfg.keep_cpus_awake,
         }),

@@ -238,6 +238,7 @@ pub async fn orchestrator(replicator: bool) -> Result<harness::orchestrator::Orc
             sweeps: false,
             replicator,
             variables: Vec::new(),
+            spin_runtime_config: false,
         },
     )
     .await

@@ -12,7 +12,14 @@
 //!    failed requests, latency, and the time from each change to the first
 //!    request served by the new upstream;
 //! 3. policies on a heterogeneous platform (the thesis's section 7.4): three
-//!    upstreams of unequal speed and capacity, mean and p99 per policy.
+//!    upstreams of unequal speed and capacity, mean and p99 per policy;
+//! 4. Redis restarted under load: failed invocations, and route changes
+//!    made once it is back;
+//! 5. memory: each peer's peak and, after the load, settled resident set.
+//!
+//! FaDO's reconfiguration is also measured across two `fado up` processes
+//! sharing PostgreSQL and Redis: the change sent to one, its effect seen
+//! through the other.
 //!
 //! Upstreams are in-process hyper servers (`upstream.rs`) that name
 //! themselves in `x-served-by`, so where a request went is seen the same way
@@ -63,6 +70,10 @@ pub struct RouterConfig {
     pub policy_concurrency: u32,
     pub policy_duration: Duration,
     pub caddy: PathBuf,
+    /// How long load runs around the Redis restart.
+    pub restart_duration: Duration,
+    /// How long the peers rest before their settled memory is read.
+    pub memory_settle: Duration,
     pub quiet_wait: Duration,
     pub keep_cpus_awake: bool,
 }
@@ -112,6 +123,27 @@ pub struct PolicyRun {
 }
 
 #[derive(Debug, Serialize)]
+pub struct RedisRestart {
+    /// From stopping Redis to its answering again, ms.
+    pub down_ms: f64,
+    /// From Redis answering again to the route table being back in it, ms.
+    pub republished_ms: Option<f64>,
+    /// The load through FaDO, before, during and after.
+    pub load: LoadResult,
+    /// Route changes made once the table was back.
+    pub changes: ChangeStats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerMemory {
+    pub peer: String,
+    /// Right after the last measurement.
+    pub after_load: crate::memory::Resident,
+    /// After resting `memory_settle`.
+    pub settled: crate::memory::Resident,
+}
+
+#[derive(Debug, Serialize)]
 pub struct RouterResults {
     pub caddy_version: String,
     pub fado_version: String,
@@ -119,6 +151,8 @@ pub struct RouterResults {
     pub overhead: Vec<OverheadCell>,
     pub reconfig: Vec<ReconfigRun>,
     pub policies: Vec<PolicyRun>,
+    pub redis_restart: Option<RedisRestart>,
+    pub memory: Vec<PeerMemory>,
     /// Time spent waiting for other processes to go quiet.
     pub quiet_waits_seconds: f64,
 }
@@ -157,6 +191,9 @@ fn bucket_name(i: u32) -> String {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Proxy {
     Fado,
+    /// A second `fado up` on the same PostgreSQL and Redis: changes go to
+    /// the first, requests to this one.
+    FadoPeer,
     Caddy,
 }
 
@@ -164,6 +201,7 @@ impl Proxy {
     fn name(self) -> &'static str {
         match self {
             Proxy::Fado => "fado",
+            Proxy::FadoPeer => "fado, 2nd process",
             Proxy::Caddy => "caddy",
         }
     }
@@ -187,6 +225,8 @@ struct Bench<'a> {
     caddy: Caddy,
     /// `fado serve` with the test `probe` component only: the floor.
     floor: Peer,
+    /// A second `fado up` beside the orchestrator's, same database and Redis.
+    peer: harness::Fado,
     /// Instant upstreams `u0`..`u2` (deployments `f0`..`f2`).
     fast: Vec<Upstream>,
     /// Upstreams of unequal speed `h0`.. (deployments `h0`..).
@@ -234,12 +274,14 @@ pub fn run(cfg: &RouterConfig) -> Result<RouterResults> {
         .context("creating Caddy's directory")?;
     let caddy = Caddy::start(&cfg.caddy, logs.path())?;
     let floor = start_floor(logs.path(), fast[0].addr)?;
-    let bench = Bench {
+    let peer = o.peer().context("starting a second fado up")?;
+    let mut bench = Bench {
         cfg,
         rt,
         o,
         caddy,
         floor,
+        peer,
         fast,
         slow,
         bucket: bucket_name(cfg.buckets / 2),
@@ -259,6 +301,8 @@ pub fn run(cfg: &RouterConfig) -> Result<RouterResults> {
     let overhead = bench.overhead(&mut quiet)?;
     let reconfig = bench.reconfiguration(&mut quiet)?;
     let policies = bench.policies(&mut quiet)?;
+    let redis_restart = Some(bench.redis_restart(&mut quiet)?);
+    let memory = bench.memory()?;
     let upstream_names = bench
         .fast
         .iter()
@@ -274,6 +318,8 @@ pub fn run(cfg: &RouterConfig) -> Result<RouterResults> {
         overhead,
         reconfig,
         policies,
+        redis_restart,
+        memory,
         quiet_waits_seconds: quiet.as_secs_f64(),
     })
 }
@@ -396,6 +442,7 @@ impl Bench<'_> {
     fn addr(&self, proxy: Proxy) -> SocketAddr {
         match proxy {
             Proxy::Fado => self.o.fado.addr,
+            Proxy::FadoPeer => self.peer.addr,
             Proxy::Caddy => self.caddy.listen,
         }
     }
@@ -482,7 +529,7 @@ impl Bench<'_> {
     /// For each proxy: a baseline without changes, then each change rate.
     fn reconfiguration(&self, quiet: &mut Duration) -> Result<Vec<ReconfigRun>> {
         let mut out = Vec::new();
-        for proxy in [Proxy::Fado, Proxy::Caddy] {
+        for proxy in [Proxy::Fado, Proxy::FadoPeer, Proxy::Caddy] {
             for &rate in std::iter::once(&0.0).chain(&self.cfg.reconfig_rates) {
                 self.route(&[0], "first", true)?;
                 self.settle(quiet);
@@ -503,7 +550,10 @@ impl Bench<'_> {
                 let changes = if rate > 0.0 {
                     // Changes start when the load's window does.
                     std::thread::sleep(self.cfg.warmup);
-                    Some(self.rt.block_on(self.changes(proxy, rate))?)
+                    Some(
+                        self.rt
+                            .block_on(self.changes(proxy, rate, self.cfg.reconfig_duration))?,
+                    )
                 } else {
                     None
                 };
@@ -525,13 +575,13 @@ impl Bench<'_> {
     /// Moves the measured bucket to the next instant upstream `rate` times
     /// a second for the load's duration; after each change a probe (its own
     /// connection through the proxy) calls until the new upstream answers.
-    async fn changes(&self, proxy: Proxy, rate: f64) -> Result<ChangeStats> {
+    async fn changes(&self, proxy: Proxy, rate: f64, window: Duration) -> Result<ChangeStats> {
         let interval = Duration::from_secs_f64(1.0 / rate);
         let addr = self.addr(proxy);
         let headers = vec![(BUCKET_HEADER.to_string(), self.bucket.clone())];
         let mut probe = load::connect(addr).await?;
         let start = Instant::now();
-        let until = start + self.cfg.reconfig_duration;
+        let until = start + window;
         let (mut acks, mut effects) = (Vec::new(), Vec::new());
         let (mut not_in_effect, mut errors, mut first_error) = (0, 0, None);
         let mut k: u32 = 0;
@@ -604,7 +654,7 @@ impl Bench<'_> {
     /// through the admin endpoint, as the thesis's FaDO did.
     async fn change(&self, proxy: Proxy, target: usize) -> Result<()> {
         match proxy {
-            Proxy::Fado => {
+            Proxy::Fado | Proxy::FadoPeer => {
                 let put = self
                     .http
                     .put(
@@ -670,6 +720,90 @@ impl Bench<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+impl Bench<'_> {
+    /// Load through FaDO while Redis restarts (empty: it keeps nothing on
+    /// disk); once the route table is back in Redis, route changes at 10
+    /// a second for the rest of the window.
+    fn redis_restart(&mut self, quiet: &mut Duration) -> Result<RedisRestart> {
+        self.route(&[0, 1, 2], "round_robin", false)?;
+        self.settle(quiet);
+        eprintln!("fado-bench: Redis restart under load");
+        let spec = LoadSpec {
+            rate: (self.cfg.reconfig_load_rate > 0.0).then_some(self.cfg.reconfig_load_rate),
+            ..self.spec(
+                self.o.fado.addr,
+                self.cfg.reconfig_concurrency,
+                self.cfg.restart_duration,
+            )
+        };
+        let started = Instant::now();
+        let loader = std::thread::spawn(move || load::run(&spec));
+        std::thread::sleep(self.cfg.warmup + self.cfg.restart_duration / 5);
+        let stopped = Instant::now();
+        self.o.redis.restart().context("restarting Redis")?;
+        let down_ms = stopped.elapsed().as_secs_f64() * 1e3;
+        let back = Instant::now();
+        let republished = self.rt.block_on(async {
+            harness::eventually(Duration::from_secs(10), || async {
+                let mut c = self.o.redis.conn().await.ok()?;
+                let n: i64 = redis::cmd("EXISTS")
+                    .arg(fado_model::route_keys::META)
+                    .query_async(&mut c)
+                    .await
+                    .ok()?;
+                (n == 1).then_some(back.elapsed())
+            })
+            .await
+        });
+        let left = (self.cfg.warmup + self.cfg.restart_duration).saturating_sub(started.elapsed());
+        let changes = self.rt.block_on(self.changes(
+            Proxy::Fado,
+            10.0,
+            left.saturating_sub(Duration::from_millis(500)),
+        ))?;
+        let load = loader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the load generator panicked"))??;
+        self.route(&[0], "first", false)?;
+        Ok(RedisRestart {
+            down_ms,
+            republished_ms: republished.map(|d| d.as_secs_f64() * 1e3),
+            load,
+            changes,
+        })
+    }
+
+    /// Each peer's resident memory right after the load and after resting.
+    fn memory(&self) -> Result<Vec<PeerMemory>> {
+        let peers: Vec<(&str, u32)> = vec![
+            ("fado up", self.o.fado.pid()),
+            ("fado up, 2nd process", self.peer.pid()),
+            (FLOOR, self.floor.pid()),
+            ("caddy", self.caddy.peer.pid()),
+        ];
+        let after: Vec<crate::memory::Resident> = peers
+            .iter()
+            .map(|(_, pid)| crate::memory::resident(*pid))
+            .collect::<Result<_>>()?;
+        eprintln!(
+            "fado-bench: resting {:.0} s before reading settled memory",
+            self.cfg.memory_settle.as_secs_f64()
+        );
+        std::thread::sleep(self.cfg.memory_settle);
+        peers
+            .iter()
+            .zip(after)
+            .map(|((name, pid), after_load)| {
+                Ok(PeerMemory {
+                    peer: name.to_string(),
+                    after_load,
+                    settled: crate::memory::resident(*pid)?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -850,8 +984,9 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
     );
     let _ = writeln!(
         out,
-        "\nPeers: FaDO's `router` component under `fado up` (the root spin.toml; route table in \
-         Redis, catalog in PostgreSQL committing to disk: fsync and synchronous commit on, as \
+        "\nPeers: FaDO's `router` component under `fado up` (the root spin.toml; route table \
+         read through `wasi:keyvalue` from process memory, a near-cache of Redis; counters per \
+         process; catalog in PostgreSQL committing to disk: fsync and synchronous commit on, as \
          in production) and Caddy {} configured as the thesis configured it: one \
          `reverse_proxy` route per bucket matching `{BUCKET_HEADER}`, loaded through the admin \
          endpoint (`POST /load` of the whole configuration). Both hold {} buckets; requests name \
@@ -963,9 +1098,12 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
         out,
         "{} connections call the measured bucket{} for {:.0} s while its route moves to the next \
          upstream (u0 → u1 → u2 → u0 …) at the given rate: for FaDO `PUT \
-         /api/buckets/{{bucket}}/route-override` (committed in PostgreSQL, then written to Redis \
-         by the catalog as an express route before it answers; the planner folds it into its \
-         next table), for Caddy `POST /load` of the whole new configuration. After each change \
+         /api/buckets/{{bucket}}/route-override` (committed in PostgreSQL, then written to the \
+         bucket's route key in Redis through the process's near-cache before it answers; the \
+         planner folds it into its next table), for Caddy `POST /load` of the whole new \
+         configuration. *fado, 2nd process* is a second `fado up` on the same PostgreSQL and \
+         Redis: the change goes to the first, the load and the probe to the second, which learns \
+         of it from Redis's invalidation. After each change \
          a probe (its own connection through the proxy) calls until the new upstream answers; \
          *effect* is the time from sending the change to sending the first request the new \
          upstream answered (resolution: one probe round trip). A change is sent when it is due \
@@ -1077,6 +1215,77 @@ pub fn markdown(r: &RouterReport, json_name: &str, cfg: &RouterConfig) -> String
             shares(&p.runs)
         );
     }
+    // 4. Redis restart.
+    if let Some(r) = &res.redis_restart {
+        let _ = writeln!(out, "\n### Redis restarted under load\n");
+        let _ = writeln!(
+            out,
+            "The reconfiguration load ({} connections{}) runs for {:.0} s through FaDO while \
+             Redis is stopped and started again, empty (it keeps nothing on disk); once the \
+             planner has republished the route table (woken by the first router that finds it \
+             missing), the bucket's route changes 10 times a second for the rest of the \
+             window, measured as above.\n",
+            cfg.reconfig_concurrency,
+            if cfg.reconfig_load_rate > 0.0 {
+                format!(", {:.0} requests/s", cfg.reconfig_load_rate)
+            } else {
+                String::new()
+            },
+            cfg.restart_duration.as_secs_f64()
+        );
+        let c = &r.changes;
+        let _ = writeln!(
+            out,
+            "| Redis down ms | table back after ms | requests | failed requests | p50 / p99 ms | changes | in effect > 10 ms | never seen | effect p50 / p99 / max ms |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            out,
+            "| {:.0} | {} | {} | {} | {} / {} | {} | {} | {} | {} |",
+            r.down_ms,
+            r.republished_ms
+                .map_or("never".into(), |m| format!("{m:.0}")),
+            r.load.requests,
+            r.load.errors,
+            ms(r.load.latency_us.p50),
+            ms(r.load.latency_us.p99),
+            c.changes,
+            c.late,
+            c.not_in_effect,
+            c.effect_ms.as_ref().map_or("—".into(), |d| {
+                format!("{:.1} / {:.1} / {:.1}", d.p50, d.p99, d.max)
+            }),
+        );
+        if let Some(e) = &r.load.first_error {
+            let _ = writeln!(out, "\nFirst failed request: {e}");
+        }
+    }
+
+    // 5. Memory.
+    if !res.memory.is_empty() {
+        let _ = writeln!(out, "\n### Memory\n");
+        let _ = writeln!(
+            out,
+            "Resident memory of each peer (`/proc/PID/status`): its peak over the whole run \
+             (`VmHWM`), right after the last load, and after resting {:.0} s with no load (the \
+             host drops instances idle for 10 s). MiB.\n",
+            cfg.memory_settle.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "| peer | peak | after load | settled | settled, anonymous |\n|---|---|---|---|---|"
+        );
+        for m in &res.memory {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                m.peer,
+                m.settled.peak_mib,
+                m.after_load.rss_mib,
+                m.settled.rss_mib,
+                m.settled.anon_mib
+            );
+        }
+    }
     goals(&mut out, res, cfg);
     out
 }
@@ -1156,6 +1365,57 @@ fn goals(out: &mut String, res: &RouterResults, cfg: &RouterConfig) {
             p99,
             max,
             c.not_in_effect
+        );
+    }
+    if let Some(r) = res
+        .reconfig
+        .iter()
+        .find(|r| r.peer == Proxy::FadoPeer.name() && r.rate == fastest)
+        && let Some(c) = &r.changes
+    {
+        let ok = r.load.errors == 0 && c.late == 0 && c.not_in_effect == 0;
+        let max = c.effect_ms.as_ref().map_or(0.0, |d| d.max);
+        let _ = writeln!(
+            out,
+            "- The same across two `fado up` processes (change to one, effect through the other): \
+             {}. {} failed requests; {} of {} changes later than 10 ms (max {max:.1} ms), {} never \
+             seen.",
+            met(ok),
+            r.load.errors,
+            c.late,
+            c.changes,
+            c.not_in_effect
+        );
+    }
+    if let Some(r) = &res.redis_restart {
+        let c = &r.changes;
+        let ok = r.load.errors == 0 && c.late == 0 && c.not_in_effect == 0 && c.changes > 0;
+        let _ = writeln!(
+            out,
+            "- Redis restarted under load — no failed invocation, and route changes in effect \
+             within 10 ms once it is back: {}. {} of {} requests failed; {} of {} changes later \
+             than 10 ms, {} never seen.",
+            met(ok),
+            r.load.errors,
+            r.load.requests,
+            c.late,
+            c.changes,
+            c.not_in_effect
+        );
+    }
+    if let Some(m) = res.memory.iter().find(|m| m.peer == "fado up") {
+        let caddy = res.memory.iter().find(|m| m.peer == "caddy");
+        let _ = writeln!(
+            out,
+            "- Memory — `fado up` settles under 200 MB after the load: {}. It peaked at {:.0} MiB \
+             and settled at {:.0} MiB{}.",
+            met(m.settled.rss_mib < 200.0),
+            m.settled.peak_mib,
+            m.settled.rss_mib,
+            caddy.map_or(String::new(), |c| format!(
+                " (Caddy: peak {:.0}, settled {:.0} MiB)",
+                c.settled.peak_mib, c.settled.rss_mib
+            ))
         );
     }
 }

@@ -24,6 +24,10 @@ pub struct Options {
     pub replicator: bool,
     /// Extra Spin variables (`--variable name=value`), after the defaults.
     pub variables: Vec<(&'static str, String)>,
+    /// Back the key-value stores as under Spin: the runtime-config file
+    /// `infra/spin/runtime-config.toml` (every label plain Redis), pointed
+    /// at this orchestrator's Redis.
+    pub spin_runtime_config: bool,
 }
 
 impl Default for Options {
@@ -33,6 +37,7 @@ impl Default for Options {
             sweeps: true,
             replicator: false,
             variables: Vec::new(),
+            spin_runtime_config: false,
         }
     }
 }
@@ -148,6 +153,19 @@ impl Orchestrator {
         for (k, v) in vars.into_iter().chain(opts.variables.iter().cloned()) {
             args.push("--variable".to_string());
             args.push(format!("{k}={v}"));
+        }
+        if opts.spin_runtime_config {
+            let example =
+                std::fs::read_to_string(workspace().join("infra/spin/runtime-config.toml"))
+                    .context("reading infra/spin/runtime-config.toml")?;
+            let ours = example.replace("redis://127.0.0.1:6379", &redis.url());
+            anyhow::ensure!(
+                ours != example,
+                "the example names no Redis at 127.0.0.1:6379"
+            );
+            let path = app.write("spin-runtime-config.toml", &ours)?;
+            args.push("--runtime-config-file".to_string());
+            args.push(path.display().to_string());
         }
         // Start-ups take turns: the first compiles the components into the
         // shared cache, and the later ones (a second or so each) find them

@@ -333,3 +333,171 @@ async fn the_near_cache_serves_what_it_holds_while_redis_is_down() {
     assert_eq!(kv(&fado, "near", "set", "k", "again").await.0, 200);
     assert_eq!(near_get(&fado, "k").await, json!("again"));
 }
+
+// ---- wasi:keyvalue on every backend ---------------------------------------
+
+const WASI_APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "wasi-kv"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{{wasm:probe}}"
+key_value_stores = ["mem", "file", "plain", "near"]
+"#;
+
+async fn wkv(fado: &Fado, store: &str, op: &str, key: &str, arg: &str, body: &str) -> Value {
+    let r = http()
+        .post(fado.url("/wkv"))
+        .query(&[("store", store), ("op", op), ("key", key), ("arg", arg)])
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{store} {op} {key}: {v}");
+    v
+}
+
+/// `wasi:keyvalue` store, atomics and batch give the same answers whatever
+/// backs the label: process memory, a local file, Redis, or the near-cache
+/// of Redis.
+#[tokio::test]
+async fn wasi_keyvalue_behaves_the_same_on_every_backend() {
+    let redis = Redis::start().unwrap();
+    let app = AppDir::new(WASI_APP).unwrap();
+    let path = app
+        .write(
+            "rt.toml",
+            &format!(
+                "[key_value_store.mem]\ntype = \"memory\"\n\
+                 [key_value_store.file]\ntype = \"spin\"\npath = \"kv.redb\"\n\
+                 [key_value_store.plain]\ntype = \"redis\"\nurl = \"{0}\"\n\
+                 [key_value_store.near]\ntype = \"redis_near_cache\"\nurl = \"{0}\"\n",
+                redis.url()
+            ),
+        )
+        .unwrap();
+    let fado = Fado::start_with(
+        &app,
+        FadoOptions {
+            args: vec!["--runtime-config-file".into(), path.display().to_string()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for store in ["mem", "file", "plain", "near"] {
+        // Redis-backed labels share one keyspace here: prefix the keys.
+        let k = |name: &str| format!("{store}-{name}");
+        wkv(&fado, store, "set", &k("a"), "", "1").await;
+        assert_eq!(
+            wkv(&fado, store, "get", &k("a"), "", "").await,
+            json!({"value": "1"})
+        );
+        assert_eq!(
+            wkv(&fado, store, "get", &k("none"), "", "").await,
+            json!({"value": null})
+        );
+        assert_eq!(
+            wkv(&fado, store, "exists", &k("a"), "", "").await,
+            json!({"exists": true})
+        );
+        assert_eq!(
+            wkv(&fado, store, "incr", &k("n"), "5", "").await,
+            json!({"value": 5})
+        );
+        assert_eq!(
+            wkv(&fado, store, "incr", &k("n"), "-7", "").await,
+            json!({"value": -2})
+        );
+        assert_eq!(
+            wkv(&fado, store, "get", &k("n"), "", "").await,
+            json!({"value": "-2"})
+        );
+        assert_eq!(
+            wkv(&fado, store, "incr", &k("a"), "1", "").await,
+            json!({"value": 2})
+        );
+        wkv(&fado, store, "set", &k("t"), "", "text").await;
+        let r = http()
+            .post(fado.url("/wkv"))
+            .query(&[
+                ("store", store),
+                ("op", "incr"),
+                ("key", &k("t")),
+                ("arg", "1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            500,
+            "{store}: incrementing text must fail"
+        );
+
+        let cas = |from: &'static str, to: &'static str| {
+            let (fado, key) = (&fado, k("c"));
+            async move { wkv(fado, store, "cas", &key, from, to).await }
+        };
+        assert_eq!(cas("-", "v1").await, json!({"swapped": true}));
+        assert_eq!(
+            cas("-", "v2").await,
+            json!({"swapped": false, "found": "v1"})
+        );
+        assert_eq!(
+            cas("v0", "v2").await,
+            json!({"swapped": false, "found": "v1"})
+        );
+        assert_eq!(cas("v1", "v2").await, json!({"swapped": true}));
+        assert_eq!(
+            wkv(&fado, store, "get", &k("c"), "", "").await,
+            json!({"value": "v2"})
+        );
+
+        let pairs = format!("{}=1,{}=2", k("x"), k("y"));
+        wkv(&fado, store, "set-many", "", "", &pairs).await;
+        let many = format!("{},{},{}", k("x"), k("y"), k("z"));
+        assert_eq!(
+            wkv(&fado, store, "get-many", &many, "", "").await,
+            json!({"values": [[k("x"), "1"], [k("y"), "2"], [k("z"), null]]})
+        );
+        wkv(&fado, store, "delete-many", &many, "", "").await;
+        wkv(&fado, store, "delete", &k("a"), "", "").await;
+        assert_eq!(
+            wkv(&fado, store, "exists", &k("a"), "", "").await,
+            json!({"exists": false})
+        );
+        assert_eq!(
+            wkv(&fado, store, "get-many", &many, "", "").await,
+            json!({"values": [[k("x"), null], [k("y"), null], [k("z"), null]]})
+        );
+
+        // Listing pages through every key.
+        for chunk in 0..6 {
+            let pairs: Vec<String> = (0..200)
+                .map(|i| format!("{}={i}", k(&format!("l{:04}", chunk * 200 + i))))
+                .collect();
+            wkv(&fado, store, "set-many", "", "", &pairs.join(",")).await;
+        }
+        let listed = wkv(&fado, store, "list", "", "", "").await;
+        let ours: Vec<&str> = listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|v| v.starts_with(&k("l")))
+            .collect();
+        assert_eq!(ours.len(), 1200, "{store}");
+        if matches!(store, "mem" | "file") {
+            assert!(
+                listed["pages"].as_u64().unwrap() >= 2,
+                "{store}: {}",
+                listed["pages"]
+            );
+        }
+    }
+}

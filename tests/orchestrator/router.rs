@@ -134,8 +134,19 @@ async fn call_with(
     path: &str,
     body: Vec<u8>,
 ) -> (u16, Option<String>, Value) {
+    call_at(&o.fado, method, buckets, path, body).await
+}
+
+/// As [`call_with`], through the ingress of `fado`.
+async fn call_at(
+    fado: &Fado,
+    method: &str,
+    buckets: Option<&str>,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Option<String>, Value) {
     let mut req = http()
-        .request(method.parse().unwrap(), o.fado.url(path))
+        .request(method.parse().unwrap(), fado.url(path))
         .body(body);
     if let Some(b) = buckets {
         req = req.header("X-FaDO-Bucket", b);
@@ -314,6 +325,108 @@ async fn route_overrides_take_effect_when_the_put_answers() {
         let (s, up, body) = call(&o, Some("bk0"), "/f").await;
         assert_eq!((s, up.as_deref()), (200, Some("f0")), "{body}");
     }
+}
+
+/// A route change sent to one `fado up` is seen by a second one on the same
+/// PostgreSQL and Redis within 10 ms of its answer: the second routes from
+/// its near-cache of Redis, which Redis's invalidation push clears of the
+/// changed key. Each round first warms the second's cache (so it would
+/// serve the old route from memory if nothing told it otherwise).
+#[tokio::test(flavor = "multi_thread")]
+async fn route_changes_reach_another_process_within_10_ms() {
+    let (o, platforms) = start(vec![]).await;
+    world(&o, &platforms, 5_000).await;
+    let other = o.peer().unwrap();
+    for k in 0..30 {
+        let before = format!("f{}", k % 3);
+        let after = format!("f{}", (k + 1) % 3);
+        set_override(&o, "bk0", &[&before], "first").await;
+        let warm = harness::eventually(Duration::from_secs(5), || async {
+            let (_, up, _) = call_at(&other, "GET", Some("bk0"), "/f", Vec::new()).await;
+            (up.as_deref() == Some(before.as_str())).then_some(())
+        })
+        .await;
+        assert!(
+            warm.is_some(),
+            "round {k}: the other process never saw {before}"
+        );
+        let (s, b) = o
+            .api(
+                "PUT",
+                "/api/buckets/bk0/route-override",
+                Some(json!({"faas": [after], "policy": "first"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (s, up, body) = call_at(&other, "GET", Some("bk0"), "/f", Vec::new()).await;
+        assert_eq!(
+            (s, up.as_deref()),
+            (200, Some(after.as_str())),
+            "round {k}: 10 ms after the change the other process still routed the old way: {body}"
+        );
+    }
+}
+
+/// The same router component on plain Redis stores, as it runs under Spin
+/// with `infra/spin/runtime-config.toml`: routes, counters and metrics all
+/// in Redis, and the behaviour of the near-cache and memory stores.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_router_runs_on_plain_redis_stores_as_under_spin() {
+    let db = shared_postgres().create_database().await.unwrap();
+    let o = Orchestrator::start_with(
+        db,
+        Options {
+            spin_runtime_config: true,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let platforms: Vec<Platform> = (0..3).map(|i| slow_platform(&format!("f{i}"), 0)).collect();
+    world(&o, &platforms, 5_000).await;
+    for i in 0..3 {
+        let (s, up, body) = call(&o, Some(&format!("bk{i}")), "/f").await;
+        assert_eq!(
+            (s, up.as_deref()),
+            (200, Some(format!("f{i}").as_str())),
+            "{body}"
+        );
+    }
+    set_override(&o, "bk0", &["f0", "f1", "f2"], "round_robin").await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let (_, up, _) = call(&o, Some("bk0"), "/f").await;
+        seen.insert(up.unwrap());
+    }
+    assert_eq!(seen.len(), 3, "round robin over Redis counters: {seen:?}");
+    // A change is in effect when its PUT answers, with no cache involved.
+    for f in ["f2", "f1"] {
+        let (s, b) = o
+            .api(
+                "PUT",
+                "/api/buckets/bk0/route-override",
+                Some(json!({"faas": [f], "policy": "first"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let (_, up, _) = call(&o, Some("bk0"), "/f").await;
+        assert_eq!(up.as_deref(), Some(f));
+    }
+    // The router's state lives in Redis: the round-robin counter, and the
+    // metrics /api/metrics shows.
+    let mut c = o.redis.conn().await.unwrap();
+    let rr: Option<i64> = redis::cmd("GET")
+        .arg(fado_model::router_state::round_robin("bk0"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(rr.unwrap_or(0) >= 3, "{rr:?}");
+    let text = metrics(&o).await;
+    assert!(
+        text.contains("fado_router_requests_total{bucket=\"bk1\",upstream=\"f1\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

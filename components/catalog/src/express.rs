@@ -109,7 +109,7 @@ pub fn publish(redis_address: &str, generation: i64, route: &BucketRoute) {
         return;
     }
     let noted = spin_sdk::redis::Connection::open(redis_address).and_then(|c| {
-        c.sadd(route_keys::EXPRESS, &[route.bucket.clone()])
+        c.sadd(route_keys::EXPRESS, std::slice::from_ref(&route.bucket))
             .map(drop)
     });
     if let Err(e) = noted {

@@ -108,9 +108,11 @@ impl Config {
 // A fresh instance (Spin, or no reuse) loads them once, as before.
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
+/// The route store and the state store, each `None` if it cannot be opened.
+type Stores = (Option<Rc<store::Bucket>>, Option<Rc<store::Bucket>>);
+
 thread_local! {
-    static STORES: RefCell<Option<(Option<Rc<store::Bucket>>, Option<Rc<store::Bucket>>)>> =
-        const { RefCell::new(None) };
+    static STORES: RefCell<Option<Stores>> = const { RefCell::new(None) };
     static LAST_WAKE_MS: Cell<u64> = const { Cell::new(0) };
 }
 
@@ -125,7 +127,7 @@ fn config() -> Result<&'static Config> {
 /// The route store and the state store, opened once per instance. A store
 /// that cannot be opened is `None`: routes then come from Postgres, and
 /// balancing is per request.
-fn stores() -> (Option<Rc<store::Bucket>>, Option<Rc<store::Bucket>>) {
+fn stores() -> Stores {
     STORES.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {

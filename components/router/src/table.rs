@@ -49,8 +49,11 @@ pub struct Route {
 
 // Parsed values by key, reused while the bytes are the same: an instance
 // the host reuses parses a route once, not per request.
+/// Per key: the bytes last read and what they parsed to.
+type ParsedCache = HashMap<String, (Vec<u8>, Rc<Parsed>)>;
+
 thread_local! {
-    static PARSED: RefCell<HashMap<String, (Vec<u8>, Rc<Parsed>)>> = RefCell::new(HashMap::new());
+    static PARSED: RefCell<ParsedCache> = RefCell::new(HashMap::new());
 }
 const MAX_PARSED: usize = 1024;
 

@@ -90,6 +90,17 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let r = kv(&param("store"), &param("op"), &param("key"), body);
             respond_result(out, r).await
         }
+        "wkv" => {
+            let body = req.into_body().await.unwrap_or_default();
+            let r = wasi_kv(
+                &param("store"),
+                &param("op"),
+                &param("key"),
+                &param("arg"),
+                body,
+            );
+            respond_result(out, r).await
+        }
         _ => {
             // Anything else reports what the host told the component.
             let headers: BTreeMap<String, String> = req
@@ -456,6 +467,86 @@ fn kv(store: &str, op: &str, key: &str, body: Vec<u8>) -> Result<Value, String> 
             let mut keys = store.get_keys().map_err(e)?;
             keys.sort();
             json!({"keys": keys})
+        }
+        other => return Err(format!("unknown op {other:?}")),
+    })
+}
+
+/// `wasi:keyvalue` (store, atomics, batch) on store `label`: `get`, `set`
+/// (the body), `delete`, `exists`, `list` (every page), `incr` (by `arg`),
+/// `cas` (from `arg`, `-` for "absent", to the body; says whether it
+/// swapped and, when not, the value it found), `get-many` (keys `a,b,c`
+/// in `key`), `set-many` (`k=v,…` in the body), `delete-many` (keys in
+/// `key`).
+fn wasi_kv(label: &str, op: &str, key: &str, arg: &str, body: Vec<u8>) -> Result<Value, String> {
+    use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+    let bucket = store::open(label).map_err(|e| format!("open: {e:?}"))?;
+    let e = |err: store::Error| format!("{op}: {err:?}");
+    let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
+    let keys = || key.split(',').map(str::to_string).collect::<Vec<_>>();
+    Ok(match op {
+        "get" => json!({"value": text(bucket.get(key).map_err(e)?)}),
+        "set" => {
+            bucket.set(key, &body).map_err(e)?;
+            json!({"ok": true})
+        }
+        "delete" => {
+            bucket.delete(key).map_err(e)?;
+            json!({"ok": true})
+        }
+        "exists" => json!({"exists": bucket.exists(key).map_err(e)?}),
+        "list" => {
+            let (mut keys, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+            loop {
+                let page = bucket.list_keys(cursor.as_deref()).map_err(e)?;
+                keys.extend(page.keys);
+                pages += 1;
+                match page.cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            json!({"keys": keys, "pages": pages})
+        }
+        "incr" => {
+            let delta: i64 = arg
+                .parse()
+                .map_err(|_| format!("incr: {arg:?} is not a number"))?;
+            json!({"value": atomics::increment(&bucket, key, delta).map_err(e)?})
+        }
+        "cas" => {
+            let cas = atomics::Cas::new(&bucket, key).map_err(e)?;
+            let seen = text(cas.current().map_err(e)?);
+            let expected = (arg != "-").then(|| arg.to_string());
+            if seen != expected {
+                return Ok(json!({"swapped": false, "found": seen}));
+            }
+            match atomics::swap(cas, &body) {
+                Ok(()) => json!({"swapped": true}),
+                Err(atomics::CasError::CasFailed(c)) => {
+                    json!({"swapped": false, "found": text(c.current().map_err(e)?)})
+                }
+                Err(atomics::CasError::StoreError(err)) => return Err(e(err)),
+            }
+        }
+        "get-many" => {
+            let found = batch::get_many(&bucket, &keys()).map_err(e)?;
+            json!({"values": found.into_iter().map(|(k, v)| json!([k, text(v)])).collect::<Vec<_>>()})
+        }
+        "set-many" => {
+            let pairs: Vec<(String, Vec<u8>)> = String::from_utf8_lossy(&body)
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            batch::set_many(&bucket, &pairs).map_err(e)?;
+            json!({"ok": true})
+        }
+        "delete-many" => {
+            batch::delete_many(&bucket, &keys()).map_err(e)?;
+            json!({"ok": true})
         }
         other => return Err(format!("unknown op {other:?}")),
     })

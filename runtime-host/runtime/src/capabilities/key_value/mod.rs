@@ -354,13 +354,10 @@ impl InstanceKeyValue {
         Ok(r)
     }
 
-    fn backend<T: 'static>(&self, r: &Resource<T>) -> std::result::Result<Backend, String>
-    where
-        T: HasBackend,
-    {
+    fn backend(&self, r: &Resource<KeyValueHandle>) -> std::result::Result<Backend, String> {
         self.table
             .get(r)
-            .map(|h| h.backend().clone())
+            .map(|h| h.backend.clone())
             .map_err(|e| e.to_string())
     }
 
@@ -368,16 +365,6 @@ impl InstanceKeyValue {
         self.table.delete(r)?;
         self.open = self.open.saturating_sub(1);
         Ok(())
-    }
-}
-
-trait HasBackend {
-    fn backend(&self) -> &Backend;
-}
-
-impl HasBackend for KeyValueHandle {
-    fn backend(&self) -> &Backend {
-        &self.backend
     }
 }
 
