@@ -101,14 +101,18 @@ pub fn run(cfg: &CatalogConfig) -> Result<CatalogResults> {
             .await?
             .get(0);
         let mut redis = big.redis.conn().await?;
-        let routes: i64 = redis::cmd("HLEN")
-            .arg("fado:routes")
+        // One route key per bucket, and `*` (the route over every deployment).
+        let routes: i64 = redis::cmd("SCARD")
+            .arg(fado_model::route_keys::INDEX)
             .query_async(&mut redis)
             .await?;
-        anyhow::Ok((replicas, routes))
+        anyhow::Ok((replicas, routes - 1))
     })?;
     if routes != i64::from(cfg.buckets) {
-        bail!("Redis holds {routes} routes, expected {}", cfg.buckets);
+        bail!(
+            "Redis holds {routes} bucket routes, expected {}",
+            cfg.buckets
+        );
     }
 
     let api = api_latency(&rt, &big, &small, cfg)?;
@@ -221,7 +225,7 @@ async fn wait_round(o: &Orchestrator, before: &Option<String>) -> Result<Instant
             (row.get(0), row.get(1), row.get(2));
         if caught_up && &at != before {
             let published: Option<i64> = redis::cmd("HGET")
-                .arg("fado:routes:meta")
+                .arg(fado_model::route_keys::VERSION)
                 .arg("version")
                 .query_async(&mut redis)
                 .await?;
@@ -261,12 +265,9 @@ async fn reset_plan(o: &Orchestrator) -> Result<()> {
          COMMIT;",
     )
     .await?;
+    // The route table goes too, so the round writes every route.
     let mut redis = o.redis.conn().await?;
-    let _: i64 = redis::cmd("DEL")
-        .arg("fado:routes")
-        .arg("fado:routes:meta")
-        .query_async(&mut redis)
-        .await?;
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut redis).await?;
     Ok(())
 }
 

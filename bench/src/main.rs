@@ -138,6 +138,9 @@ struct RouterArgs {
     /// Route changes per second, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1.0, 100.0])]
     reconfig_rates: Vec<f64>,
+    /// Times each reconfiguration rate is measured, one run after the other.
+    #[arg(long, default_value_t = 2)]
+    reconfig_runs: u32,
     /// Measured seconds per reconfiguration run.
     #[arg(long, default_value_t = 10.0)]
     reconfig_duration: f64,
@@ -577,6 +580,7 @@ fn router_command(args: RouterArgs) -> Result<()> {
         reconfig_concurrency: args.reconfig_concurrency.max(1),
         reconfig_load_rate: args.reconfig_load_rate.max(0.0),
         reconfig_rates: args.reconfig_rates.clone(),
+        reconfig_runs: args.reconfig_runs.max(1),
         reconfig_duration: seconds("reconfig-duration", args.reconfig_duration)?,
         policy_service_ms: args.policy_service_ms.clone(),
         policy_workers: args.policy_workers.max(1),
@@ -612,6 +616,7 @@ fn router_command(args: RouterArgs) -> Result<()> {
             "reconfig_concurrency": cfg.reconfig_concurrency,
             "reconfig_load_rate": cfg.reconfig_load_rate,
             "reconfig_rates": cfg.reconfig_rates,
+            "reconfig_runs": cfg.reconfig_runs,
             "reconfig_duration_seconds": cfg.reconfig_duration.as_secs_f64(),
             "policy_service_ms": cfg.policy_service_ms,
             "policy_workers": cfg.policy_workers,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fado_model::route_keys;
 use harness::eventually;
 use harness::orchestrator::Orchestrator;
 use serde_json::json;
@@ -107,6 +108,10 @@ async fn planning_an_unchanged_catalog_changes_nothing() {
         .await;
     assert_eq!(b["items"], json!([]), "{b}");
 
+    // Every route key a router has read is tracked by Redis: an unchanged
+    // table must not be rewritten (each write would empty the routers'
+    // caches of that key).
+    let sets = writes(&o).await;
     for _ in 0..3 {
         sweep_and_wait(&o).await;
         assert_eq!(
@@ -115,22 +120,48 @@ async fn planning_an_unchanged_catalog_changes_nothing() {
             "a sweep over the same catalog"
         );
     }
+    assert_eq!(writes(&o).await, sets, "sweeps rewrote unchanged routes");
     // Redis holds the same version Postgres recorded.
     let mut redis = o.redis.conn().await.unwrap();
     let version: i64 = redis::cmd("HGET")
-        .arg("fado:routes:meta")
+        .arg(route_keys::VERSION)
         .arg("version")
         .query_async(&mut redis)
         .await
         .unwrap();
     assert_eq!(version, first.2);
-    let routes: i64 = redis::cmd("HLEN")
-        .arg("fado:routes")
+    // One key per bucket, plus `*` (the route over every deployment).
+    let names: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(route_keys::INDEX)
         .query_async(&mut redis)
         .await
         .unwrap();
-    // One field per bucket, plus `*` (the route over every deployment).
-    assert_eq!(routes, 13);
+    assert_eq!(names.len(), 13, "{names:?}");
+    for name in names {
+        let held: Option<String> = redis::cmd("GET")
+            .arg(route_keys::route(&name))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let route: fado_model::PublishedRoute =
+            serde_json::from_str(&held.expect("a route key per indexed name")).unwrap();
+        assert_eq!(route.route.bucket, name);
+    }
+}
+
+/// SET commands Redis has run (the planner's scripts write with SET).
+async fn writes(o: &Orchestrator) -> u64 {
+    let mut c = o.redis.conn().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,8 +246,8 @@ async fn the_route_table_is_rebuilt_when_redis_loses_it() {
     // Redis restarts empty (the harness keeps nothing on disk).
     o.redis.restart().unwrap();
     let mut redis = o.redis.conn().await.unwrap();
-    let len: i64 = redis::cmd("HLEN")
-        .arg("fado:routes")
+    let len: i64 = redis::cmd("SCARD")
+        .arg(route_keys::INDEX)
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -228,24 +259,29 @@ async fn the_route_table_is_rebuilt_when_redis_loses_it() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut c = o.redis.conn().await.ok()?;
         let v: Option<i64> = redis::cmd("HGET")
-            .arg("fado:routes:meta")
+            .arg(route_keys::VERSION)
             .arg("version")
             .query_async(&mut c)
             .await
             .ok()?;
-        let len: i64 = redis::cmd("HLEN")
-            .arg("fado:routes")
+        let len: i64 = redis::cmd("SCARD")
+            .arg(route_keys::INDEX)
             .query_async(&mut c)
             .await
             .ok()?;
-        (v == Some(version) && len == 5 + 1).then_some(())
+        let meta: i64 = redis::cmd("EXISTS")
+            .arg(route_keys::META)
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        (v == Some(version) && len == 5 + 1 && meta == 1).then_some(())
     })
     .await;
     assert!(rebuilt.is_some(), "routes not rebuilt:\n{}", o.fado.log());
 
     // A version Postgres never made (a restored database) is replaced too.
     let _: () = redis::cmd("HSET")
-        .arg("fado:routes:meta")
+        .arg(route_keys::VERSION)
         .arg("version")
         .arg(version + 100)
         .query_async(&mut redis)
@@ -255,7 +291,7 @@ async fn the_route_table_is_rebuilt_when_redis_loses_it() {
     let fixed = eventually(Duration::from_secs(10), || async {
         let mut c = o.redis.conn().await.ok()?;
         let v: i64 = redis::cmd("HGET")
-            .arg("fado:routes:meta")
+            .arg(route_keys::VERSION)
             .arg("version")
             .query_async(&mut c)
             .await
