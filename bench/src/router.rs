@@ -538,7 +538,7 @@ impl Bench<'_> {
             let rates = std::iter::once(&0.0).chain(&self.cfg.reconfig_rates);
             for (run, &rate) in (1..=self.cfg.reconfig_runs)
                 .flat_map(|run| rates.clone().map(move |r| (run, r)))
-                .filter(|(run, r)| *run == 1 || *r > 0.0)
+                .filter(|(run, r)| *run == 1 || **r > 0.0)
             {
                 self.route(&[0], "first", true)?;
                 self.settle(quiet);
