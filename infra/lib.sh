@@ -9,6 +9,25 @@ FADO_CACHE="${FADO_CACHE:-$HOME/.cache/fado}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FADO_CACHE/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# Cargo decides what to rebuild by file times and names a workspace's own
+# files relative to its root, so two clones sharing one target directory
+# (a checkout and CI's clean clone) look alike to it: after a build from the
+# other clone, edits here that are older than that build count as built.
+# When the last build through these scripts came from another clone, mark
+# this clone's files as new, so cargo rebuilds the workspace's own crates
+# (their dependencies stay built).
+claim_target_dir() {
+    local stamp="$CARGO_TARGET_DIR/.fado-workspace"
+    [ "$(cat "$stamp" 2>/dev/null || true)" = "$FADO_ROOT" ] && return 0
+    if [ -d "$CARGO_TARGET_DIR/release" ] || [ -d "$CARGO_TARGET_DIR/wasm32-wasip2" ]; then
+        say "the build cache was last used by another clone; rebuilding this clone's crates"
+        find "$FADO_ROOT" \( -path "$FADO_ROOT/.git" -o -path "$FADO_ROOT/target" \) -prune \
+            -o -type f -print0 | xargs -0 -r touch
+    fi
+    mkdir -p "$CARGO_TARGET_DIR"
+    printf '%s\n' "$FADO_ROOT" >"$stamp"
+}
+
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -633,16 +633,36 @@ impl Bench<'_> {
                 },
                 observe
             );
+            let ack_ms = acked.1.as_secs_f64() * 1e3;
             match acked {
-                (Ok(()), at) => acks.push(at.as_secs_f64() * 1e3),
+                (Ok(()), _) => acks.push(ack_ms),
                 (Err(e), _) => {
                     errors += 1;
                     first_error.get_or_insert(format!("{e:#}"));
                 }
             }
+            // Named on stderr with the time, to match against the peers' logs.
+            let at = chrono::Utc::now().format("%H:%M:%S%.3f");
             match seen {
-                Some(d) => effects.push(d.as_secs_f64() * 1e3),
-                None => not_in_effect += 1,
+                Some(d) => {
+                    if d > LATE {
+                        eprintln!(
+                            "fado-bench: {at} change {k} to {want} ({}) in effect after {:.1} ms \
+                             (acknowledged after {ack_ms:.1} ms)",
+                            proxy.name(),
+                            d.as_secs_f64() * 1e3
+                        );
+                    }
+                    effects.push(d.as_secs_f64() * 1e3);
+                }
+                None => {
+                    eprintln!(
+                        "fado-bench: {at} change {k} to {want} ({}) not seen within {} s",
+                        proxy.name(),
+                        EFFECT_TIMEOUT.as_secs()
+                    );
+                    not_in_effect += 1;
+                }
             }
         }
         let elapsed = start.elapsed().as_secs_f64();

@@ -21,9 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// The workspace root.
+/// The workspace root. Read from the environment `cargo test` sets when it
+/// runs a test, not from the compile-time value: clones that share one
+/// target directory (`~/.cache/fado/target`) reuse each other's test
+/// binaries, and the path baked in would name the clone that built them.
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("tests/ sits in the workspace")
         .to_path_buf()
@@ -162,9 +167,12 @@ impl Postgres {
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         };
+        // `FADO_PG_OPTIONS` adds server settings, for a look into a run
+        // (e.g. `-c log_min_duration_statement=5`).
+        let extra = std::env::var("FADO_PG_OPTIONS").unwrap_or_default();
         let start = format!(
             "{as_pg}{bin}/postgres -D {d} -p {port} -k {s} -c listen_addresses=127.0.0.1 \
-             {durability} -c max_connections=200",
+             {durability} -c max_connections=200 {extra}",
             d = data.display(),
             s = dir.path().display(),
         );
@@ -409,7 +417,7 @@ pub struct Fado {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     log: PathBuf,
-    _logdir: tempfile::TempDir,
+    _logdir: Option<tempfile::TempDir>,
 }
 
 #[derive(Default)]
@@ -454,6 +462,14 @@ impl Fado {
             cmd.env(k, v);
         }
         let child = cmd.spawn().context("spawning fado")?;
+        // `FADO_KEEP_LOGS=1` keeps every log for a look after the run.
+        let logdir = if std::env::var_os("FADO_KEEP_LOGS").is_some() {
+            eprintln!("fado log kept: {}", log.display());
+            let _ = logdir.keep();
+            None
+        } else {
+            Some(logdir)
+        };
         let mut fado = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -501,3 +501,34 @@ async fn wasi_keyvalue_behaves_the_same_on_every_backend() {
         }
     }
 }
+
+/// A process always reads its own writes, even while other requests of
+/// the same process read the key at the same moment: a read whose answer
+/// left Redis before the write must not leave the old value in the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_near_cache_reads_its_own_writes_under_concurrent_reads() {
+    let redis = Redis::start().unwrap();
+    let app = AppDir::new(NEAR_APP).unwrap();
+    let fado = std::sync::Arc::new(start_near(&app, &redis));
+    assert_eq!(kv(&fado, "near", "set", "k", "0").await.0, 200);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (fado, stop) = (fado.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    near_get(&fado, "k").await;
+                }
+            })
+        })
+        .collect();
+    for i in 1..=300 {
+        let value = i.to_string();
+        assert_eq!(kv(&fado, "near", "set", "k", &value).await.0, 200);
+        assert_eq!(near_get(&fado, "k").await, json!(value), "write {i}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+}

@@ -304,16 +304,16 @@ async fn route_overrides_take_effect_when_the_put_answers() {
     }
     assert_eq!(o.route_targets("bk0").await, vec!["f2".to_string()]);
     let drained = harness::eventually(Duration::from_secs(10), || async {
-        let mut c = o.redis.conn().await.ok()?;
-        let n: i64 = redis::cmd("SCARD")
-            .arg(fado_model::route_keys::EXPRESS)
-            .query_async(&mut c)
+        let db = o.db().await.ok()?;
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM express_routes", &[])
             .await
-            .ok()?;
+            .ok()?
+            .get(0);
         (n == 0).then_some(())
     })
     .await;
-    assert!(drained.is_some(), "the planner left express routes behind");
+    assert!(drained.is_some(), "the planner left express routes noted");
 
     // Dropping the override routes by placement again (bk0 lives on c0).
     let (s, b) = o

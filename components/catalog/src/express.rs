@@ -4,7 +4,8 @@
 //! will compute for an overridden bucket); once that has committed, the
 //! route is written to the bucket's key in the route store `fado_routes`
 //! tagged with the transaction's catalog generation, by compare-and-swap,
-//! so a slower request of an older generation never replaces it. Under
+//! so a slower request of an older generation never replaces it. The same
+//! statement notes the bucket in `express_routes`, for the planner. Under
 //! fado the store is a near-cache of Redis: this process routes by the new
 //! route at once, other processes once Redis's invalidation reaches them.
 //! A lost write only means the change waits for the planner, as every
@@ -43,6 +44,9 @@ pub fn write_override(
              WHERE id = $1 RETURNING name
          ), generation AS (
              UPDATE catalog_generation SET value = value + 1 RETURNING value
+         ), noted AS (
+             INSERT INTO express_routes (bucket_id, generation) SELECT $1, value FROM generation
+             ON CONFLICT (bucket_id) DO UPDATE SET generation = EXCLUDED.generation
          )
          SELECT (SELECT name FROM bucket) AS bucket,
                 (SELECT value FROM generation) AS generation,
@@ -97,24 +101,13 @@ pub fn write_override(
     Ok((generation, route))
 }
 
-/// Writes the express route (after the commit) and notes it for the
-/// planner. Best effort: on failure the planner's next table carries the
-/// change.
-pub fn publish(redis_address: &str, generation: i64, route: &BucketRoute) {
+/// Writes the express route (after the commit; the statement that made it
+/// noted it in `express_routes` for the planner). Best effort: on failure
+/// the planner's next table carries the change.
+pub fn publish(generation: i64, route: &BucketRoute) {
     if let Err(e) = try_publish(generation, route) {
         eprintln!(
             "catalog: could not publish the route of {} at once ({e}); the planner will",
-            route.bucket
-        );
-        return;
-    }
-    let noted = spin_sdk::redis::Connection::open(redis_address).and_then(|c| {
-        c.sadd(route_keys::EXPRESS, std::slice::from_ref(&route.bucket))
-            .map(drop)
-    });
-    if let Err(e) = noted {
-        eprintln!(
-            "catalog: could not note the express route of {} for the planner: {e:?}",
             route.bucket
         );
     }
@@ -134,10 +127,9 @@ fn try_publish(generation: i64, route: &BucketRoute) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let routes = store::open(route_keys::STORE).map_err(|e| format!("{e:?}"))?;
     let key = route_keys::route(&route.bucket);
+    let mut cas = atomics::Cas::new(&routes, &key).map_err(|e| format!("{e:?}"))?;
     for _ in 0..8 {
-        let cas = atomics::Cas::new(&routes, &key).map_err(|e| format!("{e:?}"))?;
-        let held = cas.current().map_err(|e| format!("{e:?}"))?;
-        match held {
+        match cas.current().map_err(|e| format!("{e:?}"))? {
             // No route yet (a bucket the planner has not published) or
             // none any more (deleted meanwhile): the planner decides.
             None => return Ok(()),
@@ -151,7 +143,8 @@ fn try_publish(generation: i64, route: &BucketRoute) -> Result<(), String> {
         }
         match atomics::swap(cas, &value) {
             Ok(()) => return Ok(()),
-            Err(atomics::CasError::CasFailed(_)) => continue,
+            // It holds what the store has now: look again.
+            Err(atomics::CasError::CasFailed(again)) => cas = again,
             Err(atomics::CasError::StoreError(e)) => return Err(format!("{e:?}")),
         }
     }

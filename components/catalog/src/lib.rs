@@ -4,8 +4,9 @@
 //! compared in constant time); `/healthz`, `/readyz` and
 //! `/api/openapi.json` do not. Each request runs in a fresh instance: it
 //! opens a pooled session, makes sure the schema is current, does its work
-//! (mutations in one transaction that also bumps the catalog generation), and
-//! after committing wakes the planner through Redis.
+//! (mutations in one transaction that also bumps the catalog generation),
+//! answers, and then wakes the planner through Redis (the wake-up is not
+//! what the answer promises, so the client does not wait for it).
 
 mod buckets;
 mod clusters;
@@ -88,8 +89,25 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Err(e) => return send(out, Err(e)).await,
     };
     let req = Req::new(method, &path, body);
-    let result = serve(&req, auth.as_deref());
+    let mut after = After::default();
+    let result = serve(&req, auth.as_deref(), &mut after);
     send(out, result).await;
+    after.run();
+}
+
+/// What a request does once it has answered: the wake-ups it owes.
+#[derive(Default)]
+struct After {
+    redis_address: String,
+    channels: Vec<&'static str>,
+}
+
+impl After {
+    fn run(self) {
+        for channel in self.channels {
+            wake(&self.redis_address, channel);
+        }
+    }
 }
 
 fn header(req: &IncomingRequest, name: &str) -> Option<String> {
@@ -127,7 +145,7 @@ async fn send(out: ResponseOutparam, result: ApiResult<Reply>) {
     let _ = out.set_with_body(response, bytes).await;
 }
 
-fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
+fn serve(req: &Req, auth: Option<&str>, after: &mut After) -> ApiResult<Reply> {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["healthz"] => return health::live(req),
@@ -167,11 +185,10 @@ fn serve(req: &Req, auth: Option<&str>) -> ApiResult<Reply> {
     let result = route(&ctx, req, &segments[1..]);
     if result.is_ok() {
         if let Some((generation, r)) = ctx.express.borrow_mut().take() {
-            express::publish(&ctx.redis_address, generation, &r);
+            express::publish(generation, &r);
         }
-        for channel in ctx.wake.borrow().iter() {
-            wake(&ctx.redis_address, channel);
-        }
+        after.redis_address = ctx.redis_address.clone();
+        after.channels = ctx.wake.take();
     }
     result
 }

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog_generation",
         sql: include_str!("../sql/0004_catalog_generation.sql"),
     },
+    Migration {
+        version: 5,
+        name: "express_routes",
+        sql: include_str!("../sql/0005_express_routes.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -299,10 +299,6 @@ pub mod route_keys {
     pub const VERSION: &str = "fado:routes:version";
     /// Set: the bucket names that have a route key.
     pub const INDEX: &str = "fado:routes:index";
-    /// Set: buckets whose route the catalog wrote as an override committed
-    /// (an express route); the planner brings each in line with its table
-    /// once it has planned that change, even when the table is unchanged.
-    pub const EXPRESS: &str = "fado:routes:express";
 
     /// The key of bucket `name`'s route.
     pub fn route(name: &str) -> String {

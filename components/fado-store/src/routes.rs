@@ -72,3 +72,26 @@ pub fn newest_table(db: &Db) -> Result<Option<RouteTable>> {
             problem: e.to_string(),
         })
 }
+
+/// Buckets with an express route (see `express_routes`): name and the
+/// catalog generation it was published at.
+pub fn express_notes(db: &Db) -> Result<Vec<(String, i64)>> {
+    let rows = db.query(
+        "SELECT b.name, e.generation FROM express_routes e JOIN buckets b ON b.id = e.bucket_id
+         ORDER BY b.name",
+        &[],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.str("name")?, r.i64("generation")?)))
+        .collect()
+}
+
+/// Drops the notes of express routes published up to `generation` (the
+/// planner has brought them in line with its table).
+pub fn drop_express_notes(db: &Db, generation: i64) -> Result<()> {
+    db.execute(
+        "DELETE FROM express_routes WHERE generation <= $1",
+        &[Param::Int64(generation)],
+    )?;
+    Ok(())
+}

@@ -17,7 +17,7 @@
 //! never made (a restored database), the planner replaces it.
 
 use anyhow::{Context, Result, anyhow};
-use fado_model::route_keys::{ANY, EXPRESS, INDEX, META, ROUTE_PREFIX, VERSION};
+use fado_model::route_keys::{ANY, INDEX, META, ROUTE_PREFIX, VERSION};
 use fado_model::{BucketRoute, PublishedRoute, RouteMeta, RouteTable};
 use fado_store::Db;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
@@ -95,11 +95,10 @@ return #gone
 "#;
 
 /// Brings express routes in line with the table planned from a
-/// generation. KEYS[1] express set; ARGV[1] generation, ARGV[2] key
-/// prefix, then bucket name / route JSON pairs (empty JSON: the table has
-/// no such bucket). A route of a newer generation is left, and stays
-/// noted; every other is rewritten if it differs (or deleted) and its note
-/// dropped. Returns the number of keys changed.
+/// generation. ARGV[1] generation, ARGV[2] key prefix, then bucket name /
+/// route JSON pairs (empty JSON: the table has no such bucket). A route of
+/// a newer generation is left; every other is rewritten if it differs (or
+/// deleted). Returns the number of keys changed.
 const RECONCILE: &str = r#"
 local generation = tonumber(ARGV[1])
 local pattern = '^{"generation":(%-?%d+),(.*)$'
@@ -123,7 +122,6 @@ for i = 3, #ARGV, 2 do
         changed = changed + 1
       end
     end
-    redis.call('SREM', KEYS[1], name)
   end
 end
 return changed
@@ -273,19 +271,24 @@ pub fn ensure_published(db: &Db, address: &str, version: i64, generation: i64) -
     }
 }
 
-/// Brings the routes the catalog published as overrides committed in line
-/// with the table planned from `generation` (`table`, or the newest
-/// stored one): a later change (say, the override's removal) may leave the
-/// table as it was before the override, and then nothing else would
-/// rewrite the bucket's key.
+/// Brings the routes the catalog published as overrides committed (noted
+/// in `express_routes`) in line with the table planned from `generation`
+/// (`table`, or the newest stored one), then drops the notes up to it: a
+/// later change (say, the override's removal) may leave the table as it
+/// was before the override, and then nothing else would rewrite the
+/// bucket's key.
 pub fn reconcile_express(
     db: &Db,
     address: &str,
     table: Option<&RouteTable>,
     generation: i64,
 ) -> Result<()> {
-    let conn = Connection::open(address).map_err(redis_err)?;
-    let names = conn.smembers(EXPRESS).map_err(redis_err)?;
+    let notes = fado_store::routes::express_notes(db)?;
+    let names: Vec<String> = notes
+        .iter()
+        .filter(|(_, g)| *g <= generation)
+        .map(|(n, _)| n.clone())
+        .collect();
     if names.is_empty() {
         return Ok(());
     }
@@ -303,11 +306,11 @@ pub fn reconcile_express(
             stored.iter().collect()
         }
     };
+    let conn = Connection::open(address).map_err(redis_err)?;
     for chunk in names.chunks(CHUNK) {
         let mut args = vec![
             bin(RECONCILE),
-            RedisParameter::Int64(1),
-            bin(EXPRESS),
+            RedisParameter::Int64(0),
             bin(generation.to_string()),
             bin(ROUTE_PREFIX),
         ];
@@ -324,6 +327,7 @@ pub fn reconcile_express(
         }
         conn.execute("EVAL", &args).map_err(redis_err)?;
     }
+    fado_store::routes::drop_express_notes(db, generation)?;
     Ok(())
 }
 

@@ -180,9 +180,15 @@ impl Backend {
         }
     }
 
-    /// The value a compare-and-swap starts from: the store's own, never a
-    /// cached copy.
+    /// The value a compare-and-swap starts from. A near-cache's copy will
+    /// do (the swap fails if it was stale), saving a round trip when it is
+    /// fresh, as it nearly always is.
     async fn read_for_swap(&self, key: &str) -> KvResult<Option<Vec<u8>>> {
+        self.get(key).await
+    }
+
+    /// The value after a failed swap: the store's own, never a cached copy.
+    async fn read_after_failed_swap(&self, key: &str) -> KvResult<Option<Vec<u8>>> {
         match self {
             Backend::NearCache(c) => c.read_through(key).await,
             _ => self.get(key).await,
@@ -547,7 +553,7 @@ impl atomics::Host for InstanceKeyValue {
             // so it can try again from it.
             Ok(false) => {
                 let now = backend
-                    .read_for_swap(&key)
+                    .read_after_failed_swap(&key)
                     .await
                     .map_err(|e| store_error(e.to_string()))?;
                 self.table

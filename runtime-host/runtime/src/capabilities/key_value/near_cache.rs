@@ -2,17 +2,23 @@
 //! (`type = "redis_near_cache"`): a near-cache kept fresh by Redis's
 //! server-assisted client-side caching.
 //!
-//! One RESP3 connection per store has `CLIENT TRACKING ON NOLOOP`: every
-//! key read through it is tracked by the server, which pushes an
-//! `invalidate` message on the same connection when another client changes
-//! the key. Writes go through the same connection and update the cached
-//! value once Redis has acknowledged them, so a process reads its own
-//! writes at once and others within a push's delay.
+//! One RESP3 connection per store has `CLIENT TRACKING ON`: every key read
+//! through it is tracked by the server, which pushes an `invalidate`
+//! message on the same connection when any client changes the key, this
+//! one included. Writes go through the same connection and are read back
+//! in the same round trip, so a process reads its own writes at once and
+//! others see them within a push's delay.
 //!
 //! - A read and an invalidation can cross (the value read may already be
 //!   stale when it arrives): a miss marks the key as being filled with a
 //!   token before it asks Redis, an invalidation (or a flush) removes the
-//!   mark, and the reply is kept only if its token is still there.
+//!   mark, and the reply is kept only if its token is still there. Pushes
+//!   arrive in order with replies, so an old value's reply always comes
+//!   before the invalidation of the write that replaced it.
+//! - Invalidations of this connection's own writes are not turned off
+//!   (`NOLOOP`): a read by another request of this process can leave Redis
+//!   just before this process's write and come back with the old value; only
+//!   the write's own invalidation then clears it.
 //! - The tracking connection is pinged every [`HEARTBEAT`]; when it is lost
 //!   or stops answering, the cache keeps serving what it holds (stale reads
 //!   are counted) while it reconnects, and drops everything once tracking
@@ -494,7 +500,6 @@ async fn connect(shared: &Arc<Shared>) -> redis::RedisResult<MultiplexedConnecti
     redis::cmd("CLIENT")
         .arg("TRACKING")
         .arg("ON")
-        .arg("NOLOOP")
         .query_async::<()>(&mut conn)
         .await?;
     Ok(conn)
