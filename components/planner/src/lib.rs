@@ -36,13 +36,13 @@ use spin_sdk::variables;
 /// Session advisory lock serialising planners ("FADOPLAN").
 const PLANNER_LOCK: i64 = 0x4641_444F_504C_414E;
 
-/// Pause between back-to-back rounds while the catalog keeps changing (the
-/// lock is let go in between, and taken again if the generation is still
-/// ahead). A
+/// Pause between back-to-back rounds while the catalog keeps changing. A
 /// round re-plans every bucket (tens of ms at 100 buckets, ~0.4 s at
 /// 10,000), so planning each of 100 changes a second took the cores from
 /// the API and the router; route overrides do not wait for it (they are
-/// published by the catalog at once, see the catalog's `express`).
+/// published by the catalog at once, see the catalog's `express`). The
+/// planner keeps the lock through the pause, so wake-ups meanwhile return
+/// at once and leave their change to the next round.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The payload of periodic sweeps (see `[application.tool.fado]` in spin.toml).
@@ -64,11 +64,11 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
             .one()?
             .bool("locked")?;
         if !locked {
-            // The holder plans this change: it checks the generation after
-            // it lets go of the lock.
+            // The holder plans this change: it checks the generation again
+            // after it lets go of the lock.
             return Ok(());
         }
-        let result = run(&db, &redis, sweep);
+        let result = rounds(&db, &redis, sweep);
         let _ = db.execute(
             "SELECT pg_advisory_unlock($1)",
             &[Param::Int64(PLANNER_LOCK)],
@@ -77,7 +77,21 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
             eprintln!("planner: {e:#}");
             return result;
         }
+        // A change committed after the last check whose wake-up found the
+        // lock taken.
         let s = state(&db)?;
+        if s.planned_generation >= s.catalog_generation {
+            return Ok(());
+        }
+        sweep = false;
+    }
+}
+
+/// Rounds, [`COALESCE`] apart, until one has planned the newest generation.
+fn rounds(db: &Db, redis: &str, mut sweep: bool) -> Result<()> {
+    loop {
+        run(db, redis, sweep)?;
+        let s = state(db)?;
         if s.planned_generation >= s.catalog_generation {
             return Ok(());
         }

@@ -75,6 +75,9 @@ pub fn read(
     if let Some(n) = length
         && n > limits.max
     {
+        if let Some(stream) = body.as_ref().and_then(|b| b.stream().ok()) {
+            drain(&stream, limits.max);
+        }
         return Err(Answer::too_large(limits.max, Some(n)));
     }
     let Some(body) = body else {
@@ -123,6 +126,20 @@ pub fn read(
                 _body: body,
                 limit: length.is_none().then_some(limits.max),
             }));
+        }
+    }
+}
+
+/// Reads and drops up to `up_to` more bytes of a body the router refuses,
+/// so that a client still sending it has finished (or nearly) when the
+/// answer comes: closing a connection with unread data resets it, and the
+/// client may lose the answer. Bounded, as a body the router accepts is.
+pub fn drain(stream: &InputStream, up_to: u64) {
+    let mut read = 0u64;
+    while read < up_to {
+        match stream.blocking_read((up_to - read).min(64 << 10)) {
+            Ok(chunk) => read += chunk.len() as u64,
+            Err(_) => return,
         }
     }
 }

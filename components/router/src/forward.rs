@@ -14,7 +14,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::body::{RequestBody, Stream, write_all};
+use crate::body::{RequestBody, Stream, drain, write_all};
 use crate::incoming::Incoming;
 
 /// How an attempt failed.
@@ -177,6 +177,7 @@ fn pump(
     if let Some(limit) = stream.limit
         && sent > limit
     {
+        drain(&stream.rest, limit);
         return Ok(Some(Failure::TooLarge(limit)));
     }
     if write_all(&out, &stream.head).is_err() {
@@ -210,6 +211,7 @@ fn pump(
                 {
                     // Dropping the unfinished body breaks the upstream
                     // request off.
+                    drain(&stream.rest, limit);
                     return Ok(Some(Failure::TooLarge(limit)));
                 }
             }

@@ -111,12 +111,42 @@ impl Capability for OutboundPostgres {
     }
 }
 
+thread_local! {
+    /// The pools of a thread that runs its own single-threaded runtime (an
+    /// HTTP worker), by the [`PgPools`] they belong to and address.
+    static THREAD_POOLS: std::cell::RefCell<HashMap<(usize, String), Pool>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
 impl PgPools {
+    /// The pool for `address`. A session's connection task runs on the
+    /// runtime that opened it, so an HTTP worker (one single-threaded
+    /// runtime per core) gets pools of its own: its queries then never
+    /// wait for another runtime's thread to read their answers, which under
+    /// load held a query up for 10 ms and more while that thread ran a
+    /// guest. Other runtimes share one pool per address.
     fn pool(&self, address: &str, config: tokio_postgres::Config) -> Result<Pool, Error> {
+        let own_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if own_runtime {
+            let key = (self as *const Self as usize, address.to_string());
+            if let Some(p) = THREAD_POOLS.with(|m| m.borrow().get(&key).cloned()) {
+                return Ok(p);
+            }
+            let pool = Self::build(config)?;
+            THREAD_POOLS.with(|m| m.borrow_mut().insert(key, pool.clone()));
+            return Ok(pool);
+        }
         let mut map = self.by_address.lock().expect("pg pool lock");
         if let Some(p) = map.get(address) {
             return Ok(p.clone());
         }
+        let pool = Self::build(config)?;
+        map.insert(address.to_string(), pool.clone());
+        Ok(pool)
+    }
+
+    fn build(config: tokio_postgres::Config) -> Result<Pool, Error> {
         let mgr_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -125,15 +155,13 @@ impl PgPools {
         } else {
             Manager::from_config(config, tls_connector(), mgr_config)
         };
-        let pool = Pool::builder(manager)
+        Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(Duration::from_secs(10)))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
-        map.insert(address.to_string(), pool.clone());
-        Ok(pool)
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))
     }
 }
 
