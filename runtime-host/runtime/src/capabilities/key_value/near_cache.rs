@@ -38,8 +38,8 @@ use metrics::{Counter, Gauge};
 use redis::aio::MultiplexedConnection;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 
-use super::redis_store::{COMPARE_AND_SWAP, cas_args};
-use super::{KvError, KvResult, PAGE};
+use super::redis_store::{compare_and_swap_cmd, scan_page};
+use super::{KvError, KvResult};
 
 /// How often the tracking connection is pinged.
 const HEARTBEAT: Duration = Duration::from_millis(250);
@@ -336,9 +336,7 @@ impl NearCache {
         seen: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> KvResult<bool> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(COMPARE_AND_SWAP).arg(1).arg(&key);
-        cas_args(&mut cmd, seen.as_deref(), &value);
+        let cmd = compare_and_swap_cmd(&key, seen.as_deref(), &value);
         let swapped = self.write::<i64>(&key, cmd).await?;
         Ok(swapped == 1)
     }
@@ -359,18 +357,7 @@ impl NearCache {
         &self,
         cursor: Option<String>,
     ) -> KvResult<(Vec<String>, Option<String>)> {
-        let start: u64 = match cursor.as_deref() {
-            None => 0,
-            Some(c) => c.parse().map_err(|_| KvError::BadCursor(c.to_string()))?,
-        };
-        let mut conn = self.shared.conn()?;
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(start)
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(&mut conn)
-            .await?;
-        Ok((keys, (next != 0).then(|| next.to_string())))
+        scan_page(&mut self.shared.conn()?, cursor).await
     }
 
     pub async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> KvResult<()> {

@@ -11,7 +11,7 @@ use super::{KvError, KvResult, PAGE};
 /// KEYS[1] the key; ARGV[1] `1` when the value seen existed, ARGV[2] the
 /// value seen, ARGV[3] the new value. Stores it if the key still holds
 /// what was seen (a missing key and a missing value match).
-pub(super) const COMPARE_AND_SWAP: &str = r#"
+const COMPARE_AND_SWAP: &str = r#"
 local now = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
   if now ~= ARGV[2] then return 0 end
@@ -38,7 +38,7 @@ impl From<redis::RedisError> for KvError {
 }
 
 /// The arguments of [`COMPARE_AND_SWAP`] after the key.
-pub(super) fn cas_args(cmd: &mut redis::Cmd, seen: Option<&[u8]>, value: &[u8]) {
+fn cas_args(cmd: &mut redis::Cmd, seen: Option<&[u8]>, value: &[u8]) {
     match seen {
         Some(s) => cmd.arg("1").arg(s),
         None => cmd.arg("0").arg(""),
@@ -92,18 +92,7 @@ impl RedisStore {
         &self,
         cursor: Option<String>,
     ) -> KvResult<(Vec<String>, Option<String>)> {
-        let start: u64 = match cursor.as_deref() {
-            None => 0,
-            Some(c) => c.parse().map_err(|_| KvError::BadCursor(c.to_string()))?,
-        };
-        let mut c = self.conn().await?;
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(start)
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(&mut c)
-            .await?;
-        Ok((keys, (next != 0).then(|| next.to_string())))
+        scan_page(&mut self.conn().await?, cursor).await
     }
 
     pub async fn increment(&self, key: String, delta: i64) -> KvResult<i64> {
@@ -122,10 +111,35 @@ impl RedisStore {
         value: Vec<u8>,
     ) -> KvResult<bool> {
         let mut c = self.conn().await?;
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(COMPARE_AND_SWAP).arg(1).arg(&key);
-        cas_args(&mut cmd, seen.as_deref(), &value);
-        let swapped: i64 = cmd.query_async(&mut c).await?;
+        let swapped: i64 = compare_and_swap_cmd(&key, seen.as_deref(), &value)
+            .query_async(&mut c)
+            .await?;
         Ok(swapped == 1)
     }
+}
+
+/// One page of `SCAN` from `cursor` (the store's cursor is Redis's).
+pub(super) async fn scan_page(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+    cursor: Option<String>,
+) -> KvResult<(Vec<String>, Option<String>)> {
+    let start: u64 = match cursor.as_deref() {
+        None => 0,
+        Some(c) => c.parse().map_err(|_| KvError::BadCursor(c.to_string()))?,
+    };
+    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(start)
+        .arg("COUNT")
+        .arg(PAGE)
+        .query_async(conn)
+        .await?;
+    Ok((keys, (next != 0).then(|| next.to_string())))
+}
+
+/// The command that runs [`COMPARE_AND_SWAP`] on `key`.
+pub(super) fn compare_and_swap_cmd(key: &str, seen: Option<&[u8]>, value: &[u8]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(COMPARE_AND_SWAP).arg(1).arg(key);
+    cas_args(&mut cmd, seen, value);
+    cmd
 }
