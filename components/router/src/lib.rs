@@ -150,10 +150,13 @@ fn now_ms() -> u64 {
 }
 
 /// Asks the planner to publish the route table (the store held none), at
-/// most once a second per instance.
+/// most every 200 ms per instance while the table stays missing: after a
+/// Redis restart the first wake-ups can be lost (the host's connection
+/// fails its first command while it reconnects, and a message published
+/// before the planner has subscribed again reaches nobody).
 fn wake_planner() {
     let now = now_ms();
-    if LAST_WAKE_MS.get() + 1000 > now {
+    if LAST_WAKE_MS.get() + 200 > now {
         return;
     }
     LAST_WAKE_MS.set(now);
