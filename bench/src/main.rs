@@ -450,7 +450,7 @@ fn catalog_command(args: CatalogArgs) -> Result<()> {
         warmup: seconds("warmup", args.warmup)?,
         concurrency: args.concurrency.clone(),
     };
-    let workspace = prepare::workspace_root();
+    let workspace = harness::workspace();
     if !args.skip_build {
         prepare::build(&workspace)?;
     }
@@ -518,7 +518,7 @@ fn replication_command(args: ReplicationArgs) -> Result<()> {
         "--lag-rate {}: expected a non-negative number",
         cfg.lag_rate
     );
-    let workspace = prepare::workspace_root();
+    let workspace = harness::workspace();
     if !args.skip_build {
         prepare::build(&workspace)?;
     }
@@ -592,7 +592,7 @@ fn router_command(args: RouterArgs) -> Result<()> {
         quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
         keep_cpus_awake: args.keep_cpus_awake,
     };
-    let workspace = prepare::workspace_root();
+    let workspace = harness::workspace();
     if !args.skip_build {
         prepare::build(&workspace)?;
     }
@@ -710,7 +710,7 @@ fn locality_command(args: LocalityArgs) -> Result<()> {
         loaded_duration: seconds("loaded-duration", args.loaded_duration)?,
         quiet_wait: seconds("quiet-wait", args.quiet_wait)?,
     };
-    let workspace = prepare::workspace_root();
+    let workspace = harness::workspace();
     if !args.skip_build {
         prepare::build(&workspace)?;
     }

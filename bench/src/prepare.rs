@@ -23,26 +23,6 @@ pub struct Artifacts {
     pub wasmtime: PathBuf,
 }
 
-/// The workspace to benchmark: the one `cargo run` names, else the one
-/// holding the current directory, else the one this binary was built from
-/// (clones sharing a target directory reuse each other's binaries).
-pub fn workspace_root() -> PathBuf {
-    let is_root = |dir: &Path| dir.join("spin.toml").is_file() && dir.join("bench").is_dir();
-    if let Some(bench) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from)
-        && let Some(root) = bench.parent()
-        && is_root(root)
-    {
-        return root.to_path_buf();
-    }
-    if let Ok(cwd) = std::env::current_dir()
-        && let Some(root) = cwd.ancestors().find(|dir| is_root(dir))
-    {
-        return root.to_path_buf();
-    }
-    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
-    bench.parent().unwrap_or(bench).to_path_buf()
-}
-
 /// `cargo` as invoked by `cargo run` (it sets `CARGO`), else from PATH.
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -69,7 +49,7 @@ pub fn build(workspace: &Path) -> Result<()> {
 }
 
 pub fn prepare(skip_build: bool, tools_dir: &Path) -> Result<Artifacts> {
-    let workspace = workspace_root();
+    let workspace = harness::workspace();
     check_wasmtime_pin(&workspace)?;
     let target_dir = target_dir(&workspace)?;
 

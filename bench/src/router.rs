@@ -859,7 +859,7 @@ const REUSE: u32 = 1000;
 /// `upstream`: its `/fetch` makes one outbound GET and streams the body
 /// back, the least a component that forwards a request does.
 fn start_floor(dir: &std::path::Path, upstream: SocketAddr) -> Result<Peer> {
-    let target = crate::prepare::target_dir(&crate::prepare::workspace_root())?;
+    let target = crate::prepare::target_dir(&harness::workspace())?;
     let fado = target.join("release").join("fado");
     let probe = target.join("wasm32-wasip2").join("wasm").join("probe.wasm");
     ensure!(

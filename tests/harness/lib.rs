@@ -21,14 +21,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// The workspace root. Read from the environment `cargo test` sets when it
-/// runs a test, not from the compile-time value: clones that share one
-/// target directory (`~/.cache/fado/target`) reuse each other's test
-/// binaries, and the path baked in would name the clone that built them.
+/// The workspace root: the one `cargo test` or `cargo run` names (it sets
+/// `CARGO_MANIFEST_DIR` for what it runs, a crate one level down), else the
+/// one holding the current directory, else the one this binary was built
+/// from. Not the compile-time value first: clones that share one target
+/// directory (`~/.cache/fado/target`) reuse each other's binaries, and the
+/// path baked in would name the clone that built them.
 pub fn workspace() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    let is_root = |dir: &Path| dir.join("spin.toml").is_file() && dir.join("tests").is_dir();
+    if let Some(krate) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from)
+        && let Some(root) = krate.parent()
+        && is_root(root)
+    {
+        return root.to_path_buf();
+    }
+    if let Ok(cwd) = std::env::current_dir()
+        && let Some(root) = cwd.ancestors().find(|dir| is_root(dir))
+    {
+        return root.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ sits in the workspace")
         .to_path_buf()
@@ -330,6 +342,22 @@ impl Redis {
         Ok(redis::Client::open(self.url())?
             .get_multiplexed_async_connection()
             .await?)
+    }
+
+    /// How many times the server has run command `name` (lowercase), by
+    /// `INFO commandstats`; commands run by scripts count too.
+    pub async fn command_calls(&self, name: &str) -> Result<u64> {
+        let mut c = self.conn().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
     }
 }
 

@@ -184,21 +184,6 @@ async fn near_get(fado: &Fado, key: &str) -> Value {
     v["value"].clone()
 }
 
-/// How many commands of `name` the server has run.
-async fn commands(redis: &Redis, name: &str) -> u64 {
-    let mut c = redis.conn().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A value from the admin listener's metrics, 0 when absent.
 async fn metric(fado: &Fado, line_start: &str) -> f64 {
     fado.metrics()
@@ -234,12 +219,14 @@ async fn a_near_cache_reads_from_memory_and_sees_other_writers_within_10_ms() {
         "reads its own write"
     );
     assert_eq!(near_get(&fado, "missing").await, json!(null));
-    let gets = commands(&redis, "get").await + commands(&redis, "mget").await;
+    let gets =
+        redis.command_calls("get").await.unwrap() + redis.command_calls("mget").await.unwrap();
     for _ in 0..20 {
         assert_eq!(near_get(&fado, "k").await, json!("one"));
         assert_eq!(near_get(&fado, "missing").await, json!(null));
     }
-    let after = commands(&redis, "get").await + commands(&redis, "mget").await;
+    let after =
+        redis.command_calls("get").await.unwrap() + redis.command_calls("mget").await.unwrap();
     assert_eq!(
         after, gets,
         "cached reads (values and absences) went to Redis"

@@ -190,6 +190,13 @@ async fn failed_attempts(o: &Orchestrator, bucket: &str) -> usize {
 }
 
 async fn set_override(o: &Orchestrator, bucket: &str, faas: &[&str], policy: &str) {
+    put_override(o, bucket, faas, policy).await;
+    o.settled().await;
+}
+
+/// Sets a route override and returns once the `PUT` answered, without
+/// waiting for the planner (an override is in effect when it answers).
+async fn put_override(o: &Orchestrator, bucket: &str, faas: &[&str], policy: &str) {
     let (s, b) = o
         .api(
             "PUT",
@@ -198,7 +205,6 @@ async fn set_override(o: &Orchestrator, bucket: &str, faas: &[&str], policy: &st
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    o.settled().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,14 +293,7 @@ async fn route_overrides_take_effect_when_the_put_answers() {
     world(&o, &platforms, 5_000).await;
     for k in 0..12 {
         let f = format!("f{}", k % 3);
-        let (s, b) = o
-            .api(
-                "PUT",
-                "/api/buckets/bk0/route-override",
-                Some(json!({"faas": [f], "policy": "first"})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
+        put_override(&o, "bk0", &[f.as_str()], "first").await;
         let (s, up, body) = call(&o, Some("bk0"), "/f").await;
         assert_eq!(
             (s, up.as_deref()),
@@ -350,14 +349,7 @@ async fn route_changes_reach_another_process_within_10_ms() {
             warm.is_some(),
             "round {k}: the other process never saw {before}"
         );
-        let (s, b) = o
-            .api(
-                "PUT",
-                "/api/buckets/bk0/route-override",
-                Some(json!({"faas": [after], "policy": "first"})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
+        put_override(&o, "bk0", &[after.as_str()], "first").await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         let (s, up, body) = call_at(&other, "GET", Some("bk0"), "/f", Vec::new()).await;
         assert_eq!(
@@ -402,14 +394,7 @@ async fn the_router_runs_on_plain_redis_stores_as_under_spin() {
     assert_eq!(seen.len(), 3, "round robin over Redis counters: {seen:?}");
     // A change is in effect when its PUT answers, with no cache involved.
     for f in ["f2", "f1"] {
-        let (s, b) = o
-            .api(
-                "PUT",
-                "/api/buckets/bk0/route-override",
-                Some(json!({"faas": [f], "policy": "first"})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
+        put_override(&o, "bk0", &[f], "first").await;
         let (_, up, _) = call(&o, Some("bk0"), "/f").await;
         assert_eq!(up.as_deref(), Some(f));
     }

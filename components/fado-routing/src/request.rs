@@ -172,8 +172,9 @@ pub fn may_retry(method: &str, sent: bool) -> bool {
 }
 
 #[cfg(test)]
-mod split_url_tests {
-    use super::split_url;
+mod tests {
+    use super::*;
+    use fado_model::Health;
 
     #[test]
     fn urls_split_into_what_wasi_http_takes() {
@@ -192,12 +193,6 @@ mod split_url_tests {
         assert_eq!(split_url("gw:8080/f"), None);
         assert_eq!(split_url("http:///f"), None);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use fado_model::Health;
 
     #[test]
     fn bucket_lists() {

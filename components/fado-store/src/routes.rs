@@ -73,17 +73,15 @@ pub fn newest_table(db: &Db) -> Result<Option<RouteTable>> {
         })
 }
 
-/// Buckets with an express route (see `express_routes`): name and the
-/// catalog generation it was published at.
-pub fn express_notes(db: &Db) -> Result<Vec<(String, i64)>> {
+/// The buckets whose express route (see `express_routes`) was published
+/// at catalog generation `up_to` or before.
+pub fn express_notes(db: &Db, up_to: i64) -> Result<Vec<String>> {
     let rows = db.query(
-        "SELECT b.name, e.generation FROM express_routes e JOIN buckets b ON b.id = e.bucket_id
-         ORDER BY b.name",
-        &[],
+        "SELECT b.name FROM express_routes e JOIN buckets b ON b.id = e.bucket_id
+         WHERE e.generation <= $1 ORDER BY b.name",
+        &[Param::Int64(up_to)],
     )?;
-    rows.iter()
-        .map(|r| Ok((r.str("name")?, r.i64("generation")?)))
-        .collect()
+    rows.iter().map(|r| r.str("name")).collect()
 }
 
 /// Drops the notes of express routes published up to `generation` (the

@@ -79,8 +79,7 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
         }
         // A change committed after the last check whose wake-up found the
         // lock taken.
-        let s = state(&db)?;
-        if s.planned_generation >= s.catalog_generation {
+        if caught_up(&db)? {
             return Ok(());
         }
         sweep = false;
@@ -91,8 +90,7 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
 fn rounds(db: &Db, redis: &str, mut sweep: bool) -> Result<()> {
     loop {
         run(db, redis, sweep)?;
-        let s = state(db)?;
-        if s.planned_generation >= s.catalog_generation {
+        if caught_up(db)? {
             return Ok(());
         }
         sweep = false;
@@ -124,6 +122,12 @@ struct PlannerState {
     catalog_generation: i64,
     planned_generation: i64,
     routes_version: i64,
+}
+
+/// Whether the newest catalog generation has been planned.
+fn caught_up(db: &Db) -> Result<bool> {
+    let s = state(db)?;
+    Ok(s.planned_generation >= s.catalog_generation)
 }
 
 fn state(db: &Db) -> Result<PlannerState> {

@@ -283,12 +283,7 @@ pub fn reconcile_express(
     table: Option<&RouteTable>,
     generation: i64,
 ) -> Result<()> {
-    let notes = fado_store::routes::express_notes(db)?;
-    let names: Vec<String> = notes
-        .iter()
-        .filter(|(_, g)| *g <= generation)
-        .map(|(n, _)| n.clone())
-        .collect();
+    let names = fado_store::routes::express_notes(db, generation)?;
     if names.is_empty() {
         return Ok(());
     }

@@ -301,50 +301,34 @@ pub fn relay(upstream: IncomingResponse, deployment: &str, out: ResponseOutparam
         let _ = OutgoingBody::finish(client_body, None);
         return;
     };
-    let copied = {
-        let (Ok(input), Ok(output)) = (upstream_body.stream(), client_body.write()) else {
-            ResponseOutparam::set(out, Ok(response));
-            return;
-        };
-        let mut early = Copy::Partial;
-        // What is already here, without waiting.
-        loop {
-            match output.splice(&input, 1 << 20) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(StreamError::Closed) => {
-                    early = Copy::Done;
-                    break;
-                }
-                Err(StreamError::LastOperationFailed(_)) => {
-                    early = Copy::Failed;
-                    break;
-                }
-            }
-        }
-        match early {
-            Copy::Partial => {
-                ResponseOutparam::set(out, Ok(response));
-                copy_rest(&input, &output)
-            }
-            done => {
-                drop((input, output));
-                if let Copy::Done = done {
-                    let trailers = trailers(upstream_body, trailers_expected);
-                    let _ = OutgoingBody::finish(client_body, trailers);
-                }
-                // Failed: the body is dropped unfinished.
-                ResponseOutparam::set(out, Ok(response));
-                return;
-            }
-        }
+    let (Ok(input), Ok(output)) = (upstream_body.stream(), client_body.write()) else {
+        ResponseOutparam::set(out, Ok(response));
+        return;
     };
-    if copied {
+    // The head goes out with what of the body is already here, or, when
+    // that is all of it, once the body is finished.
+    let mut head = Some((out, response));
+    let mut copy = splice_ready(&input, &output);
+    if let Copy::Partial = copy {
+        if let Some((out, response)) = head.take() {
+            ResponseOutparam::set(out, Ok(response));
+        }
+        copy = if copy_rest(&input, &output) {
+            Copy::Done
+        } else {
+            Copy::Failed
+        };
+    }
+    drop((input, output));
+    if let Copy::Done = copy {
         let trailers = trailers(upstream_body, trailers_expected);
         let _ = OutgoingBody::finish(client_body, trailers);
     }
-    // Otherwise the body is dropped unfinished: the client sees the
+    // Failed: the body is dropped unfinished, and the client sees the
     // response cut off, as the upstream's was.
+    if let Some((out, response)) = head {
+        ResponseOutparam::set(out, Ok(response));
+    }
 }
 
 /// How far a copy got.
@@ -352,6 +336,18 @@ enum Copy {
     Partial,
     Done,
     Failed,
+}
+
+/// Splices what of the upstream body has already arrived, without waiting.
+fn splice_ready(input: &InputStream, output: &OutputStream) -> Copy {
+    loop {
+        match output.splice(input, 1 << 20) {
+            Ok(0) => return Copy::Partial,
+            Ok(_) => {}
+            Err(StreamError::Closed) => return Copy::Done,
+            Err(StreamError::LastOperationFailed(_)) => return Copy::Failed,
+        }
+    }
 }
 
 /// Splices the rest of the upstream body to the client; false when either

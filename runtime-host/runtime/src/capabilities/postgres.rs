@@ -121,10 +121,10 @@ thread_local! {
 impl PgPools {
     /// The pool for `address`. A session's connection task runs on the
     /// runtime that opened it, so an HTTP worker (one single-threaded
-    /// runtime per core) gets pools of its own: its queries then never
-    /// wait for another runtime's thread to read their answers, which under
-    /// load held a query up for 10 ms and more while that thread ran a
-    /// guest. Other runtimes share one pool per address.
+    /// runtime per core) gets pools of its own: its queries never wait for
+    /// another runtime's thread to read their answers, nor for sessions
+    /// the Redis-triggered components hold. Other runtimes share one pool
+    /// per address.
     fn pool(&self, address: &str, config: tokio_postgres::Config) -> Result<Pool, Error> {
         let own_runtime = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);

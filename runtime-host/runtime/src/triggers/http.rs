@@ -539,12 +539,12 @@ pub async fn serve_on_workers(
 }
 
 thread_local! {
-    /// Requests this worker is waiting on for a response head.
+    /// Requests in progress on this worker.
     static WAITING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     static WAKE_SPINNER: std::rc::Rc<tokio::sync::Notify> = std::rc::Rc::new(tokio::sync::Notify::new());
 }
 
-/// Counts a request as waiting on this worker while it lives.
+/// Counts a request as in progress on this worker while it lives.
 struct Waiting;
 
 impl Waiting {
