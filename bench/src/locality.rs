@@ -231,7 +231,7 @@ pub fn run(cfg: &LocalityConfig, workspace: &Path) -> Result<LocalityResults> {
     let fado = harness::fado_bin();
     ensure!(
         fado.exists(),
-        "{} is missing: run infra/build (or drop --skip-build)",
+        "{} is missing: run infra/build --all (or drop --skip-build)",
         fado.display()
     );
     let manifest = workspace.join("examples/functions/spin.toml");

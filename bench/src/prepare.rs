@@ -39,13 +39,12 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// infra/build is the one build entry point: it builds every native target
-/// together, so the binary measured here is the one the tests use, with the
-/// same features, and nothing is rebuilt afterwards.
+/// infra/build is the one build entry point; `--all` is the test command's
+/// build (the test components too), whose `fado` is the one ./infra/up builds.
 pub fn build(workspace: &Path) -> Result<()> {
     let mut cmd = Command::new(workspace.join("infra").join("build"));
-    cmd.current_dir(workspace);
-    run(cmd, "building fado and the components (infra/build)")
+    cmd.arg("--all").current_dir(workspace);
+    run(cmd, "building fado and the components (infra/build --all)")
 }
 
 pub fn prepare(skip_build: bool, tools_dir: &Path) -> Result<Artifacts> {
@@ -57,7 +56,7 @@ pub fn prepare(skip_build: bool, tools_dir: &Path) -> Result<Artifacts> {
         build(&workspace)?;
     }
 
-    let wasm_dir = target_dir.join("wasm32-wasip2").join("wasm");
+    let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
     let artifacts = Artifacts {
         fado: target_dir.join("release").join("fado"),
         hello_wasm: wasm_dir.join("hello.wasm"),

@@ -1240,7 +1240,7 @@ fn rclone_remote(name: &str, g: &Garage) -> Vec<(String, String)> {
 fn replicator_parallelism() -> (Option<usize>, bool) {
     let root = harness::workspace();
     let source = root.join("components/replicator/src/steps.rs");
-    let wasm = harness::target_dir().join("wasm32-wasip2/wasm/replicator.wasm");
+    let wasm = harness::target_dir().join("wasm32-wasip2/release/replicator.wasm");
     let copies = std::fs::read_to_string(&source).ok().and_then(|text| {
         text.lines().find_map(|l| {
             let v = l.trim().strip_prefix("const COPIES_AT_ONCE: usize = ")?;

@@ -861,10 +861,13 @@ const REUSE: u32 = 1000;
 fn start_floor(dir: &std::path::Path, upstream: SocketAddr) -> Result<Peer> {
     let target = crate::prepare::target_dir(&harness::workspace())?;
     let fado = target.join("release").join("fado");
-    let probe = target.join("wasm32-wasip2").join("wasm").join("probe.wasm");
+    let probe = target
+        .join("wasm32-wasip2")
+        .join("release")
+        .join("probe.wasm");
     ensure!(
         probe.exists(),
-        "{} is missing: run ./infra/build",
+        "{} is missing: run ./infra/build --all",
         probe.display()
     );
     let manifest = dir.join("floor.toml");

@@ -63,15 +63,15 @@ pub fn fado_bin() -> PathBuf {
     p
 }
 
-/// A test component built with `cargo build --profile wasm --target wasm32-wasip2`.
+/// A test component built with `cargo build --release --target wasm32-wasip2`.
 pub fn component(name: &str) -> PathBuf {
     let p = target_dir()
         .join("wasm32-wasip2")
-        .join("wasm")
+        .join("release")
         .join(format!("{}.wasm", name.replace('-', "_")));
     assert!(
         p.exists(),
-        "{} is missing: build it with `cargo build --profile wasm --target wasm32-wasip2 -p {name}` (infra/test does)",
+        "{} is missing: build it with `cargo build --release --target wasm32-wasip2 -p {name}` (infra/test does)",
         p.display()
     );
     p
@@ -401,6 +401,12 @@ impl AppDir {
         self.dir.path().join("spin.toml")
     }
 
+    /// The `XDG_DATA_HOME` the harness gives `fado` for this app, so the
+    /// default state directory stays inside the app's temporary directory.
+    pub fn data_home(&self) -> PathBuf {
+        self.dir.path().join("data-home")
+    }
+
     pub fn write(&self, rel: &str, contents: &str) -> Result<PathBuf> {
         let p = self.dir.path().join(rel);
         if let Some(parent) = p.parent() {
@@ -482,6 +488,9 @@ impl Fado {
             .arg(cache)
             .args(&opts.args)
             .env("RUST_LOG", "info,fado_runtime=debug")
+            // The default state directory goes under the data home: keep it
+            // inside the app's directory, not the user's.
+            .env("XDG_DATA_HOME", app.data_home())
             .env_remove("FADO_MANIFEST")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -618,6 +627,7 @@ pub fn fado_fails(app: &AppDir, args: &[&str], env: &[(&str, &str)]) -> Result<S
         .arg("--admin-listen")
         .arg("none")
         .args(args)
+        .env("XDG_DATA_HOME", app.data_home())
         .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);

@@ -103,7 +103,7 @@ fn workspace_components() -> Vec<(String, PathBuf)> {
                 .unwrap_or_else(|| panic!("no package name in {}", manifest.display()))
                 .to_string();
             let wasm = harness::target_dir()
-                .join("wasm32-wasip2/wasm")
+                .join("wasm32-wasip2/release")
                 .join(format!("{}.wasm", name.replace('-', "_")));
             out.push((name, wasm));
         }

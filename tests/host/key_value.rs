@@ -81,7 +81,31 @@ async fn default_store_persists_across_restarts() {
         kv(&fado, "default", "keys", "", "").await.1,
         json!({"keys": ["alpha"]})
     );
+    // State lives in a directory of its own under the data home, named
+    // after the app's directory; nothing is written beside the manifest.
+    let apps = app.data_home().join("fado/apps");
+    let dirs: Vec<_> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let name = app.path().file_name().unwrap().to_str().unwrap();
+    assert!(
+        matches!(&dirs[..], [d] if d.file_name().unwrap().to_str().unwrap().starts_with(&format!("{name}-"))),
+        "{dirs:?}"
+    );
+    assert!(dirs[0].join("key_value/default.redb").exists());
+    assert!(!app.path().join(".fado").exists());
+}
+
+/// State an earlier version kept beside the manifest (`.fado/`) stays in use.
+#[tokio::test]
+async fn state_beside_the_manifest_from_earlier_versions_is_kept() {
+    let app = AppDir::new(APP).unwrap();
+    std::fs::create_dir_all(app.path().join(".fado/key_value")).unwrap();
+    let fado = start(&app);
+    assert_eq!(kv(&fado, "default", "set", "alpha", "one").await.0, 200);
     assert!(app.path().join(".fado/key_value/default.redb").exists());
+    assert!(!app.data_home().exists());
 }
 
 #[tokio::test]

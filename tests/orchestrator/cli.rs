@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 fn fado_env(api: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("a HOME");
     let mut cmd = Command::new(harness::fado_bin());
+    cmd.args(args);
     if let Some(api) = api {
         cmd.arg("--api").arg(api);
     }
-    cmd.args(args)
-        .env("HOME", home.path())
+    cmd.env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
         .env_remove("FADO_API")
         .env_remove("FADO_TOKEN")
         .env_remove("FADO_SECRET_KEY");
@@ -56,8 +57,8 @@ fn ok(o: &Orchestrator, args: &[&str]) -> String {
 
 /// Succeeds with `--json`; returns the parsed output.
 fn json_of(o: &Orchestrator, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
+    let mut all = args.to_vec();
+    all.push("--json");
     let out = ok(o, &all);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("fado {args:?}: not JSON ({e}):\n{out}"))
 }
@@ -987,10 +988,10 @@ async fn connection_errors_name_their_cause() {
         Some(&url),
         &[],
         &[
-            "--token-file",
-            token_file.to_str().unwrap(),
             "cluster",
             "ls",
+            "--token-file",
+            token_file.to_str().unwrap(),
         ],
     );
     assert!(out.status.success(), "{}", describe(&out));
@@ -1004,11 +1005,11 @@ async fn connection_errors_name_their_cause() {
         None,
         &[],
         &[
+            "cluster",
             "--config",
             config.to_str().unwrap(),
-            "--json",
-            "cluster",
             "ls",
+            "--json",
         ],
     );
     assert!(out.status.success(), "{}", describe(&out));
@@ -1026,25 +1027,42 @@ async fn connection_errors_name_their_cause() {
         err.contains("401") && err.contains(".config/fado/config.toml"),
         "{err}"
     );
+    // $XDG_CONFIG_HOME, when set, is where the default config file is.
+    let xdg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(xdg.path().join("fado")).unwrap();
+    std::fs::write(
+        xdg.path().join("fado/config.toml"),
+        format!("api = \"{url}\"\ntoken = \"{ADMIN_TOKEN}\"\n"),
+    )
+    .unwrap();
+    let out = fado_env(
+        None,
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("XDG_CONFIG_HOME", xdg.path().to_str().unwrap()),
+        ],
+        &args,
+    );
+    assert!(out.status.success(), "{}", describe(&out));
     std::fs::write(&config, "api = \"http://x\"\ntokn = \"y\"\n").unwrap();
     let out = fado_env(
         None,
         &[],
-        &["--config", config.to_str().unwrap(), "cluster", "ls"],
+        &["cluster", "ls", "--config", config.to_str().unwrap()],
     );
     let err = fails_with(out, &args);
     assert!(err.contains("config.toml") && err.contains("tokn"), "{err}");
     let out = fado_env(
         None,
         &[],
-        &["--config", "/nonexistent/fado.toml", "cluster", "ls"],
+        &["cluster", "ls", "--config", "/nonexistent/fado.toml"],
     );
     let err = fails_with(out, &args);
     assert!(err.contains("/nonexistent/fado.toml"), "{err}");
     let out = fado_env(
         Some(&url),
         &[],
-        &["--token-file", "/nonexistent/token", "cluster", "ls"],
+        &["cluster", "ls", "--token-file", "/nonexistent/token"],
     );
     let err = fails_with(out, &args);
     assert!(
@@ -1071,4 +1089,47 @@ async fn connection_errors_name_their_cause() {
         "{err}"
     );
     assert!(Path::new(&harness::fado_bin()).exists());
+}
+
+/// The API client's options are offered by the commands that call the API,
+/// and only by them.
+#[test]
+fn api_options_are_offered_only_where_they_apply() {
+    let help = |args: &[&str]| {
+        let out = Command::new(harness::fado_bin())
+            .args(args)
+            .output()
+            .expect("running fado");
+        assert!(out.status.success(), "fado {args:?}: {}", describe(&out));
+        String::from_utf8(out.stdout).expect("UTF-8 help")
+    };
+    for args in [
+        ["up", "--help"],
+        ["serve", "--help"],
+        ["demo", "--help"],
+        ["db", "--help"],
+    ] {
+        let text = help(&args);
+        for option in ["--api", "--token", "--config", "--json"] {
+            assert!(
+                !text.contains(option),
+                "fado {args:?} offers {option}:\n{text}"
+            );
+        }
+    }
+    for args in [
+        &["cluster", "--help"][..],
+        &["cluster", "ls", "--help"],
+        &["object", "put", "--help"],
+        &["invoke", "--help"],
+        &["status", "--help"],
+    ] {
+        let text = help(args);
+        for option in ["--api", "--token", "--token-file", "--config", "--json"] {
+            assert!(
+                text.contains(option),
+                "fado {args:?} lacks {option}:\n{text}"
+            );
+        }
+    }
 }

@@ -42,7 +42,8 @@ pub struct HostArgs {
     #[arg(long, env = "FADO_RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
 
-    /// Directory for the default key-value store and other state [default: .fado next to the manifest].
+    /// Directory for the default key-value store, SQLite databases and other state
+    /// [default: a directory per application under $XDG_DATA_HOME/fado/apps or ~/.local/share/fado/apps].
     #[arg(long, env = "FADO_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
@@ -104,6 +105,45 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("fado").join("components"))
 }
 
+/// The state directory of the application whose manifest is `manifest`:
+/// `<data home>/fado/apps/<directory name>-<hash of the manifest's path>`, so
+/// two applications never share one and the same one always finds its own.
+/// A `.fado` directory beside the manifest, where earlier versions kept
+/// state, is used as before so no data is left behind.
+fn default_state_dir(manifest: &std::path::Path) -> Option<PathBuf> {
+    use sha2::Digest;
+    // A manifest that cannot be found is reported when it is loaded.
+    let manifest = std::fs::canonicalize(manifest).ok()?;
+    let dir = manifest.parent().unwrap_or(std::path::Path::new("/"));
+    let legacy = dir.join(".fado");
+    if legacy.join("key_value").is_dir() {
+        tracing::info!(
+            "keeping application state in {} (where earlier versions put it; --state-dir chooses another)",
+            legacy.display()
+        );
+        return Some(legacy);
+    }
+    let base = data_home(|name| std::env::var(name).ok())?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
+    let hash = sha2::Sha256::digest(manifest.as_os_str().as_encoded_bytes());
+    Some(
+        base.join("fado")
+            .join("apps")
+            .join(format!("{name}-{}", &hex::encode(hash)[..12])),
+    )
+}
+
+/// `$XDG_DATA_HOME` when it is an absolute path, else `~/.local/share`.
+fn data_home(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+}
+
 fn seconds(flag: &str, v: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(v)
         .map_err(|_| anyhow::anyhow!("{flag} {v}: expected a non-negative number of seconds"))
@@ -139,7 +179,10 @@ impl HostArgs {
             variables,
             env,
             runtime_config_file: self.runtime_config_file.clone(),
-            state_dir: self.state_dir.clone(),
+            state_dir: match &self.state_dir {
+                Some(d) => Some(d.clone()),
+                None => default_state_dir(&self.manifest),
+            },
             cache_dir: if self.no_cache {
                 None
             } else {

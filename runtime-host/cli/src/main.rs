@@ -25,9 +25,6 @@ struct Cli {
     #[arg(long, global = true, env = "FADO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 
-    #[command(flatten)]
-    api: admin::ApiArgs,
-
     #[command(subcommand)]
     command: Command,
 }
@@ -56,7 +53,7 @@ fn main() -> ExitCode {
         Command::Db(args) => db::run(args),
         Command::Demo(args) => fado_demo::run(args),
         Command::S3(args) => s3::run(args),
-        Command::Admin(command) => admin::run(command, &cli.api),
+        Command::Admin(command) => admin::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

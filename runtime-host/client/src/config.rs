@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 /// The API FaDO listens on out of the box (`fado up`).
 pub const DEFAULT_API: &str = "http://127.0.0.1:3000";
 
-/// The config file (`~/.config/fado/config.toml` by default).
+/// Where the config file is when none is named: `fado/config.toml` under
+/// `$XDG_CONFIG_HOME`, or under `~/.config` when that is unset or not an
+/// absolute path (as the XDG base directory specification says). `env`
+/// reads an environment variable.
+pub fn default_path(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let base = env("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("fado").join("config.toml"))
+}
+
+/// The config file (see [`default_path`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -157,6 +169,29 @@ pub fn token_from_file(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_file_follows_xdg_config_home() {
+        let env = |xdg: Option<&'static str>| {
+            move |name: &str| match name {
+                "XDG_CONFIG_HOME" => xdg.map(String::from),
+                "HOME" => Some("/home/op".to_string()),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            default_path(env(Some("/etc/op-config"))),
+            Some(PathBuf::from("/etc/op-config/fado/config.toml"))
+        );
+        for unset_or_relative in [None, Some(""), Some("relative/dir")] {
+            assert_eq!(
+                default_path(env(unset_or_relative)),
+                Some(PathBuf::from("/home/op/.config/fado/config.toml")),
+                "XDG_CONFIG_HOME={unset_or_relative:?}"
+            );
+        }
+        assert_eq!(default_path(|_: &str| None), None);
+    }
 
     fn config(text: &str) -> Option<(PathBuf, ConfigFile)> {
         Some((

@@ -34,7 +34,7 @@ pub struct ApiArgs {
     /// Read the admin token from this file.
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
     token_file: Option<PathBuf>,
-    /// Config file with `api` and `token` or `token_file` [default: ~/.config/fado/config.toml].
+    /// Config file with `api` and `token` or `token_file` [default: $XDG_CONFIG_HOME/fado/config.toml, or ~/.config/fado/config.toml].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print JSON instead of tables (for scripts).
@@ -42,36 +42,45 @@ pub struct ApiArgs {
     json: bool,
 }
 
+/// A resource group's subcommands, with the options that say where the API is.
+#[derive(Args, Debug)]
+pub struct WithApi<C: Subcommand> {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(subcommand)]
+    command: C,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Clusters: groups of FaaS and storage deployments, with zones.
-    #[command(subcommand)]
-    Cluster(cluster::Cmd),
+    Cluster(WithApi<cluster::Cmd>),
     /// FaaS deployments: where functions run.
-    #[command(subcommand)]
-    Faas(faas::Cmd),
+    Faas(WithApi<faas::Cmd>),
     /// Storage deployments: S3-compatible services holding buckets.
-    #[command(subcommand)]
-    Storage(storage::Cmd),
+    Storage(WithApi<storage::Cmd>),
     /// Buckets and their placement policy.
-    #[command(subcommand)]
-    Bucket(bucket::Cmd),
+    Bucket(WithApi<bucket::Cmd>),
     /// Objects in buckets: list, upload, download, remove.
-    #[command(subcommand)]
-    Object(object::Cmd),
+    Object(WithApi<object::Cmd>),
     /// The route table and route overrides.
-    #[command(subcommand)]
-    Route(route::Cmd),
+    Route(WithApi<route::Cmd>),
     /// Routing settings.
-    #[command(subcommand)]
-    Settings(settings::Cmd),
+    Settings(WithApi<settings::Cmd>),
     /// The replication job ledger and dead letters.
-    #[command(subcommand)]
-    Job(job::Cmd),
+    Job(WithApi<job::Cmd>),
     /// Call a function through FaDO's ingress.
-    Invoke(invoke::InvokeArgs),
+    Invoke {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: invoke::InvokeArgs,
+    },
     /// Health, replication lag and under-replicated buckets at a glance.
-    Status,
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Print a shell completion script (e.g. `fado completions bash > /etc/bash_completion.d/fado`).
     Completions {
         #[arg(value_enum)]
@@ -88,30 +97,50 @@ pub struct Ctx {
     api_from: Origin,
 }
 
-pub fn run(command: Command, args: &ApiArgs) -> Result<()> {
-    if let Command::Completions { shell } = command {
-        let mut cmd = <crate::Cli as clap::CommandFactory>::command();
-        clap_complete::generate(shell, &mut cmd, "fado", &mut std::io::stdout());
-        return Ok(());
+impl Command {
+    /// Where the API is, for the subcommands that call it.
+    fn api(&self) -> Option<&ApiArgs> {
+        Some(match self {
+            Command::Cluster(w) => &w.api,
+            Command::Faas(w) => &w.api,
+            Command::Storage(w) => &w.api,
+            Command::Bucket(w) => &w.api,
+            Command::Object(w) => &w.api,
+            Command::Route(w) => &w.api,
+            Command::Settings(w) => &w.api,
+            Command::Job(w) => &w.api,
+            Command::Invoke { api, .. } | Command::Status { api } => api,
+            Command::Completions { .. } => return None,
+        })
     }
-    let ctx = connect(args)?;
+}
+
+pub fn run(command: Command) -> Result<()> {
+    let Some(api) = command.api().cloned() else {
+        if let Command::Completions { shell } = command {
+            let mut cmd = <crate::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "fado", &mut std::io::stdout());
+        }
+        return Ok(());
+    };
+    let ctx = connect(&api)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         match command {
-            Command::Cluster(c) => cluster::run(&ctx, c).await,
-            Command::Faas(c) => faas::run(&ctx, c).await,
-            Command::Storage(c) => storage::run(&ctx, c).await,
-            Command::Bucket(c) => bucket::run(&ctx, c).await,
-            Command::Object(c) => object::run(&ctx, c).await,
-            Command::Route(c) => route::run(&ctx, c).await,
-            Command::Settings(c) => settings::run(&ctx, c).await,
-            Command::Job(c) => job::run(&ctx, c).await,
-            Command::Invoke(a) => invoke::run(&ctx, a).await,
-            Command::Status => status::run(&ctx).await,
-            Command::Completions { .. } => unreachable!("handled above"),
+            Command::Cluster(w) => cluster::run(&ctx, w.command).await,
+            Command::Faas(w) => faas::run(&ctx, w.command).await,
+            Command::Storage(w) => storage::run(&ctx, w.command).await,
+            Command::Bucket(w) => bucket::run(&ctx, w.command).await,
+            Command::Object(w) => object::run(&ctx, w.command).await,
+            Command::Route(w) => route::run(&ctx, w.command).await,
+            Command::Settings(w) => settings::run(&ctx, w.command).await,
+            Command::Job(w) => job::run(&ctx, w.command).await,
+            Command::Invoke { args, .. } => invoke::run(&ctx, args).await,
+            Command::Status { .. } => status::run(&ctx).await,
+            Command::Completions { .. } => unreachable!("has no API options"),
         }
     });
     result.map_err(|e| ctx.explain(e))
@@ -122,10 +151,7 @@ fn connect(args: &ApiArgs) -> Result<Ctx> {
     let env = |name: &str| std::env::var(name).ok();
     let (config_path, explicit) = match &args.config {
         Some(p) => (Some(p.clone()), true),
-        None => (
-            env("HOME").map(|h| PathBuf::from(h).join(".config/fado/config.toml")),
-            false,
-        ),
+        None => (config::default_path(|name: &str| env(name)), false),
     };
     let config = match config_path {
         Some(path) => match std::fs::read_to_string(&path) {
