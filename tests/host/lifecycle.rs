@@ -53,8 +53,11 @@ async fn compiled_components_are_cached_across_restarts() {
         first.log()
     );
     drop(first);
-    let entries = std::fs::read_dir(cache.path()).unwrap().count();
-    assert_eq!(entries, 1, "one compiled component in the cache");
+    let compiled = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("cwasm".as_ref()))
+        .count();
+    assert_eq!(compiled, 1, "one compiled component in the cache");
     let second = Fado::start_with(&app, opts()).unwrap();
     let log = second.log();
     assert!(log.contains("using cached compiled component"), "{log}");
@@ -67,6 +70,43 @@ async fn compiled_components_are_cached_across_restarts() {
         http().get(second.url("/x")).send().await.unwrap().status(),
         200
     );
+}
+
+/// Hosts starting together on one cache (the demo's clusters) compile a
+/// component once; the others wait and load it.
+#[tokio::test]
+async fn hosts_starting_together_compile_a_component_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let app = app();
+    let hosts: Vec<Fado> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    Fado::start_with(
+                        &app,
+                        FadoOptions {
+                            cache_dir: Some(cache.path().to_path_buf()),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap()
+                })
+            })
+            .collect();
+        starts.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let logs: Vec<String> = hosts.iter().map(Fado::log).collect();
+    let compiles = logs
+        .iter()
+        .map(|l| l.matches("compiled component").count() - l.matches("using cached").count())
+        .sum::<usize>();
+    assert_eq!(compiles, 1, "{logs:#?}");
+    for fado in &hosts {
+        assert_eq!(
+            http().get(fado.url("/x")).send().await.unwrap().status(),
+            200
+        );
+    }
 }
 
 #[tokio::test]

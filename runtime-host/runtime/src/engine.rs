@@ -105,17 +105,23 @@ impl ComponentCache {
         let Some(dir) = &self.dir else {
             return compile(engine, bytes, name);
         };
-        let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
-        if path.exists() {
-            match deserialize(engine, &path) {
-                Ok(c) => {
-                    tracing::debug!(component = name, path = %path.display(), "using cached compiled component");
-                    return Ok(c);
-                }
-                Err(e) => {
-                    tracing::warn!(component = name, path = %path.display(), "ignoring unusable compile cache entry: {e:#}");
-                }
+        let key = cache_key(engine, bytes);
+        let path = dir.join(format!("{key}.cwasm"));
+        if let Some(c) = self.cached(engine, &path, name) {
+            return Ok(c);
+        }
+        // Processes starting together (the demo's clusters all run the same
+        // functions) compile a component once: the first takes the lock,
+        // the others wait for it and load what it stored.
+        let _lock = match lock(dir, &key) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::warn!(component = name, "compiling without the cache lock: {e:#}");
+                None
             }
+        };
+        if let Some(c) = self.cached(engine, &path, name) {
+            return Ok(c);
         }
         let component = compile(engine, bytes, name)?;
         if let Err(e) = store(&component, dir, &path) {
@@ -123,6 +129,38 @@ impl ComponentCache {
         }
         Ok(component)
     }
+
+    fn cached(&self, engine: &Engine, path: &Path, name: &str) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        match deserialize(engine, path) {
+            Ok(c) => {
+                tracing::debug!(component = name, path = %path.display(), "using cached compiled component");
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(component = name, path = %path.display(), "ignoring unusable compile cache entry: {e:#}");
+                None
+            }
+        }
+    }
+}
+
+/// An exclusive lock on `<key>.lock` in the cache directory, held until the
+/// file is dropped.
+fn lock(dir: &Path, key: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{key}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 fn compile(engine: &Engine, bytes: &[u8], name: &str) -> Result<Component> {
