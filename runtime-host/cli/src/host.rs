@@ -123,7 +123,11 @@ fn default_state_dir(manifest: &std::path::Path) -> Option<PathBuf> {
         );
         return Some(legacy);
     }
-    let base = data_home(|name| std::env::var(name).ok())?;
+    let base = fado_client::config::xdg_base(
+        |name| std::env::var(name).ok(),
+        "XDG_DATA_HOME",
+        ".local/share",
+    )?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -134,14 +138,6 @@ fn default_state_dir(manifest: &std::path::Path) -> Option<PathBuf> {
             .join("apps")
             .join(format!("{name}-{}", &hex::encode(hash)[..12])),
     )
-}
-
-/// `$XDG_DATA_HOME` when it is an absolute path, else `~/.local/share`.
-fn data_home(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    env("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration> {

@@ -14,11 +14,24 @@ pub const DEFAULT_API: &str = "http://127.0.0.1:3000";
 /// absolute path (as the XDG base directory specification says). `env`
 /// reads an environment variable.
 pub fn default_path(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let base = env("XDG_CONFIG_HOME")
+    Some(
+        xdg_base(&env, "XDG_CONFIG_HOME", ".config")?
+            .join("fado")
+            .join("config.toml"),
+    )
+}
+
+/// An XDG base directory: `$var` when it is an absolute path, else `$HOME`
+/// joined with `under_home` (e.g. `.local/share` for `XDG_DATA_HOME`).
+pub fn xdg_base(
+    env: impl Fn(&str) -> Option<String>,
+    var: &str,
+    under_home: &str,
+) -> Option<PathBuf> {
+    env(var)
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("fado").join("config.toml"))
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(under_home)))
 }
 
 /// The config file (see [`default_path`]).

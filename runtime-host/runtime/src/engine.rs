@@ -107,7 +107,7 @@ impl ComponentCache {
         };
         let key = cache_key(engine, bytes);
         let path = dir.join(format!("{key}.cwasm"));
-        if let Some(c) = self.cached(engine, &path, name) {
+        if let Some(c) = cached(engine, &path, name) {
             return Ok(c);
         }
         // Processes starting together (the demo's clusters all run the same
@@ -120,7 +120,7 @@ impl ComponentCache {
                 None
             }
         };
-        if let Some(c) = self.cached(engine, &path, name) {
+        if let Some(c) = cached(engine, &path, name) {
             return Ok(c);
         }
         let component = compile(engine, bytes, name)?;
@@ -129,20 +129,21 @@ impl ComponentCache {
         }
         Ok(component)
     }
+}
 
-    fn cached(&self, engine: &Engine, path: &Path, name: &str) -> Option<Component> {
-        if !path.exists() {
-            return None;
+/// The compiled component stored at `path`, if there is a usable one.
+fn cached(engine: &Engine, path: &Path, name: &str) -> Option<Component> {
+    if !path.exists() {
+        return None;
+    }
+    match deserialize(engine, path) {
+        Ok(c) => {
+            tracing::debug!(component = name, path = %path.display(), "using cached compiled component");
+            Some(c)
         }
-        match deserialize(engine, path) {
-            Ok(c) => {
-                tracing::debug!(component = name, path = %path.display(), "using cached compiled component");
-                Some(c)
-            }
-            Err(e) => {
-                tracing::warn!(component = name, path = %path.display(), "ignoring unusable compile cache entry: {e:#}");
-                None
-            }
+        Err(e) => {
+            tracing::warn!(component = name, path = %path.display(), "ignoring unusable compile cache entry: {e:#}");
+            None
         }
     }
 }
