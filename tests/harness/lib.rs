@@ -77,12 +77,54 @@ pub fn component(name: &str) -> PathBuf {
     p
 }
 
-/// A loopback port nobody is listening on right now.
+/// A loopback port nobody is listening on right now (see [`free_port_block`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
+    free_port_block(1)
+}
+
+/// The first of `n` consecutive loopback ports nobody listens on, for a
+/// process that is told its ports before it binds them. They come from below
+/// the kernel's ephemeral range: a port from that range can be handed to any
+/// outgoing connection between this check and the process's bind, and the
+/// tests make many connections. Within this test process no port is handed
+/// out twice (cargo runs test binaries one after another, so the tests that
+/// run side by side share this process).
+pub fn free_port_block(n: u16) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(n));
+    assert!(
+        high > low,
+        "no room below the ephemeral range ({ephemeral_low})"
+    );
+    let mut seed = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let base = low + ((seed >> 33) % u64::from(high - low)) as u16;
+        let block = base..base + n;
+        if block.clone().any(|p| given.contains(&p)) {
+            continue;
+        }
+        if block
+            .clone()
+            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
+            given.extend(block);
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports below {ephemeral_low}");
 }
 
 fn running_as_root() -> bool {

@@ -4,29 +4,13 @@
 //! everything it started, and a second run finds the first one's state.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use harness::{Redis, fado_bin, free_port, http, shared_postgres, target_dir, workspace};
+use harness::{Redis, fado_bin, free_port_block, http, shared_postgres, target_dir, workspace};
 use serde_json::Value;
-
-/// `n` consecutive loopback ports nobody listens on.
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let all_free = (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports");
-}
 
 /// A running `fado demo`, stopped with SIGINT when dropped.
 struct Demo {
@@ -71,9 +55,9 @@ impl Setup {
         Ok(Self {
             data: tempfile::Builder::new().prefix("fado-demo-").tempdir()?,
             env,
-            listen: free_port(),
-            storage_base: free_ports(3),
-            faas_base: free_ports(3),
+            listen: free_port_block(1),
+            storage_base: free_port_block(3),
+            faas_base: free_port_block(3),
         })
     }
 
