@@ -109,3 +109,69 @@ async fn manifest_errors_name_the_file_and_the_field() {
     let out = fado_fails(&probe_app(&[]), &["--max-instance-memory", "lots"], &[]).unwrap();
     assert!(out.contains("--max-instance-memory"), "{out}");
 }
+
+/// A component importing WASI's environment (which fado provides), then
+/// `interface` with one function, `infer: func(prompt: string) -> string`.
+fn component_importing(interface: &str) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
+        ComponentValType, InstanceType, PrimitiveValType,
+    };
+    let string = ComponentValType::Primitive(PrimitiveValType::String);
+    let mut environment = InstanceType::new();
+    environment.ty().defined_type().tuple([string, string]);
+    environment
+        .ty()
+        .defined_type()
+        .list(ComponentValType::Type(0));
+    environment
+        .ty()
+        .function()
+        .params(Vec::<(&str, ComponentValType)>::new())
+        .result(Some(ComponentValType::Type(1)));
+    environment.export("get-environment", ComponentTypeRef::Func(2));
+    let mut unprovided = InstanceType::new();
+    unprovided
+        .ty()
+        .function()
+        .params([("prompt", string)])
+        .result(Some(string));
+    unprovided.export("infer", ComponentTypeRef::Func(0));
+    let mut types = ComponentTypeSection::new();
+    types.instance(&environment).instance(&unprovided);
+    let mut imports = ComponentImportSection::new();
+    imports
+        .import("wasi:cli/environment@0.2.0", ComponentTypeRef::Instance(0))
+        .import(interface, ComponentTypeRef::Instance(1));
+    let mut component = Component::new();
+    component.section(&types).section(&imports);
+    component.finish()
+}
+
+#[tokio::test]
+async fn interfaces_fado_lacks_are_refused_by_name() {
+    // Spin's LLM interface, and (until they land) SQLite, MQTT and MySQL.
+    for interface in [
+        "fermyon:spin/llm@2.0.0",
+        "fermyon:spin/sqlite@2.0.0",
+        "spin:sqlite/sqlite@3.0.0",
+        "spin:mqtt/mqtt@3.0.0",
+        "spin:mysql/mysql@3.0.0",
+        "wasi:io/poll@0.3.0",
+    ] {
+        let app = AppDir::new(&probe_manifest(&[]).replace(
+            "[component.probe]",
+            "[[trigger.http]]\nroute = \"/x\"\ncomponent = \"x\"\n\
+             [component.x]\nsource = \"x.wasm\"\n[component.probe]",
+        ))
+        .unwrap();
+        std::fs::write(app.path().join("x.wasm"), component_importing(interface)).unwrap();
+        let out = fado_fails(&app, &[], &[]).unwrap();
+        assert!(
+            out.contains(&format!(
+                "component \"x\" imports {interface}, which fado does not provide"
+            )),
+            "{out}"
+        );
+    }
+}

@@ -94,6 +94,62 @@ async fn most_specific_route_wins_and_gets_spin_headers() {
     assert_eq!(get(&fado, "/hidden").await.0, "catch-all");
 }
 
+/// Spin's `request-shape` conformance case: route parameters arrive with
+/// Spin's header names (underscores become dashes), and the component gets
+/// exactly Spin's `spin-*` headers.
+#[tokio::test]
+async fn route_parameters_arrive_under_spins_header_names() {
+    let app = AppDir::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "request-shape"
+[[trigger.http]]
+route = "/base/:path_segment/:path_end/..."
+component = "request-shape"
+[component.request-shape]
+source = "{{wasm:probe}}"
+"#,
+    )
+    .unwrap();
+    let fado = Fado::start(&app).unwrap();
+    let r = http()
+        .get(fado.url("/base/path/end/rest?key=value"))
+        .header("host", "example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let headers = body["headers"].as_object().unwrap();
+    let spin: std::collections::BTreeMap<&str, &str> = headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("spin-") || k.starts_with("spin_"))
+        .filter(|(k, _)| *k != "spin-client-addr")
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+        .collect();
+    let expected: std::collections::BTreeMap<&str, &str> = [
+        (
+            "spin-raw-component-route",
+            "/base/:path_segment/:path_end/...",
+        ),
+        (
+            "spin-full-url",
+            "http://example.com/base/path/end/rest?key=value",
+        ),
+        ("spin-path-info", "/rest"),
+        ("spin-base-path", "/"),
+        ("spin-component-route", "/base/:path_segment/:path_end"),
+        ("spin-path-match-path-segment", "path"),
+        ("spin-path-match-path-end", "end"),
+        ("spin-matched-route", "/base/:path_segment/:path_end/..."),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(spin, expected);
+    assert_eq!(body["path"], "/base/path/end/rest?key=value");
+}
+
 #[tokio::test]
 async fn env_flag_overrides_component_environment() {
     let app = AppDir::new(ROUTES).unwrap();

@@ -31,6 +31,14 @@ const IMPORTS: &[(&str, &str)] = &[
     // Only `files` mounts are visible through these.
     ("wasi:filesystem/types", "0.2"),
     ("wasi:filesystem/preopens", "0.2"),
+    // Connections only to what `allowed_outbound_hosts` allows.
+    ("wasi:sockets/network", "0.2"),
+    ("wasi:sockets/instance-network", "0.2"),
+    ("wasi:sockets/tcp", "0.2"),
+    ("wasi:sockets/tcp-create-socket", "0.2"),
+    ("wasi:sockets/udp", "0.2"),
+    ("wasi:sockets/udp-create-socket", "0.2"),
+    ("wasi:sockets/ip-name-lookup", "0.2"),
     ("wasi:http/types", "0.2"),
     ("wasi:http/outgoing-handler", "0.2"),
     ("fermyon:spin/redis", "2.0.0"),
@@ -168,8 +176,9 @@ fn the_allowlist_rejects_what_spin_or_fado_lack() {
     assert!(allowed("wasi:io/poll@0.2.6", IMPORTS));
     assert!(allowed("fermyon:spin/variables@2.0.0", IMPORTS));
     assert!(allowed("fermyon:spin/redis-types", IMPORTS));
+    assert!(allowed("wasi:sockets/tcp@0.2.12", IMPORTS));
     for bad in [
-        "wasi:sockets/tcp@0.2.0",
+        "wasi:sockets/tcp@0.3.0",
         "wasi:io/poll@0.3.0",
         "fermyon:spin/sqlite@2.0.0",
         "fermyon:spin/redis@3.0.0",

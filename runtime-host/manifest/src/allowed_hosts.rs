@@ -2,9 +2,12 @@
 //! `<scheme>://<host>[:<port>]`, where the scheme may be `*`, the host may be
 //! `*`, `*.domain`, a literal, a CIDR range or `self`/`self.alt`, and the port
 //! may be `*`, a number or a `start..end` range (end exclusive). A missing
-//! port means the scheme's well-known port.
+//! port means the scheme's well-known port. A range takes a port like any
+//! host (`*://127.0.0.0/24:6379`); IPv6 ranges are written without brackets
+//! (`*://::1/128:80`), IPv6 addresses with them (`http://[::1]:80`).
+//! `wasi:sockets` connections are checked under the schemes `tcp` and `udp`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
 use ipnet::IpNet;
@@ -75,11 +78,7 @@ impl AllowedHost {
                 "expected <scheme>://<host>[:<port>] ('*' may stand for any scheme, host or port; '*://*:*' allows everything)",
             ));
         };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') && parse_cidr(rest).is_none() {
-            return Err(fail("a rule must not contain a path"));
-        }
-        let (host, port) = split_host_port(rest);
+        let (host, port) = split_host_port(rest.strip_suffix('/').unwrap_or(rest)).map_err(fail)?;
         let scheme = match scheme {
             "*" => None,
             s if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphabetic()) => {
@@ -119,6 +118,8 @@ impl AllowedHost {
             h => {
                 if let Some(net) = parse_cidr(h) {
                     HostRule::Cidr(net)
+                } else if h.contains('/') {
+                    return Err(fail("a rule must not contain a path"));
                 } else if let Some(domain) = h.strip_prefix("*.") {
                     if domain.contains('*') {
                         return Err(fail("'*' is only allowed as the first label of a host"));
@@ -187,31 +188,47 @@ impl std::fmt::Display for AllowedHost {
     }
 }
 
-/// Splits `host[:port]`, keeping bracketed IPv6 literals and bare CIDRs intact.
-fn split_host_port(rest: &str) -> (&str, Option<&str>) {
-    if rest.starts_with('[') {
-        if let Some(end) = rest.find(']') {
-            let host = &rest[..=end];
-            let tail = &rest[end + 1..];
-            return (host, tail.strip_prefix(':').filter(|p| !p.is_empty()));
-        }
-        return (rest, None);
+/// Splits `host[:port]` as Spin does: the port is whatever follows the last
+/// ':' unless the whole text is an address range (`::1/128` and
+/// `2001:db8::/32` end in a colon-free group but carry no port), or a
+/// bracketed IPv6 literal ends first. A '/' left in the port is a path.
+fn split_host_port(rest: &str) -> Result<(&str, Option<&str>), &'static str> {
+    if parse_cidr(rest).is_some() {
+        return Ok((rest, None));
     }
-    if parse_cidr(rest).is_some() || rest.matches(':').count() > 1 {
-        // A bare IPv6 address or a CIDR range with no port.
-        if let Some((h, p)) = rest.rsplit_once(':')
-            && parse_cidr(h).is_some()
-            && (p == "*" || p.parse::<u16>().is_ok() || p.contains(".."))
-            && h.contains('/')
-        {
-            return (h, Some(p));
+    let (host, port) = if rest.starts_with('[')
+        && let Some(end) = rest.find(']')
+    {
+        let (host, tail) = rest.split_at(end + 1);
+        match tail {
+            "" => (host, None),
+            t => match t.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None => {
+                    let prefix = t
+                        .strip_prefix('/')
+                        .map(|r| r.split(':').next().unwrap_or(r));
+                    return Err(match prefix {
+                        // Spin parses ranges without brackets only.
+                        Some(len) if !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()) => {
+                            "an IPv6 range is written without brackets, e.g. '*://::1/128:80'"
+                        }
+                        Some(_) => "a rule must not contain a path",
+                        None => "expected ':<port>' after a bracketed IPv6 address",
+                    });
+                }
+            },
         }
-        return (rest, None);
-    }
-    match rest.rsplit_once(':') {
-        Some((h, "")) => (h, None),
-        Some((h, p)) => (h, Some(p)),
-        None => (rest, None),
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    match port {
+        Some(p) if p.contains('/') => Err("a rule must not contain a path"),
+        Some("") => Ok((host, None)),
+        p => Ok((host, p)),
     }
 }
 
@@ -257,6 +274,20 @@ impl AllowedHosts {
         };
         let scheme = scheme.to_ascii_lowercase();
         self.rules.iter().any(|r| r.allows(&scheme, &parsed, port))
+    }
+
+    /// Whether a `wasi:sockets` connection to `addr` is allowed under
+    /// `scheme` (`tcp` or `udp`, lowercase), as Spin checks it: only the
+    /// address is known, so rules with host names never match (Spin does
+    /// not resolve them), while `*`, IP literals and ranges do.
+    pub fn allows_socket(&self, scheme: &str, addr: SocketAddr) -> bool {
+        let host = match addr.ip() {
+            IpAddr::V4(ip) => url::Host::Ipv4(ip),
+            IpAddr::V6(ip) => url::Host::Ipv6(ip),
+        };
+        self.rules
+            .iter()
+            .any(|r| r.allows(scheme, &host, Some(addr.port())))
     }
 
     /// Whether a URL such as `redis://host:6379/0` is allowed.
@@ -353,11 +384,84 @@ mod tests {
     }
 
     #[test]
+    fn cidr_ranges_with_ports() {
+        let h = hosts(&[
+            "*://127.0.0.0/24:7",
+            "tcp://10.0.0.0/8:1000..2000",
+            "*://192.168.0.0/16:*",
+            "*://::1/128:80",
+            "udp://2001:db8::/32:*",
+            "http://fd00::/8",
+            "postgres://172.16.0.0/12/",
+        ]);
+        let tcp = |a: &str| h.allows_socket("tcp", a.parse().unwrap());
+        assert!(tcp("127.0.0.1:7"));
+        assert!(tcp("127.0.0.255:7"));
+        assert!(!tcp("127.0.1.1:7"));
+        assert!(!tcp("127.0.0.1:8"));
+        assert!(tcp("10.9.8.7:1999"));
+        assert!(!tcp("10.9.8.7:2000"));
+        assert!(tcp("192.168.3.4:65535"));
+        assert!(tcp("[::1]:80"));
+        assert!(!tcp("[::2]:80"));
+        assert!(!tcp("[2001:db8::1]:53"), "the range is for udp only");
+        assert!(h.allows_socket("udp", "[2001:db8:ff::1]:53".parse().unwrap()));
+        assert!(h.allows("http", "[fd00::5]", None));
+        assert!(!h.allows("http", "[fd00::5]", Some(8080)));
+        assert!(h.allows("postgres", "172.31.0.1", None));
+        // A template that renders to a range parses like a literal one.
+        assert!(AllowedHost::parse("*://127.0.0.0/24:6001").is_ok());
+    }
+
+    #[test]
+    fn sockets_match_addresses_never_names() {
+        let h = hosts(&[
+            "*://localhost:7",
+            "tcp://*.example.com:*",
+            "http://self",
+            "tcp://127.0.0.2:7",
+            "udp://[::1]:9",
+        ]);
+        let allows = |scheme, a: &str| h.allows_socket(scheme, a.parse().unwrap());
+        assert!(!allows("tcp", "127.0.0.1:7"), "host names are not resolved");
+        assert!(allows("tcp", "127.0.0.2:7"));
+        assert!(
+            !allows("udp", "127.0.0.2:7"),
+            "a tcp rule is not a udp rule"
+        );
+        assert!(allows("udp", "[::1]:9"));
+        assert!(!allows("tcp", "[::1]:9"));
+        assert!(hosts(&["*://*:*"]).allows_socket("udp", "0.0.0.0:0".parse().unwrap()));
+        assert!(!AllowedHosts::default().allows_socket("tcp", "127.0.0.1:7".parse().unwrap()));
+    }
+
+    #[test]
+    fn bracketed_ranges_are_refused_with_a_hint() {
+        let e = AllowedHost::parse("*://[::1]/128:80").unwrap_err();
+        assert!(e.reason.contains("without brackets"), "{e}");
+        assert!(AllowedHost::parse("*://::1/128:80").is_ok());
+    }
+
+    #[test]
     fn rejects_malformed_rules() {
         for bad in [
             "example.com",
             "*",
             "https://example.com/path",
+            "https://example.com:8080/path",
+            "https://example.com//",
+            "http://127.0.0.0/24/p",
+            "http://127.0.0.0/24:80/p",
+            "http://[::1]/foo",
+            "http://[::1]junk",
+            "http://[::1]::80",
+            "http://example.com:80:90",
+            "http://*.127.0.0.1",
+            "*://127.0.0.0/24",
+            "*://::1/128",
+            "*://[::1]/128:80",
+            "http://10.0.0.0/33:80",
+            "http://::1:80",
             "foo://example.com",
             "http://ex*ample.com",
             "http://example.com:abc",
@@ -399,6 +503,80 @@ mod properties {
             prop_assert!(!rules.allows("http", &host, Some(port)));
             prop_assert_eq!(rules.allows("https", &host, Some(other_port)), other_port == port);
             prop_assert_eq!(rules.allows("https", &other, Some(port)), other == host);
+        }
+
+        /// `*://<range>:<port>` allows exactly the addresses in the range, on
+        /// that port, for TCP and UDP alike; IPv4 and IPv6.
+        #[test]
+        fn ranges_with_ports(
+            net in proptest::prop_oneof![
+                (any::<u32>(), 0u8..=32).prop_map(|(a, len)| IpNet::V4(
+                    ipnet::Ipv4Net::new(a.into(), len).unwrap()
+                )),
+                (any::<u128>(), 0u8..=128).prop_map(|(a, len)| IpNet::V6(
+                    ipnet::Ipv6Net::new(a.into(), len).unwrap()
+                )),
+            ],
+            probe in any::<u128>(),
+            port in 1u16..,
+            other_port in 1u16..,
+        ) {
+            let rules = AllowedHosts::parse(&[format!("*://{net}:{port}")]).unwrap();
+            // One address inside the range, one anywhere in the family.
+            let inside = match net.trunc() {
+                IpNet::V4(n) => IpAddr::V4((u32::from(n.network()) | (probe as u32 & !u32::from(n.netmask()))).into()),
+                IpNet::V6(n) => IpAddr::V6((u128::from(n.network()) | (probe & !u128::from(n.netmask()))).into()),
+            };
+            let anywhere = match net {
+                IpNet::V4(_) => IpAddr::V4((probe as u32).into()),
+                IpNet::V6(_) => IpAddr::V6(probe.into()),
+            };
+            for scheme in ["tcp", "udp"] {
+                prop_assert!(rules.allows_socket(scheme, SocketAddr::new(inside, port)));
+                prop_assert_eq!(
+                    rules.allows_socket(scheme, SocketAddr::new(inside, other_port)),
+                    other_port == port
+                );
+                prop_assert_eq!(
+                    rules.allows_socket(scheme, SocketAddr::new(anywhere, port)),
+                    net.contains(&anywhere)
+                );
+            }
+            // Port wildcards and ranges go with ranges too.
+            let any_port = AllowedHosts::parse(&[format!("*://{net}:*")]).unwrap();
+            prop_assert!(any_port.allows_socket("tcp", SocketAddr::new(inside, other_port)));
+            let (lo, hi) = (port.min(other_port), port.max(other_port));
+            if lo < hi {
+                let range = AllowedHosts::parse(&[format!("tcp://{net}:{lo}..{hi}")]).unwrap();
+                prop_assert!(range.allows_socket("tcp", SocketAddr::new(inside, lo)));
+                prop_assert!(!range.allows_socket("tcp", SocketAddr::new(inside, hi)));
+                prop_assert!(!range.allows_socket("udp", SocketAddr::new(inside, lo)));
+            }
+        }
+
+        /// Anything after the host and port other than one '/' is a path,
+        /// whatever the host: a name, an address or a range.
+        #[test]
+        fn paths_are_refused(
+            host in proptest::prop_oneof![
+                "[a-z]{1,10}\\.[a-z]{2,5}",
+                any::<u32>().prop_map(|a| std::net::Ipv4Addr::from(a).to_string()),
+                (any::<u32>(), 0u8..=32).prop_map(|(a, len)| ipnet::Ipv4Net::new(a.into(), len).unwrap().to_string()),
+                any::<u128>().prop_map(|a| format!("[{}]", std::net::Ipv6Addr::from(a))),
+            ],
+            port in proptest::option::of(1u16..),
+            segment in "[a-z][a-z0-9]{0,7}",
+        ) {
+            let authority = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            let parses = |tail: &str| AllowedHost::parse(&format!("https://{authority}{tail}")).is_ok();
+            prop_assert!(parses(""));
+            prop_assert!(parses("/"));
+            let path = format!("/{segment}");
+            prop_assert!(!parses(&path));
+            prop_assert!(!parses("//"));
         }
 
         /// `*.domain` allows every subdomain and never the domain itself.

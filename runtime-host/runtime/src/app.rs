@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use fado_manifest::{AllowedHosts, ComponentSource, Manifest, RuntimeConfig};
 use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
@@ -134,13 +135,24 @@ impl App {
             let component = tokio::task::spawn_blocking(move || cache2.load(&engine2, &bytes, &id))
                 .await
                 .context("compiling a component")??;
-            let pre = linker.instantiate_pre(&component).map_err(|e| {
-                anyhow::anyhow!(
-                    "component {:?} cannot be linked: {e:#}\n(fado provides WASI 0.2, wasi:http, \
-                     fermyon:spin/{{redis,key-value,variables}}@2.0.0 and spin:postgres/postgres@4.0.0)",
-                    c.id
-                )
-            })?;
+            let pre = match linker.instantiate_pre(&component) {
+                Ok(pre) => pre,
+                Err(e) => match first_unprovided_import(&engine, &linker, &component) {
+                    Some(interface) => {
+                        return Err(UnprovidedImport {
+                            component: c.id.clone(),
+                            interface,
+                        }
+                        .into());
+                    }
+                    // Every interface is there, but something in one differs.
+                    None => bail!(
+                        "component {:?} cannot be linked: {e:#}\n(fado provides WASI 0.2, wasi:http, \
+                         fermyon:spin/{{redis,key-value,variables}}@2.0.0 and spin:postgres/postgres@4.0.0)",
+                        c.id
+                    ),
+                },
+            };
             by_id.insert(c.id.clone(), loaded.len());
             loaded.push(LoadedComponent {
                 id: c.id.clone(),
@@ -201,6 +213,108 @@ impl App {
     }
 }
 
+/// A component imports an interface no capability provides (Spin's LLM,
+/// SQLite, MQTT or MySQL interfaces, or anything else).
+#[derive(Debug, thiserror::Error)]
+#[error("component {component:?} imports {interface}, which fado does not provide")]
+pub struct UnprovidedImport {
+    pub component: String,
+    pub interface: String,
+}
+
+/// The first interface `component` imports that `linker` has nothing under,
+/// neither that name nor, for a versioned one, a version wasmtime links in
+/// its place (`wasi:io/poll@0.2.0` is served by `@0.2.12`, as
+/// `fermyon:spin/key-value@2.0.0` would be by `@2.1.0`).
+fn first_unprovided_import(
+    engine: &Engine,
+    linker: &Linker<StoreData>,
+    component: &Component,
+) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+        .map(|(name, _)| name)
+        .find(|name| !provides(engine, linker, name))
+        .map(str::to_string)
+}
+
+/// Whether `linker` has an instance `name` or one on its version track.
+///
+/// The linker cannot be asked directly. What it shows: defining a name it
+/// already has fails (shadowing is off); and a name not defined exactly is
+/// looked up on its track (`@2` for `2.x.y`, `@0.2` for `0.2.x`), where
+/// the highest version defined wins. So, once a function is defined at the
+/// track's lowest version, an empty instance imported at another version
+/// links exactly when a higher version is on the track (an instance), not
+/// just the function. An empty instance is no probe by itself: a missing
+/// one links as empty.
+fn provides(engine: &Engine, linker: &Linker<StoreData>, name: &str) -> bool {
+    // Defines `name` as a function in a copy of `linker`: the copy, or
+    // `None` if `name` was there already.
+    let with_function = |name: &str| {
+        let mut copy = linker.clone();
+        copy.allow_shadowing(false);
+        let added = copy.root().func_new(name, |_, _, _, _| Ok(())).is_ok();
+        added.then_some(copy)
+    };
+    if with_function(name).is_none() {
+        return true;
+    }
+    let Some((lowest, other)) = track_versions(name) else {
+        return false;
+    };
+    if with_function(&other).is_none() {
+        return true;
+    }
+    let Some(marked) = with_function(&lowest) else {
+        return true;
+    };
+    match Component::new(engine, empty_instance_import(&other)) {
+        Ok(probe) => marked.instantiate_pre(&probe).is_ok(),
+        // Cannot tell; the caller's generic error is then the one shown.
+        Err(_) => true,
+    }
+}
+
+/// For `ns:pkg/iface@X.Y.Z` on a version track (no pre-release, not
+/// `0.0.z`), two names on that track: its lowest version, and another.
+fn track_versions(name: &str) -> Option<(String, String)> {
+    let (base, version) = name.split_once('@')?;
+    let core = version.split('+').next()?;
+    if core.contains('-') {
+        return None;
+    }
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor)), Some(Some(_)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let (a, b) = match (major, minor) {
+        (0, 0) => return None,
+        (0, minor) => (0, minor),
+        (major, _) => (major, 0),
+    };
+    Some((format!("{base}@{a}.{b}.0"), format!("{base}@{a}.{b}.1")))
+}
+
+/// The binary of a component whose one import is an instance named `name`
+/// with no members.
+fn empty_instance_import(name: &str) -> Vec<u8> {
+    use wasm_encoder::{
+        ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+    let mut types = ComponentTypeSection::new();
+    types.instance(&InstanceType::new());
+    let mut imports = ComponentImportSection::new();
+    imports.import(name, ComponentTypeRef::Instance(0));
+    let mut component = wasm_encoder::Component::new();
+    component.section(&types).section(&imports);
+    component.finish()
+}
+
 async fn read_source(manifest: &Manifest, c: &ComponentConfig) -> Result<Vec<u8>> {
     let field = format!("component.{}.source", c.id);
     match &c.manifest.source {
@@ -243,4 +357,90 @@ async fn fetch_remote(url: &str, digest: &str) -> Result<Vec<u8>> {
         bail!("{url} has digest sha256:{actual}, but the manifest expects sha256:{expected}");
     }
     Ok(bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component importing empty instances named `names`, in order.
+    fn importing(engine: &Engine, names: &[&str]) -> Component {
+        use wasm_encoder::{
+            ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+        };
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        let mut imports = ComponentImportSection::new();
+        for name in names {
+            imports.import(*name, ComponentTypeRef::Instance(0));
+        }
+        let mut component = wasm_encoder::Component::new();
+        component.section(&types).section(&imports);
+        Component::new(engine, component.finish()).unwrap()
+    }
+
+    #[test]
+    fn version_tracks() {
+        assert_eq!(
+            track_versions("a:b/c@2.3.4"),
+            Some(("a:b/c@2.0.0".into(), "a:b/c@2.0.1".into()))
+        );
+        assert_eq!(
+            track_versions("a:b/c@0.2.12+x"),
+            Some(("a:b/c@0.2.0".into(), "a:b/c@0.2.1".into()))
+        );
+        for none in [
+            "a:b/c",
+            "a:b/c@0.0.3",
+            "a:b/c@1.0.0-rc1",
+            "a:b/c@1.0",
+            "a:b/c@x.1.2",
+        ] {
+            assert_eq!(track_versions(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn finds_the_first_interface_the_host_lacks() {
+        let engine = Engine::default();
+        let mut linker = Linker::new(&engine);
+        Capabilities::add_to_linker(&mut linker).unwrap();
+        let first =
+            |names: &[&str]| first_unprovided_import(&engine, &linker, &importing(&engine, names));
+        // Older and newer releases on a version track resolve to what the
+        // host has.
+        assert_eq!(
+            first(&[
+                "wasi:io/poll@0.2.0",
+                "wasi:sockets/tcp@0.2.3",
+                "wasi:cli/environment@0.2.99",
+                "fermyon:spin/key-value@2.0.0",
+                "fermyon:spin/variables@2.3.1",
+                "spin:postgres/postgres@4.0.0",
+            ]),
+            None
+        );
+        assert_eq!(
+            first(&[
+                "wasi:io/poll@0.2.0",
+                "fermyon:spin/llm@2.0.0",
+                "fermyon:spin/sqlite@2.0.0",
+            ]),
+            Some("fermyon:spin/llm@2.0.0".to_string())
+        );
+        for lacking in [
+            "fermyon:spin/sqlite@2.0.0",
+            "spin:sqlite/sqlite@3.0.0",
+            "fermyon:spin/mqtt@2.0.0",
+            "spin:mqtt/mqtt@3.0.0",
+            "fermyon:spin/mysql@2.0.0",
+            "wasi:io/poll@0.3.0",
+            "wasi:io/poll@0.2.0-rc",
+            "fermyon:spin/key-value@3.0.0",
+            "spin:postgres/postgres@3.0.0",
+            "fermyon:spin/redis",
+        ] {
+            assert_eq!(first(&[lacking]), Some(lacking.to_string()));
+        }
+    }
 }

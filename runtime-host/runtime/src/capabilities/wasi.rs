@@ -1,14 +1,17 @@
-//! WASI 0.2: cli (environment, stdio), clocks, random, io, and filesystem
-//! limited to the component's `files` mounts (read-only). Sockets are linked
-//! because WASI's command world includes them, but every address is refused:
-//! network access goes through the outbound capabilities, which enforce
-//! `allowed_outbound_hosts`.
+//! WASI 0.2: cli (environment, stdio), clocks, random, io, filesystem
+//! limited to the component's `files` mounts (read-only), and sockets as
+//! Spin allows them: TCP connections and UDP to the addresses the
+//! component's `allowed_outbound_hosts` allow, checked under the schemes
+//! `tcp` and `udp`; no name lookup and no listening sockets.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use fado_manifest::FileMount;
+use fado_manifest::{AllowedHosts, FileMount};
 use wasmtime::component::Linker;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::{Capability, ComponentIndex, StoreData};
@@ -22,6 +25,7 @@ struct ComponentWasi {
     env: Vec<(String, String)>,
     /// (host directory, guest path)
     mounts: Vec<(PathBuf, String)>,
+    allowed_hosts: Arc<AllowedHosts>,
 }
 
 impl WasiView for StoreData {
@@ -88,7 +92,11 @@ impl Capability for Wasi {
                     mounts.push((source.clone(), destination.clone()));
                 }
             }
-            components.push(ComponentWasi { env, mounts });
+            components.push(ComponentWasi {
+                env,
+                mounts,
+                allowed_hosts: c.allowed_hosts.clone(),
+            });
         }
         Ok(Self { components })
     }
@@ -96,18 +104,48 @@ impl Capability for Wasi {
     fn instance_state(&self, component: ComponentIndex) -> Result<WasiCtx> {
         let c = &self.components[component];
         let mut b = WasiCtxBuilder::new();
+        let hosts = c.allowed_hosts.clone();
         b.inherit_stdout()
             .inherit_stderr()
             .envs(&c.env)
+            // Spin gives components no name lookup: rules are matched
+            // against addresses, which the component must know.
             .allow_ip_name_lookup(false)
-            .allow_tcp(false)
-            .allow_udp(false);
+            .allow_tcp(true)
+            .allow_udp(true)
+            .socket_addr_check(move |addr, used| {
+                let allowed = socket_allowed(&hosts, addr, used);
+                if !allowed {
+                    tracing::debug!(%addr, ?used, "socket address refused by allowed_outbound_hosts");
+                }
+                Box::pin(std::future::ready(allowed))
+            });
         for (host, guest) in &c.mounts {
             b.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("mounting {} at {guest}", host.display()))?;
         }
         Ok(b.build())
+    }
+}
+
+/// Whether a component whose rules are `hosts` may use `addr` for `used`,
+/// decided as Spin decides (its outbound-networking factor): a TCP connect
+/// is checked under the scheme `tcp`, a UDP bind or send under `udp`, and
+/// TCP may not bind, so may not listen.
+fn socket_allowed(hosts: &AllowedHosts, addr: SocketAddr, used: SocketAddrUse) -> bool {
+    match used {
+        SocketAddrUse::TcpConnect => hosts.allows_socket("tcp", addr),
+        // wasmtime checks every connect of an unbound socket as a bind to the
+        // unspecified address and port 0 too, which Spin's wasmtime did not;
+        // allowing exactly that keeps connects working. An explicit bind to
+        // it looks the same and is harmless: listening is refused below.
+        SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+        SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+        SocketAddrUse::UdpBind | SocketAddrUse::UdpSend => hosts.allows_socket("udp", addr),
+        // Spin does not filter what a bound UDP socket receives (its
+        // wasmtime had no such check); binding already needed a rule.
+        SocketAddrUse::UdpReceive => true,
     }
 }
 
@@ -153,4 +191,55 @@ fn glob_set(patterns: &[&str]) -> Result<globset::GlobSet> {
         );
     }
     Ok(b.build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rules: &[&str], addr: &str, used: SocketAddrUse) -> bool {
+        socket_allowed(
+            &AllowedHosts::parse(rules).unwrap(),
+            addr.parse().unwrap(),
+            used,
+        )
+    }
+
+    #[test]
+    fn sockets_follow_the_rules_as_in_spin() {
+        use SocketAddrUse::*;
+        let exact = ["*://127.0.0.1:7000"];
+        assert!(check(&exact, "127.0.0.1:7000", TcpConnect));
+        assert!(!check(&exact, "127.0.0.1:7001", TcpConnect));
+        assert!(!check(&exact, "127.0.0.2:7000", TcpConnect));
+        assert!(check(
+            &["*://127.0.0.0/24:7000"],
+            "127.0.0.9:7000",
+            TcpConnect
+        ));
+        assert!(!check(&["udp://127.0.0.1:*"], "127.0.0.1:7000", TcpConnect));
+        assert!(check(&["tcp://127.0.0.1:*"], "127.0.0.1:7000", TcpConnect));
+        assert!(!check(
+            &["http://127.0.0.1:7000"],
+            "127.0.0.1:7000",
+            TcpConnect
+        ));
+
+        // Connecting binds implicitly; nothing else may bind or listen.
+        let all = ["*://*:*"];
+        assert!(check(&all, "0.0.0.0:0", TcpBind));
+        assert!(check(&all, "[::]:0", TcpBind));
+        assert!(!check(&all, "127.0.0.1:0", TcpBind));
+        assert!(!check(&all, "0.0.0.0:8080", TcpBind));
+        assert!(!check(&all, "0.0.0.0:0", TcpListen));
+        assert!(!check(&all, "127.0.0.1:40000", TcpAccept));
+
+        // UDP binds and sends are checked under `udp`.
+        assert!(check(&["udp://127.0.0.1:*"], "127.0.0.1:0", UdpBind));
+        assert!(!check(&["udp://127.0.0.1:*"], "0.0.0.0:0", UdpBind));
+        assert!(check(&["udp://127.0.0.1:*"], "127.0.0.1:53", UdpSend));
+        assert!(!check(&["tcp://127.0.0.1:*"], "127.0.0.1:53", UdpSend));
+        assert!(check(&[], "127.0.0.1:53", UdpReceive));
+        assert!(!check(&[], "127.0.0.1:7000", TcpConnect));
+    }
 }

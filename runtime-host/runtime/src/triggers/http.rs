@@ -641,12 +641,20 @@ fn add_spin_headers(req: &mut Request<WasiBody>, m: &Matched<'_>, client: Socket
         &client.to_string(),
     );
     for (name, value) in &m.params {
-        if let Ok(n) =
-            HeaderName::try_from(format!("spin-path-match-{}", name.to_ascii_lowercase()))
-        {
+        if let Ok(n) = HeaderName::try_from(path_match_header(name)) {
             set(n, value);
         }
     }
+}
+
+/// The header that carries route parameter `name` (`:name`). Spin spells it
+/// as the variable `SPIN_PATH_MATCH_<NAME>` and turns every underscore into
+/// a dash, so `:path_segment` arrives as `spin-path-match-path-segment`.
+fn path_match_header(name: &str) -> String {
+    format!(
+        "spin-path-match-{}",
+        name.to_ascii_lowercase().replace('_', "-")
+    )
 }
 
 /// Why an invocation failed, and whether it was for want of capacity (the
@@ -724,4 +732,20 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor
     .context("TLS certificate and key do not match")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_match_header;
+
+    #[test]
+    fn path_match_headers_use_dashes_like_spin() {
+        assert_eq!(path_match_header("id"), "spin-path-match-id");
+        assert_eq!(
+            path_match_header("path_segment"),
+            "spin-path-match-path-segment"
+        );
+        assert_eq!(path_match_header("User_ID"), "spin-path-match-user-id");
+        assert_eq!(path_match_header("a-b"), "spin-path-match-a-b");
+    }
 }
