@@ -11,4 +11,5 @@ mod outbound;
 mod postgres;
 mod redis_outbound;
 mod redis_trigger;
+mod sqlite;
 mod variables;

@@ -38,11 +38,11 @@ pub struct HostArgs {
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     env: Vec<String>,
 
-    /// A Spin runtime-config file (key-value store backends).
+    /// A Spin runtime-config file (key-value store backends, SQLite database files).
     #[arg(long, env = "FADO_RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
 
-    /// Directory for the default key-value store and other state [default: .fado next to the manifest].
+    /// Directory for the default key-value store, the default SQLite database and other state [default: .fado next to the manifest].
     #[arg(long, env = "FADO_STATE_DIR")]
     state_dir: Option<PathBuf>,
 

@@ -26,7 +26,8 @@ pub struct HostOptions {
     /// `--env NAME=VALUE` pairs given to every component's environment.
     pub env: Vec<(String, String)>,
     pub runtime_config_file: Option<PathBuf>,
-    /// Where the default key-value store and staged files live.
+    /// Where the default key-value store, the default SQLite database and
+    /// staged files live.
     pub state_dir: Option<PathBuf>,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
@@ -137,7 +138,8 @@ impl App {
             let pre = linker.instantiate_pre(&component).map_err(|e| {
                 anyhow::anyhow!(
                     "component {:?} cannot be linked: {e:#}\n(fado provides WASI 0.2, wasi:http, \
-                     fermyon:spin/{{redis,key-value,variables}}@2.0.0 and spin:postgres/postgres@4.0.0)",
+                     fermyon:spin/{{redis,key-value,variables,sqlite}}@2.0.0, spin:postgres/postgres@4.0.0, \
+                     spin:sqlite/sqlite@3.0.0 and wasi:keyvalue/{{store,atomics,batch}}@0.2.0-draft2)",
                     c.id
                 )
             })?;
