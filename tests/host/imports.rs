@@ -46,6 +46,8 @@ const IMPORTS: &[(&str, &str)] = &[
     ("fermyon:spin/variables", "2.0.0"),
     ("fermyon:spin/redis-types", ""),
     ("spin:postgres/postgres", "4.0.0"),
+    ("fermyon:spin/sqlite", "2.0.0"),
+    ("spin:sqlite/sqlite", "3.0.0"),
     ("wasi:keyvalue/store", "0.2.0-draft2"),
     ("wasi:keyvalue/atomics", "0.2.0-draft2"),
     ("wasi:keyvalue/batch", "0.2.0-draft2"),
@@ -177,10 +179,12 @@ fn the_allowlist_rejects_what_spin_or_fado_lack() {
     assert!(allowed("fermyon:spin/variables@2.0.0", IMPORTS));
     assert!(allowed("fermyon:spin/redis-types", IMPORTS));
     assert!(allowed("wasi:sockets/tcp@0.2.12", IMPORTS));
+    assert!(allowed("spin:sqlite/sqlite@3.0.0", IMPORTS));
     for bad in [
         "wasi:sockets/tcp@0.3.0",
         "wasi:io/poll@0.3.0",
-        "fermyon:spin/sqlite@2.0.0",
+        "spin:sqlite/sqlite@3.1.0",
+        "fermyon:spin/mysql@2.0.0",
         "fermyon:spin/redis@3.0.0",
         "spin:postgres/postgres@3.0.0",
         "fermyon:spin/llm@2.0.0",

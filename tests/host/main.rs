@@ -12,4 +12,5 @@ mod postgres;
 mod redis_outbound;
 mod redis_trigger;
 mod sockets;
+mod sqlite;
 mod variables;

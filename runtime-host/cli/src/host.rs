@@ -38,7 +38,7 @@ pub struct HostArgs {
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     env: Vec<String>,
 
-    /// A Spin runtime-config file (key-value store backends).
+    /// A Spin runtime-config file (key-value store backends, SQLite database files).
     #[arg(long, env = "FADO_RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
 

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 pub use allowed_hosts::{AllowedHost, AllowedHosts};
 pub use routes::{RouteMatch, Router};
-pub use runtime_config::{KeyValueStoreConfig, RuntimeConfig};
+pub use runtime_config::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig};
 pub use template::Template;
 
 /// A problem with a manifest or runtime-config file.
@@ -166,6 +166,8 @@ pub struct Component {
     /// Rules, possibly templated; resolved once variables are known.
     pub allowed_outbound_hosts: Vec<Template>,
     pub key_value_stores: Vec<String>,
+    /// SQLite database labels the component may open (`sqlite_databases`).
+    pub sqlite_databases: Vec<String>,
     pub build: Option<BuildConfig>,
     /// How many HTTP requests one instance may serve, one after another
     /// (`[component.<id>.tool.fado] instance_reuse`; 1, Spin's behaviour,
@@ -788,7 +790,6 @@ impl Loader<'_> {
                 Ok(())
             }
         };
-        unsupported("sqlite_databases", !c.sqlite_databases.is_empty())?;
         unsupported("ai_models", !c.ai_models.is_empty())?;
         unsupported("dependencies", !c.dependencies.is_empty())?;
         let _ = (&c.targets, &c.dependencies_inherit_configuration);
@@ -918,6 +919,10 @@ impl Loader<'_> {
                 ));
             }
         }
+        for (i, label) in c.sqlite_databases.iter().enumerate() {
+            check_database_label(label)
+                .map_err(|m| self.err(format!("{field}.sqlite_databases[{i}]"), m))?;
+        }
         for (name, _) in &c.environment {
             if name.is_empty() || name.contains('=') {
                 return Err(self.err(
@@ -966,10 +971,39 @@ impl Loader<'_> {
             exclude_files: c.exclude_files,
             allowed_outbound_hosts: rules,
             key_value_stores: c.key_value_stores,
+            sqlite_databases: c.sqlite_databases,
             build,
             instance_reuse,
         })
     }
+}
+
+/// A `sqlite_databases` label as Spin accepts it: words of lowercase
+/// letters and digits (and `:` after a word's first character) joined by
+/// `-` or by `_`, not both; the first word starts with a letter.
+fn check_database_label(label: &str) -> Result<(), String> {
+    if label.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if label.contains('-') && label.contains('_') {
+        return Err(format!(
+            "{label:?}: join words with '-' or with '_', not both"
+        ));
+    }
+    for (i, word) in label.split(['-', '_']).enumerate() {
+        let mut chars = word.chars();
+        let first_ok = match chars.next() {
+            Some(c) => c.is_ascii_lowercase() || (i > 0 && c.is_ascii_digit()),
+            None => false,
+        };
+        if !first_ok || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':') {
+            return Err(format!(
+                "{label:?} is not a database label: lowercase letters and digits in words \
+                 joined by '-' or '_', starting with a letter (e.g. \"default\", \"orders-v2\")"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_relative(path: &str) -> Result<(), String> {

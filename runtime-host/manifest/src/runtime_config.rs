@@ -1,5 +1,5 @@
 //! Spin's runtime-config file (`--runtime-config-file`), the parts a FaDO
-//! host understands: key-value store backends.
+//! host understands: key-value store backends and SQLite database files.
 //!
 //! ```toml
 //! [key_value_store.default]
@@ -16,6 +16,10 @@
 //! [key_value_store.routes]
 //! type = "redis_near_cache"  # fado only: Redis, reads from process memory
 //! url = "redis://127.0.0.1:6379"
+//!
+//! [sqlite_database.orders]
+//! type = "spin"            # a local SQLite file
+//! path = "orders.db"       # relative to the runtime-config file
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +32,15 @@ use crate::ManifestError;
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
+    pub sqlite_databases: IndexMap<String, SqliteDatabaseConfig>,
+}
+
+/// Where one `[sqlite_database.<label>]` keeps its data: a local file
+/// (Spin's `spin` type, the only one fado implements).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteDatabaseConfig {
+    /// Absolute, or resolved against the runtime-config file's directory.
+    pub path: PathBuf,
 }
 
 /// Where a key-value store label keeps its data. `U` is how a URL is
@@ -77,6 +90,9 @@ impl<U> KeyValueStoreConfig<U> {
 struct RawRuntimeConfig {
     #[serde(default)]
     key_value_store: IndexMap<String, RawStore>,
+    /// Checked by hand ([`sqlite_database`]) so each mistake names its field.
+    #[serde(default)]
+    sqlite_database: IndexMap<String, toml::Value>,
 }
 
 /// One `[key_value_store.<label>]` table (and one entry of the manifest's
@@ -140,7 +156,6 @@ impl RawStore {
 /// Top-level tables Spin accepts that this host does not implement; named
 /// in the error so users know why their file is refused.
 const UNSUPPORTED: &[&str] = &[
-    "sqlite_database",
     "llm_compute",
     "config_provider",
     "variables_provider",
@@ -166,7 +181,7 @@ impl RuntimeConfig {
                 return Err(ManifestError::new(
                     file,
                     key,
-                    "is a Spin runtime-config section that fado does not support (supported: key_value_store)",
+                    "is a Spin runtime-config section that fado does not support (supported: key_value_store, sqlite_database)",
                 ));
             }
         }
@@ -177,8 +192,75 @@ impl RuntimeConfig {
             let field = format!("key_value_store.{label}");
             key_value_stores.insert(label, store.check(file, &field, base, false)?);
         }
-        Ok(Self { key_value_stores })
+        let mut sqlite_databases = IndexMap::new();
+        for (label, value) in raw.sqlite_database {
+            let field = format!("sqlite_database.{label}");
+            sqlite_databases.insert(label, sqlite_database(file, &field, base, value)?);
+        }
+        Ok(Self {
+            key_value_stores,
+            sqlite_databases,
+        })
     }
+}
+
+/// One `[sqlite_database.<label>]` table: `type = "spin"` and a `path`.
+/// Spin's other type (`libsql`, a remote server) is refused by name, and a
+/// missing `path` is an error here, where Spin would use a database in
+/// memory (gone at exit) that a user rarely means to ask for.
+fn sqlite_database(
+    file: &Path,
+    field: &str,
+    base: &Path,
+    value: toml::Value,
+) -> Result<SqliteDatabaseConfig, ManifestError> {
+    let err = |sub: &str, message: String| {
+        let f = if sub.is_empty() {
+            field.to_string()
+        } else {
+            format!("{field}.{sub}")
+        };
+        ManifestError::new(file, f, message)
+    };
+    let toml::Value::Table(mut table) = value else {
+        return Err(err(
+            "",
+            "expected a table with type = \"spin\" and path = \"<file>\"".into(),
+        ));
+    };
+    match table.remove("type") {
+        Some(toml::Value::String(t)) if t == "spin" => {}
+        Some(toml::Value::String(t)) if t == "libsql" => {
+            return Err(err(
+                "type",
+                "\"libsql\" (a remote libSQL server) is not supported by fado; use type = \"spin\", a local file".into(),
+            ));
+        }
+        Some(toml::Value::String(t)) => {
+            return Err(err(
+                "type",
+                format!("unknown database type {t:?}; fado supports type = \"spin\", a local file"),
+            ));
+        }
+        Some(_) => return Err(err("type", "expected a string: \"spin\"".into())),
+        None => return Err(err("type", "missing; fado supports type = \"spin\"".into())),
+    }
+    let path = match table.remove("path") {
+        Some(toml::Value::String(p)) if !p.trim().is_empty() => base.join(p),
+        Some(toml::Value::String(_)) => return Err(err("path", "must not be empty".into())),
+        Some(_) => return Err(err("path", "expected a string: the database file".into())),
+        None => {
+            return Err(err(
+                "path",
+                "missing: the database file, relative to this runtime-config file's directory"
+                    .into(),
+            ));
+        }
+    };
+    if let Some(key) = table.keys().next() {
+        return Err(err(key, "unknown field (expected type and path)".into()));
+    }
+    Ok(SqliteDatabaseConfig { path })
 }
 
 #[cfg(test)]
@@ -222,14 +304,67 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.file, Path::new("rt.toml"));
         assert!(err.field.starts_with("key_value_store.default"), "{err}");
-        let err =
-            RuntimeConfig::parse(Path::new("rt.toml"), "[sqlite_database.default]\n").unwrap_err();
-        assert_eq!(err.field, "sqlite_database");
+        let err = RuntimeConfig::parse(Path::new("rt.toml"), "[llm_compute]\ntype = \"spin\"\n")
+            .unwrap_err();
+        assert_eq!(err.field, "llm_compute");
         let err = RuntimeConfig::parse(
             Path::new("rt.toml"),
             "[key_value_store.x]\ntype = \"redis\"\nurl = \"http://a\"\n",
         )
         .unwrap_err();
         assert_eq!(err.field, "key_value_store.x.url");
+    }
+
+    #[test]
+    fn parses_sqlite_databases() {
+        let cfg = RuntimeConfig::parse(
+            Path::new("/etc/fado/rt.toml"),
+            r#"
+            [sqlite_database.default]
+            type = "spin"
+            path = "data/main.db"
+            [sqlite_database.orders]
+            type = "spin"
+            path = "/var/lib/orders.db"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.sqlite_databases["default"].path,
+            Path::new("/etc/fado/data/main.db")
+        );
+        assert_eq!(
+            cfg.sqlite_databases["orders"].path,
+            Path::new("/var/lib/orders.db")
+        );
+        assert!(cfg.key_value_stores.is_empty());
+    }
+
+    #[test]
+    fn sqlite_database_errors_name_the_field() {
+        let field_of = |text: &str| {
+            let e = RuntimeConfig::parse(Path::new("rt.toml"), text).unwrap_err();
+            assert_eq!(e.file, Path::new("rt.toml"));
+            (e.field.clone(), e.to_string())
+        };
+        let (f, m) = field_of("[sqlite_database.x]\ntype = \"mysql\"\npath = \"a.db\"\n");
+        assert_eq!(f, "sqlite_database.x.type");
+        assert!(m.contains("\"mysql\"") && m.contains("\"spin\""), "{m}");
+        let (f, m) = field_of("[sqlite_database.x]\ntype = \"libsql\"\nurl = \"https://a\"\n");
+        assert_eq!(f, "sqlite_database.x.type");
+        assert!(m.contains("not supported"), "{m}");
+        let (f, _) = field_of("[sqlite_database.x]\npath = \"a.db\"\n");
+        assert_eq!(f, "sqlite_database.x.type");
+        let (f, m) = field_of("[sqlite_database.x]\ntype = \"spin\"\n");
+        assert_eq!(f, "sqlite_database.x.path");
+        assert!(m.contains("missing"), "{m}");
+        let (f, _) = field_of("[sqlite_database.x]\ntype = \"spin\"\npath = 3\n");
+        assert_eq!(f, "sqlite_database.x.path");
+        let (f, _) = field_of("[sqlite_database.x]\ntype = \"spin\"\npath = \"\"\n");
+        assert_eq!(f, "sqlite_database.x.path");
+        let (f, _) = field_of("[sqlite_database.x]\ntype = \"spin\"\npath = \"a.db\"\nsize = 1\n");
+        assert_eq!(f, "sqlite_database.x.size");
+        let (f, _) = field_of("sqlite_database = { x = 1 }\n");
+        assert_eq!(f, "sqlite_database.x");
     }
 }

@@ -103,9 +103,9 @@ fn errors_name_the_field() {
     expect_field(
         &GOOD.replace(
             "source = \"worker.wasm\"",
-            "source = \"worker.wasm\"\nsqlite_databases = [\"default\"]",
+            "source = \"worker.wasm\"\nai_models = [\"llama2-chat\"]",
         ),
-        "component.worker.sqlite_databases",
+        "component.worker.ai_models",
     );
     expect_field(
         &GOOD.replace("\"redis://{{ redis_host }}\"]", "\"redis://{{ nope }}\"]"),
@@ -226,4 +226,40 @@ fn instance_reuse_is_read_from_the_component_tool_table() {
         &text.replace("instance_reuse = 500", "reuse = 5"),
         "component.worker.tool.fado.reuse",
     );
+}
+
+#[test]
+fn sqlite_databases_are_read_and_their_labels_checked() {
+    let m = parse(GOOD).unwrap();
+    assert!(m.components["worker"].sqlite_databases.is_empty());
+    let with = |list: &str| {
+        GOOD.replace(
+            "source = \"worker.wasm\"",
+            &format!("source = \"worker.wasm\"\nsqlite_databases = {list}"),
+        )
+    };
+    let m = parse(&with(
+        r#"["default", "orders-v2", "audit_log", "a-2", "ns:x"]"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        m.components["worker"].sqlite_databases,
+        ["default", "orders-v2", "audit_log", "a-2", "ns:x"]
+    );
+    for (bad, index) in [
+        (r#"["default", ""]"#, 1),
+        (r#"["Default"]"#, 0),
+        (r#"["2db"]"#, 0),
+        (r#"["my db"]"#, 0),
+        (r#"["a-b_c"]"#, 0),
+        (r#"["a--b"]"#, 0),
+        (r#"["trailing-"]"#, 0),
+    ] {
+        let e = expect_field(
+            &with(bad),
+            &format!("component.worker.sqlite_databases[{index}]"),
+        );
+        assert!(!e.message.is_empty(), "{bad}");
+    }
+    expect_field(&with("\"default\""), "component.worker.sqlite_databases");
 }

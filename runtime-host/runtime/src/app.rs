@@ -27,7 +27,8 @@ pub struct HostOptions {
     /// `--env NAME=VALUE` pairs given to every component's environment.
     pub env: Vec<(String, String)>,
     pub runtime_config_file: Option<PathBuf>,
-    /// Where the default key-value store and staged files live.
+    /// Where the default key-value store, the default SQLite database and
+    /// staged files live.
     pub state_dir: Option<PathBuf>,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
@@ -148,7 +149,8 @@ impl App {
                     // Every interface is there, but something in one differs.
                     None => bail!(
                         "component {:?} cannot be linked: {e:#}\n(fado provides WASI 0.2, wasi:http, \
-                         fermyon:spin/{{redis,key-value,variables}}@2.0.0 and spin:postgres/postgres@4.0.0)",
+                         fermyon:spin/{{redis,key-value,variables,sqlite}}@2.0.0, spin:postgres/postgres@4.0.0, \
+                         spin:sqlite/sqlite@3.0.0 and wasi:keyvalue/{{store,atomics,batch}}@0.2.0-draft2)",
                         c.id
                     ),
                 },

@@ -4,7 +4,12 @@
 wasmtime::component::bindgen!({
     path: "wit",
     world: "fado:host/redis-trigger",
-    imports: { default: async },
+    imports: {
+        default: async,
+        // These return plain values, so a bad handle can only trap.
+        "spin:sqlite/sqlite.[method]connection.last-insert-rowid": async | trappable,
+        "spin:sqlite/sqlite.[method]connection.changes": async | trappable,
+    },
     exports: { default: async },
     with: {
         "fermyon:spin/redis.connection": crate::capabilities::redis::RedisConnection,
@@ -12,5 +17,7 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/store.bucket": crate::capabilities::key_value::KeyValueHandle,
         "wasi:keyvalue/atomics.cas": crate::capabilities::key_value::CasHandle,
         "spin:postgres/postgres.connection": crate::capabilities::postgres::PgConnection,
+        "fermyon:spin/sqlite.connection": crate::capabilities::sqlite::SqliteConnection,
+        "spin:sqlite/sqlite.connection": crate::capabilities::sqlite::SqliteConnection,
     },
 });

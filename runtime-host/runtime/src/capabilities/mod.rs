@@ -11,6 +11,7 @@ pub mod key_value;
 pub mod outbound_http;
 pub mod postgres;
 pub mod redis;
+pub mod sqlite;
 pub mod variables;
 pub mod wasi;
 
@@ -89,4 +90,5 @@ capabilities! {
     postgres: postgres::OutboundPostgres,
     variables: variables::Variables,
     key_value: key_value::KeyValue,
+    sqlite: sqlite::Sqlite,
 }
