@@ -36,6 +36,7 @@ const IMPORTS: &[(&str, &str)] = &[
     ("fermyon:spin/redis", "2.0.0"),
     ("fermyon:spin/key-value", "2.0.0"),
     ("fermyon:spin/variables", "2.0.0"),
+    ("fermyon:spin/mqtt", "2.0.0"),
     ("fermyon:spin/redis-types", ""),
     ("spin:postgres/postgres", "4.0.0"),
     ("wasi:keyvalue/store", "0.2.0-draft2"),
@@ -175,6 +176,7 @@ fn the_allowlist_rejects_what_spin_or_fado_lack() {
         "fermyon:spin/redis@3.0.0",
         "spin:postgres/postgres@3.0.0",
         "fermyon:spin/llm@2.0.0",
+        "spin:mqtt/mqtt@3.0.0",
         "fado:host/anything",
     ] {
         assert!(!allowed(bad, IMPORTS), "{bad} must be refused");

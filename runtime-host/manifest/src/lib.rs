@@ -19,7 +19,9 @@ use serde::de::DeserializeOwned;
 
 pub use allowed_hosts::{AllowedHost, AllowedHosts};
 pub use routes::{RouteMatch, Router};
-pub use runtime_config::{KeyValueStoreConfig, RuntimeConfig};
+pub use runtime_config::{
+    KeyValueStoreConfig, OutboundMqttConfig, OutboundMysqlConfig, RuntimeConfig,
+};
 pub use template::Template;
 
 /// A problem with a manifest or runtime-config file.

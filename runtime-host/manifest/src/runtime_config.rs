@@ -1,5 +1,6 @@
 //! Spin's runtime-config file (`--runtime-config-file`), the parts a FaDO
-//! host understands: key-value store backends.
+//! host understands: key-value store backends and the limits of outbound
+//! MQTT and MySQL.
 //!
 //! ```toml
 //! [key_value_store.default]
@@ -16,6 +17,13 @@
 //! [key_value_store.routes]
 //! type = "redis_near_cache"  # fado only: Redis, reads from process memory
 //! url = "redis://127.0.0.1:6379"
+//!
+//! [outbound_mqtt]
+//! max_payload_size_bytes = 65536   # larger publishes fail
+//! max_connections = 10             # open connections; more wait
+//!
+//! [outbound_mysql]
+//! max_connections = 10
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +36,28 @@ use crate::ManifestError;
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
+    pub outbound_mqtt: OutboundMqttConfig,
+    pub outbound_mysql: OutboundMysqlConfig,
+}
+
+/// `[outbound_mqtt]`, with Spin's fields; unset means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundMqttConfig {
+    /// Largest payload one publish may carry.
+    pub max_payload_size_bytes: Option<usize>,
+    /// Connections open at once across the application; `open` waits for
+    /// one to close beyond that.
+    pub max_connections: Option<usize>,
+}
+
+/// `[outbound_mysql]`, with Spin's field; unset means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundMysqlConfig {
+    /// Connections open at once across the application; `open` waits for
+    /// one to close beyond that.
+    pub max_connections: Option<usize>,
 }
 
 /// Where a key-value store label keeps its data. `U` is how a URL is
@@ -77,6 +107,10 @@ impl<U> KeyValueStoreConfig<U> {
 struct RawRuntimeConfig {
     #[serde(default)]
     key_value_store: IndexMap<String, RawStore>,
+    #[serde(default)]
+    outbound_mqtt: OutboundMqttConfig,
+    #[serde(default)]
+    outbound_mysql: OutboundMysqlConfig,
 }
 
 /// One `[key_value_store.<label>]` table (and one entry of the manifest's
@@ -147,7 +181,6 @@ const UNSUPPORTED: &[&str] = &[
     "vault_variables_provider",
     "outbound_networking",
     "client_tls",
-    "outbound_mqtt",
     "otel",
 ];
 
@@ -166,7 +199,7 @@ impl RuntimeConfig {
                 return Err(ManifestError::new(
                     file,
                     key,
-                    "is a Spin runtime-config section that fado does not support (supported: key_value_store)",
+                    "is a Spin runtime-config section that fado does not support (supported: key_value_store, outbound_mqtt, outbound_mysql)",
                 ));
             }
         }
@@ -177,7 +210,29 @@ impl RuntimeConfig {
             let field = format!("key_value_store.{label}");
             key_value_stores.insert(label, store.check(file, &field, base, false)?);
         }
-        Ok(Self { key_value_stores })
+        for (field, max) in [
+            (
+                "outbound_mqtt.max_connections",
+                raw.outbound_mqtt.max_connections,
+            ),
+            (
+                "outbound_mysql.max_connections",
+                raw.outbound_mysql.max_connections,
+            ),
+        ] {
+            if max == Some(0) {
+                return Err(ManifestError::new(
+                    file,
+                    field,
+                    "must be at least 1 (leave it out for no limit)",
+                ));
+            }
+        }
+        Ok(Self {
+            key_value_stores,
+            outbound_mqtt: raw.outbound_mqtt,
+            outbound_mysql: raw.outbound_mysql,
+        })
     }
 }
 
@@ -231,5 +286,34 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "key_value_store.x.url");
+    }
+
+    #[test]
+    fn parses_outbound_limits_as_spin_does() {
+        let cfg = RuntimeConfig::parse(
+            Path::new("rt.toml"),
+            "[outbound_mqtt]\nmax_payload_size_bytes = 1024\nmax_connections = 4\n\
+             [outbound_mysql]\nmax_connections = 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.outbound_mqtt,
+            OutboundMqttConfig {
+                max_payload_size_bytes: Some(1024),
+                max_connections: Some(4)
+            }
+        );
+        assert_eq!(cfg.outbound_mysql.max_connections, Some(2));
+        let empty = RuntimeConfig::parse(Path::new("rt.toml"), "[outbound_mqtt]\n").unwrap();
+        assert_eq!(empty.outbound_mqtt, OutboundMqttConfig::default());
+        let err =
+            RuntimeConfig::parse(Path::new("rt.toml"), "[outbound_mysql]\npool = 3\n").unwrap_err();
+        assert!(err.to_string().contains("pool"), "{err}");
+        let err = RuntimeConfig::parse(
+            Path::new("rt.toml"),
+            "[outbound_mqtt]\nmax_connections = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "outbound_mqtt.max_connections");
     }
 }

@@ -12,5 +12,6 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/store.bucket": crate::capabilities::key_value::KeyValueHandle,
         "wasi:keyvalue/atomics.cas": crate::capabilities::key_value::CasHandle,
         "spin:postgres/postgres.connection": crate::capabilities::postgres::PgConnection,
+        "fermyon:spin/mqtt.connection": crate::capabilities::mqtt::MqttConnection,
     },
 });

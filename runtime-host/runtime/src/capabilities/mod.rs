@@ -8,6 +8,7 @@
 //! the bottom of this file is the one place where a new capability is added.
 
 pub mod key_value;
+pub mod mqtt;
 pub mod outbound_http;
 pub mod postgres;
 pub mod redis;
@@ -87,6 +88,7 @@ capabilities! {
     http: outbound_http::OutboundHttp,
     redis: redis::OutboundRedis,
     postgres: postgres::OutboundPostgres,
+    mqtt: mqtt::OutboundMqtt,
     variables: variables::Variables,
     key_value: key_value::KeyValue,
 }
