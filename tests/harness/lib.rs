@@ -8,6 +8,7 @@
 
 pub mod garage;
 pub mod mqtt;
+pub mod mysql;
 pub mod orchestrator;
 pub mod s3;
 pub mod s3_server;

@@ -37,6 +37,8 @@ const IMPORTS: &[(&str, &str)] = &[
     ("fermyon:spin/key-value", "2.0.0"),
     ("fermyon:spin/variables", "2.0.0"),
     ("fermyon:spin/mqtt", "2.0.0"),
+    ("fermyon:spin/mysql", "2.0.0"),
+    ("fermyon:spin/rdbms-types", "2.0.0"),
     ("fermyon:spin/redis-types", ""),
     ("spin:postgres/postgres", "4.0.0"),
     ("wasi:keyvalue/store", "0.2.0-draft2"),
@@ -177,6 +179,7 @@ fn the_allowlist_rejects_what_spin_or_fado_lack() {
         "spin:postgres/postgres@3.0.0",
         "fermyon:spin/llm@2.0.0",
         "spin:mqtt/mqtt@3.0.0",
+        "spin:mysql/mysql@3.0.0",
         "fado:host/anything",
     ] {
         assert!(!allowed(bad, IMPORTS), "{bad} must be refused");

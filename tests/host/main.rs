@@ -8,6 +8,7 @@ mod imports;
 mod key_value;
 mod lifecycle;
 mod mqtt;
+mod mysql;
 mod outbound;
 mod postgres;
 mod redis_outbound;

@@ -137,7 +137,7 @@ impl App {
             let pre = linker.instantiate_pre(&component).map_err(|e| {
                 anyhow::anyhow!(
                     "component {:?} cannot be linked: {e:#}\n(fado provides WASI 0.2, wasi:http, \
-                     fermyon:spin/{{redis,mqtt,key-value,variables}}@2.0.0, \
+                     fermyon:spin/{{redis,mqtt,mysql,key-value,variables}}@2.0.0, \
                      spin:postgres/postgres@4.0.0 and wasi:keyvalue/*@0.2.0-draft2)",
                     c.id
                 )

@@ -13,5 +13,6 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/atomics.cas": crate::capabilities::key_value::CasHandle,
         "spin:postgres/postgres.connection": crate::capabilities::postgres::PgConnection,
         "fermyon:spin/mqtt.connection": crate::capabilities::mqtt::MqttConnection,
+        "fermyon:spin/mysql.connection": crate::capabilities::mysql::MysqlConnection,
     },
 });

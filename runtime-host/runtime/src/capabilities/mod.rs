@@ -9,6 +9,7 @@
 
 pub mod key_value;
 pub mod mqtt;
+pub mod mysql;
 pub mod outbound_http;
 pub mod postgres;
 pub mod redis;
@@ -89,6 +90,7 @@ capabilities! {
     redis: redis::OutboundRedis,
     postgres: postgres::OutboundPostgres,
     mqtt: mqtt::OutboundMqtt,
+    mysql: mysql::OutboundMysql,
     variables: variables::Variables,
     key_value: key_value::KeyValue,
 }

@@ -104,7 +104,7 @@ fn options(
     keep_alive_secs: u64,
 ) -> Result<MqttOptions, Error> {
     let mut options = MqttOptions::parse_url(address).map_err(|e| {
-        tracing::info!(%address, "MQTT address refused: {e}");
+        tracing::info!(host = host(address), "MQTT address refused: {e}");
         Error::InvalidAddress
     })?;
     if !username.is_empty() || !password.is_empty() {
@@ -116,6 +116,14 @@ fn options(
     ));
     options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     Ok(options)
+}
+
+/// The host an address names, for logs (the address may hold a password).
+fn host(address: &str) -> String {
+    url::Url::parse(address)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn qos(q: Qos) -> QoS {
@@ -202,7 +210,10 @@ impl v2::HostConnection for InstanceMqtt {
         keep_alive_interval_in_secs: u64,
     ) -> Result<Resource<MqttConnection>, Error> {
         if !self.allowed.allows_url(&address) {
-            tracing::info!(%address, "outbound MQTT denied: not in allowed_outbound_hosts");
+            tracing::info!(
+                host = host(&address),
+                "outbound MQTT denied: not in allowed_outbound_hosts"
+            );
             return Err(Error::ConnectionFailed(format!(
                 "address {address} is not permitted"
             )));
