@@ -515,7 +515,7 @@ mod tests {
         assert_eq!(o.pass(), Some("p@ss"));
         assert_eq!(o.db_name(), Some("shop"));
         assert_eq!(o.pool_opts().constraints().max(), POOL_MAX);
-        let o = options("mysql://u@db/shop?ssl-mode=DISABLED&pool_max=3").unwrap();
+        let o = options("mysql://u@db/shop?ssl-mode=DISABLED&pool_min=1&pool_max=3").unwrap();
         assert_eq!(o.pool_opts().constraints().max(), 3);
         assert!(matches!(
             options("mysql://u@db/shop?sslMode=REQUIRED"),
