@@ -58,7 +58,7 @@ apt_install() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! is_debian_like; then
-        die "missing packages: ${missing[*]}. This script installs them on Debian/Ubuntu; elsewhere install the equivalents (PostgreSQL >= 13 server, Redis >= 6, a C toolchain, pkg-config, SQLite 3 development files) and re-run."
+        die "missing packages: ${missing[*]}. This script installs them on Debian/Ubuntu; elsewhere install the equivalents (PostgreSQL >= 13 server, Redis >= 6, a C toolchain, pkg-config, SQLite 3 development files, Mosquitto 2, MariaDB >= 10.4 server) and re-run."
     fi
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -1,12 +1,14 @@
-//! Test harness: starts real PostgreSQL and Redis servers and `fado`
-//! processes on free loopback ports, and cleans them up when the test (or
-//! the whole test process) ends.
+//! Test harness: starts real PostgreSQL, Redis, Mosquitto and MariaDB
+//! servers and `fado` processes on free loopback ports, and cleans them up
+//! when the test (or the whole test process) ends.
 //!
 //! Binaries are not built here: `infra/test` builds the release `fado`
 //! binary and the test components first. The harness finds them under
 //! `$CARGO_TARGET_DIR` (or `target/`) and says what to run if they are missing.
 
 pub mod garage;
+pub mod mqtt;
+pub mod mysql;
 pub mod orchestrator;
 pub mod s3;
 pub mod s3_server;
@@ -457,6 +459,30 @@ impl AppDir {
         std::fs::File::create(&p)?.write_all(contents.as_bytes())?;
         Ok(p)
     }
+}
+
+/// An application with one component `name` (a test component) on `/...`
+/// that may reach `allowed_outbound_hosts`.
+pub fn one_component_app(name: &str, allowed_outbound_hosts: &[String]) -> AppDir {
+    let rules: Vec<String> = allowed_outbound_hosts
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    AppDir::new(&format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "{name}"
+[[trigger.http]]
+route = "/..."
+component = "{name}"
+[component.{name}]
+source = "{{{{wasm:{name}}}}}"
+allowed_outbound_hosts = [{}]
+"#,
+        rules.join(", ")
+    ))
+    .expect("writing the app")
 }
 
 /// An application with one `probe` component on `/...` that may reach

@@ -44,6 +44,9 @@ const IMPORTS: &[(&str, &str)] = &[
     ("fermyon:spin/redis", "2.0.0"),
     ("fermyon:spin/key-value", "2.0.0"),
     ("fermyon:spin/variables", "2.0.0"),
+    ("fermyon:spin/mqtt", "2.0.0"),
+    ("fermyon:spin/mysql", "2.0.0"),
+    ("fermyon:spin/rdbms-types", "2.0.0"),
     ("fermyon:spin/redis-types", ""),
     ("spin:postgres/postgres", "4.0.0"),
     ("fermyon:spin/sqlite", "2.0.0"),
@@ -180,14 +183,17 @@ fn the_allowlist_rejects_what_spin_or_fado_lack() {
     assert!(allowed("fermyon:spin/redis-types", IMPORTS));
     assert!(allowed("wasi:sockets/tcp@0.2.12", IMPORTS));
     assert!(allowed("spin:sqlite/sqlite@3.0.0", IMPORTS));
+    assert!(allowed("fermyon:spin/mysql@2.0.0", IMPORTS));
+    assert!(allowed("fermyon:spin/mqtt@2.0.0", IMPORTS));
     for bad in [
         "wasi:sockets/tcp@0.3.0",
         "wasi:io/poll@0.3.0",
         "spin:sqlite/sqlite@3.1.0",
-        "fermyon:spin/mysql@2.0.0",
         "fermyon:spin/redis@3.0.0",
         "spin:postgres/postgres@3.0.0",
         "fermyon:spin/llm@2.0.0",
+        "spin:mqtt/mqtt@3.0.0",
+        "spin:mysql/mysql@3.0.0",
         "fado:host/anything",
     ] {
         assert!(!allowed(bad, IMPORTS), "{bad} must be refused");

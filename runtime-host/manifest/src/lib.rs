@@ -19,7 +19,10 @@ use serde::de::DeserializeOwned;
 
 pub use allowed_hosts::{AllowedHost, AllowedHosts};
 pub use routes::{RouteMatch, Router};
-pub use runtime_config::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig};
+pub use runtime_config::{
+    KeyValueStoreConfig, OutboundMqttConfig, OutboundMysqlConfig, RuntimeConfig,
+    SqliteDatabaseConfig,
+};
 pub use template::Template;
 
 /// A problem with a manifest or runtime-config file.

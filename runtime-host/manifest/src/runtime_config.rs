@@ -1,5 +1,6 @@
 //! Spin's runtime-config file (`--runtime-config-file`), the parts a FaDO
-//! host understands: key-value store backends and SQLite database files.
+//! host understands: key-value store backends, SQLite database files and
+//! the limits of outbound MQTT and MySQL.
 //!
 //! ```toml
 //! [key_value_store.default]
@@ -20,6 +21,13 @@
 //! [sqlite_database.orders]
 //! type = "spin"            # a local SQLite file
 //! path = "orders.db"       # relative to the runtime-config file
+//!
+//! [outbound_mqtt]
+//! max_payload_size_bytes = 65536   # larger publishes fail
+//! max_connections = 10             # open connections; more wait
+//!
+//! [outbound_mysql]
+//! max_connections = 10
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,6 +41,28 @@ use crate::ManifestError;
 pub struct RuntimeConfig {
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
     pub sqlite_databases: IndexMap<String, SqliteDatabaseConfig>,
+    pub outbound_mqtt: OutboundMqttConfig,
+    pub outbound_mysql: OutboundMysqlConfig,
+}
+
+/// `[outbound_mqtt]`, with Spin's fields; unset means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundMqttConfig {
+    /// Largest payload one publish may carry.
+    pub max_payload_size_bytes: Option<usize>,
+    /// Connections open at once across the application; `open` waits for
+    /// one to close beyond that.
+    pub max_connections: Option<usize>,
+}
+
+/// `[outbound_mysql]`, with Spin's field; unset means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundMysqlConfig {
+    /// Connections open at once across the application; `open` waits for
+    /// one to close beyond that.
+    pub max_connections: Option<usize>,
 }
 
 /// Where one `[sqlite_database.<label>]` keeps its data: a local file
@@ -93,6 +123,10 @@ struct RawRuntimeConfig {
     /// Checked by hand ([`sqlite_database`]) so each mistake names its field.
     #[serde(default)]
     sqlite_database: IndexMap<String, toml::Value>,
+    #[serde(default)]
+    outbound_mqtt: OutboundMqttConfig,
+    #[serde(default)]
+    outbound_mysql: OutboundMysqlConfig,
 }
 
 /// One `[key_value_store.<label>]` table (and one entry of the manifest's
@@ -162,7 +196,6 @@ const UNSUPPORTED: &[&str] = &[
     "vault_variables_provider",
     "outbound_networking",
     "client_tls",
-    "outbound_mqtt",
     "otel",
 ];
 
@@ -181,7 +214,7 @@ impl RuntimeConfig {
                 return Err(ManifestError::new(
                     file,
                     key,
-                    "is a Spin runtime-config section that fado does not support (supported: key_value_store, sqlite_database)",
+                    "is a Spin runtime-config section that fado does not support (supported: key_value_store, sqlite_database, outbound_mqtt, outbound_mysql)",
                 ));
             }
         }
@@ -197,9 +230,29 @@ impl RuntimeConfig {
             let field = format!("sqlite_database.{label}");
             sqlite_databases.insert(label, sqlite_database(file, &field, base, value)?);
         }
+        for (field, max) in [
+            (
+                "outbound_mqtt.max_connections",
+                raw.outbound_mqtt.max_connections,
+            ),
+            (
+                "outbound_mysql.max_connections",
+                raw.outbound_mysql.max_connections,
+            ),
+        ] {
+            if max == Some(0) {
+                return Err(ManifestError::new(
+                    file,
+                    field,
+                    "must be at least 1 (leave it out for no limit)",
+                ));
+            }
+        }
         Ok(Self {
             key_value_stores,
             sqlite_databases,
+            outbound_mqtt: raw.outbound_mqtt,
+            outbound_mysql: raw.outbound_mysql,
         })
     }
 }
@@ -366,5 +419,34 @@ mod tests {
         assert_eq!(f, "sqlite_database.x.size");
         let (f, _) = field_of("sqlite_database = { x = 1 }\n");
         assert_eq!(f, "sqlite_database.x");
+    }
+
+    #[test]
+    fn parses_outbound_limits_as_spin_does() {
+        let cfg = RuntimeConfig::parse(
+            Path::new("rt.toml"),
+            "[outbound_mqtt]\nmax_payload_size_bytes = 1024\nmax_connections = 4\n\
+             [outbound_mysql]\nmax_connections = 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.outbound_mqtt,
+            OutboundMqttConfig {
+                max_payload_size_bytes: Some(1024),
+                max_connections: Some(4)
+            }
+        );
+        assert_eq!(cfg.outbound_mysql.max_connections, Some(2));
+        let empty = RuntimeConfig::parse(Path::new("rt.toml"), "[outbound_mqtt]\n").unwrap();
+        assert_eq!(empty.outbound_mqtt, OutboundMqttConfig::default());
+        let err =
+            RuntimeConfig::parse(Path::new("rt.toml"), "[outbound_mysql]\npool = 3\n").unwrap_err();
+        assert!(err.to_string().contains("pool"), "{err}");
+        let err = RuntimeConfig::parse(
+            Path::new("rt.toml"),
+            "[outbound_mqtt]\nmax_connections = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "outbound_mqtt.max_connections");
     }
 }

@@ -149,7 +149,7 @@ impl App {
                     // Every interface is there, but something in one differs.
                     None => bail!(
                         "component {:?} cannot be linked: {e:#}\n(fado provides WASI 0.2, wasi:http, \
-                         fermyon:spin/{{redis,key-value,variables,sqlite}}@2.0.0, spin:postgres/postgres@4.0.0, \
+                         fermyon:spin/{{redis,mqtt,mysql,key-value,variables,sqlite}}@2.0.0, spin:postgres/postgres@4.0.0, \
                          spin:sqlite/sqlite@3.0.0 and wasi:keyvalue/{{store,atomics,batch}}@0.2.0-draft2)",
                         c.id
                     ),

@@ -19,5 +19,7 @@ wasmtime::component::bindgen!({
         "spin:postgres/postgres.connection": crate::capabilities::postgres::PgConnection,
         "fermyon:spin/sqlite.connection": crate::capabilities::sqlite::SqliteConnection,
         "spin:sqlite/sqlite.connection": crate::capabilities::sqlite::SqliteConnection,
+        "fermyon:spin/mqtt.connection": crate::capabilities::mqtt::MqttConnection,
+        "fermyon:spin/mysql.connection": crate::capabilities::mysql::MysqlConnection,
     },
 });

@@ -8,6 +8,8 @@
 //! the bottom of this file is the one place where a new capability is added.
 
 pub mod key_value;
+pub mod mqtt;
+pub mod mysql;
 pub mod outbound_http;
 pub mod postgres;
 pub mod redis;
@@ -88,6 +90,8 @@ capabilities! {
     http: outbound_http::OutboundHttp,
     redis: redis::OutboundRedis,
     postgres: postgres::OutboundPostgres,
+    mqtt: mqtt::OutboundMqtt,
+    mysql: mysql::OutboundMysql,
     variables: variables::Variables,
     key_value: key_value::KeyValue,
     sqlite: sqlite::Sqlite,
