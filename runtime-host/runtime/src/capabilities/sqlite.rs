@@ -224,17 +224,19 @@ impl Capability for Sqlite {
 
 impl InstanceSqlite {
     async fn open_label(&mut self, label: String) -> Result<Resource<SqliteConnection>, v3::Error> {
-        // Existence first, then the component's list (Spin checks the list
-        // first): a guest can tell a label configured nowhere
-        // (no-such-database) from one it may not use (access-denied).
+        // The component's list first, as Spin does: a label the component
+        // may not use is denied whether or not it is configured, so the
+        // guest learns nothing about other components' databases. Start-up
+        // refuses listed labels configured nowhere, so the second check
+        // only guards against that invariant breaking.
+        if !self.allowed.contains(&label) {
+            return Err(v3::Error::AccessDenied);
+        }
         let db = self
             .databases
             .get(&label)
             .cloned()
             .ok_or(v3::Error::NoSuchDatabase)?;
-        if !self.allowed.contains(&label) {
-            return Err(v3::Error::AccessDenied);
-        }
         if self.open >= MAX_CONNECTIONS_PER_INSTANCE {
             return Err(v3::Error::Io(format!(
                 "at most {MAX_CONNECTIONS_PER_INSTANCE} SQLite connections may be open at once"
