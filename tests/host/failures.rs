@@ -150,11 +150,11 @@ fn component_importing(interface: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn interfaces_fado_lacks_are_refused_by_name() {
-    // Spin's LLM interface, and (until they land) SQLite, MQTT and MySQL.
+    // Spin's LLM interface, releases of the others fado does not have, and
+    // WASI 0.3.
     for interface in [
         "fermyon:spin/llm@2.0.0",
-        "fermyon:spin/sqlite@2.0.0",
-        "spin:sqlite/sqlite@3.0.0",
+        "spin:postgres/postgres@3.0.0",
         "spin:mqtt/mqtt@3.0.0",
         "spin:mysql/mysql@3.0.0",
         "wasi:io/poll@0.3.0",

@@ -330,9 +330,9 @@ async fn sql_errors_reach_the_guest_with_sqlites_message() {
 async fn databases_live_where_configured_and_survive_a_restart() {
     let app = sqlite_app(&["default", "orders"]);
     let config = "[sqlite_database.orders]\ntype = \"spin\"\npath = \"data/orders.db\"\n";
-    let default_file = app.path().join(".fado/sqlite_db.db");
+    let apps = app.data_home().join("fado/apps");
     let orders_file = app.path().join("conf/data/orders.db");
-    assert!(!default_file.exists() && !orders_file.exists());
+    assert!(!apps.exists() && !orders_file.exists());
     {
         let fado = start(&app, runtime_config(&app, config));
         for db in ["default", "orders"] {
@@ -348,9 +348,14 @@ async fn databases_live_where_configured_and_survive_a_restart() {
             .await;
             assert!(r.iter().all(|x| x.get("error").is_none()), "{db}: {r:?}");
         }
+        // The state directory is the application's one under the data home.
+        let states: Vec<_> = std::fs::read_dir(&apps)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert!(
-            default_file.is_file(),
-            "default is sqlite_db.db in the state directory"
+            matches!(&states[..], [d] if d.join("sqlite_db.db").is_file()),
+            "default is sqlite_db.db in the state directory: {states:?}"
         );
         assert!(
             orders_file.is_file(),

@@ -419,6 +419,10 @@ mod tests {
                 "fermyon:spin/key-value@2.0.0",
                 "fermyon:spin/variables@2.3.1",
                 "spin:postgres/postgres@4.0.0",
+                "fermyon:spin/sqlite@2.0.0",
+                "spin:sqlite/sqlite@3.0.0",
+                "fermyon:spin/mqtt@2.0.0",
+                "fermyon:spin/mysql@2.0.0",
             ]),
             None
         );
@@ -431,11 +435,9 @@ mod tests {
             Some("fermyon:spin/llm@2.0.0".to_string())
         );
         for lacking in [
-            "fermyon:spin/sqlite@2.0.0",
-            "spin:sqlite/sqlite@3.0.0",
-            "fermyon:spin/mqtt@2.0.0",
             "spin:mqtt/mqtt@3.0.0",
-            "fermyon:spin/mysql@2.0.0",
+            "spin:mysql/mysql@3.0.0",
+            "spin:sqlite/sqlite@4.0.0",
             "wasi:io/poll@0.3.0",
             "wasi:io/poll@0.2.0-rc",
             "fermyon:spin/key-value@3.0.0",
