@@ -145,6 +145,103 @@ async fn unknown_routes_methods_and_bodies() {
     assert!(m.contains("no-such-bucket"), "{m}");
 }
 
+/// NUL reached PostgreSQL (which cannot store it in `text`) and came back
+/// as a 500; trailing bytes after the JSON object were ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_and_trailing_bytes_are_refused_naming_the_field() {
+    let o = Orchestrator::start().await.unwrap();
+    platform(&o).await;
+    o.create(
+        "/api/buckets",
+        json!({"name": "kept", "master_storage": "s1", "target_replicas": 0}),
+    )
+    .await;
+    let bodies = [
+        (
+            "/api/faas-deployments",
+            json!({"name": "fx", "cluster": "c\u{0}1", "platform": "openfaas",
+                   "base_url": "http://10.0.0.9:8080"}),
+            "cluster",
+        ),
+        (
+            "/api/buckets",
+            json!({"name": "nul", "master_storage": "s1\u{0}"}),
+            "master_storage",
+        ),
+        (
+            "/api/buckets",
+            json!({"name": "nul", "master_storage": "s1", "replica_override": ["s2", "\u{0}"]}),
+            "replica_override[1]",
+        ),
+        (
+            "/api/faas-deployments",
+            json!({"name": "fx", "cluster": "c1", "platform": "openfaas",
+                   "base_url": "http://10.0.0.9:8080", "labels": ["gpu", "a\u{0}"]}),
+            "labels[1]",
+        ),
+        (
+            "/api/clusters",
+            json!({"name": "ok", "a\u{0}": 1}),
+            "a\u{0}",
+        ),
+    ];
+    for (path, body, field) in bodies {
+        let (s, b) = o.api("POST", path, Some(body)).await;
+        let m = error(s, &b, 400, "invalid", Some(field));
+        assert!(m.contains("NUL"), "{m}");
+    }
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/buckets/kept/route-override",
+            Some(json!({"faas": ["f1", "f\u{0}2"]})),
+        )
+        .await;
+    error(s, &b, 400, "invalid", Some("faas[1]"));
+    for (query, field) in [
+        ("/api/buckets?zone=ger%00many", "zone"),
+        ("/api/buckets?cluster=%00", "cluster"),
+        ("/api/buckets?prefix=a%00", "prefix"),
+        ("/api/jobs?bucket=kept%00", "bucket"),
+        ("/api/clusters?cursor=%00", "cursor"),
+    ] {
+        let (s, b) = o.api("GET", query, None).await;
+        error(s, &b, 400, "invalid", Some(field));
+    }
+    // An escaped backslash before "u0000" is text, not a NUL.
+    let (s, b) = o
+        .api(
+            "POST",
+            "/api/storage-deployments?verify=false",
+            Some(
+                json!({"name": "s9", "cluster": "c3", "endpoint": "http://10.0.0.9:9000",
+                        "access_key": "AK\\u0000", "secret_key": "x"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+
+    let r = harness::http()
+        .post(o.fado.url("/api/clusters"))
+        .bearer_auth(harness::orchestrator::ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "trailing"} {"name": "second"}"#)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    let b: Value = r.json().await.unwrap();
+    error(s, &b, 400, "invalid_json", Some("body"));
+    let (_, list) = o.api("GET", "/api/clusters?limit=1000", None).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c1", "c2", "c3"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn clusters_create_read_update_delete() {
     let o = Orchestrator::start().await.unwrap();

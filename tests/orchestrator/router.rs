@@ -435,6 +435,24 @@ async fn several_buckets_need_a_deployment_holding_all() {
         let (s, up, _) = call(&o, Some("bk0,bk1"), "/f").await;
         assert_eq!((s, up.as_deref()), (200, Some("f1")));
     }
+    // Two header lines mean what one comma-separated line means (RFC 9110).
+    for _ in 0..4 {
+        let resp = http()
+            .get(o.fado.url("/f"))
+            .header("X-FaDO-Bucket", "bk0")
+            .header("X-FaDO-Bucket", "bk1")
+            .send()
+            .await
+            .unwrap();
+        let up = resp.headers().get("x-fado-upstream").cloned();
+        assert_eq!(
+            (
+                resp.status().as_u16(),
+                up.as_ref().map(|v| v.to_str().unwrap())
+            ),
+            (200, Some("f1"))
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

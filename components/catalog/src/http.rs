@@ -97,6 +97,34 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Refuses a NUL character in any query parameter or JSON string (or
+    /// key) of the body, naming where it is. No name, reference or text in
+    /// FaDO may hold one, and PostgreSQL cannot store it in `text`: without
+    /// this check it reached the database and came back as a 500.
+    pub fn refuse_nul(&self) -> ApiResult<()> {
+        for (k, v) in &self.query {
+            if k.contains('\0') || v.contains('\0') {
+                return Err(ApiError::invalid(k.as_str(), NUL_MESSAGE));
+            }
+        }
+        // Raw JSON cannot hold a NUL byte in a string, only the escape.
+        if !self
+            .body
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        {
+            return Ok(());
+        }
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(v) => match nul_in(&v, "") {
+                Some(field) => Err(ApiError::invalid(field, NUL_MESSAGE)),
+                None => Ok(()),
+            },
+            // Not JSON: `json()` names that problem.
+            Err(_) => Ok(()),
+        }
+    }
+
     pub fn flag(&self, name: &str) -> ApiResult<bool> {
         self.flag_or(name, false)
     }
@@ -132,7 +160,7 @@ impl Req {
             ));
         }
         let mut de = serde_json::Deserializer::from_slice(&self.body);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
@@ -152,7 +180,17 @@ impl Req {
                 field
             };
             ApiError::invalid(field, inner.to_string())
-        })
+        })?;
+        // One JSON value and nothing after it (whitespace aside).
+        de.end().map_err(|e| ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                400,
+                "invalid_json",
+                format!("the body holds more than one JSON value: {e}"),
+            )
+        })?;
+        Ok(value)
     }
 
     pub fn page(&self) -> ApiResult<PageParams> {
@@ -220,4 +258,38 @@ pub fn page<T>(
         None
     };
     fado_model::Page { items, next_cursor }
+}
+
+const NUL_MESSAGE: &str =
+    "contains a NUL character (U+0000), which FaDO does not accept in any name or value";
+
+/// Where the first string or key holding a NUL is, as `a.b[2]`.
+fn nul_in(v: &Value, at: &str) -> Option<String> {
+    let here = || {
+        if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.to_string()
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_in(x, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(path)
+            } else {
+                nul_in(x, &path)
+            }
+        }),
+        _ => None,
+    }
 }

@@ -173,6 +173,7 @@ fn serve(req: &Req, auth: Option<&str>, after: &mut After) -> ApiResult<Reply> {
         }
     }
     authorize(auth)?;
+    req.refuse_nul()?;
 
     let ctx = Ctx {
         db: Db::open(&var("pg_address")?)?,
