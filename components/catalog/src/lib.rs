@@ -38,6 +38,8 @@ pub const PLANNER_CHANNEL: &str = fado_model::channels::PLANNER;
 
 /// Largest JSON body the API reads.
 const MAX_BODY: usize = 1 << 20;
+/// Runs of an idempotent request after a transaction conflict.
+const MAX_RETRIES: u32 = 4;
 
 /// What a handler needs besides the request.
 pub struct Ctx {
@@ -175,15 +177,36 @@ fn serve(req: &Req, auth: Option<&str>, after: &mut After) -> ApiResult<Reply> {
     authorize(auth)?;
     req.refuse_nul()?;
 
-    let ctx = Ctx {
-        db: Db::open(&var("pg_address")?)?,
-        redis_address: var("redis_address")?,
-        encryption_key: var("encryption_key")?,
-        wake: Default::default(),
-        express: Default::default(),
+    // A deadlock or serialization failure rolls its transaction back whole,
+    // so an idempotent request (PUT, PATCH, DELETE) is simply run again; a
+    // POST is answered 503 `retry` instead, since an earlier step of it may
+    // have committed.
+    let idempotent = matches!(req.method.as_str(), "PUT" | "PATCH" | "DELETE");
+    let mut attempt = 0u32;
+    let (ctx, result) = loop {
+        let ctx = Ctx {
+            db: Db::open(&var("pg_address")?)?,
+            redis_address: var("redis_address")?,
+            encryption_key: var("encryption_key")?,
+            wake: Default::default(),
+            express: Default::default(),
+        };
+        fado_store::ensure_schema(&ctx.db)?;
+        let result = route(&ctx, req, &segments[1..]);
+        match &result {
+            Err(e) if e.code == fado_api::RETRY_CODE && idempotent && attempt < MAX_RETRIES => {
+                attempt += 1;
+                // Apart, so the transactions that collided do not meet again.
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::from(d.subsec_nanos()) % 10);
+                std::thread::sleep(std::time::Duration::from_millis(
+                    5 * u64::from(attempt) + jitter,
+                ));
+            }
+            _ => break (ctx, result),
+        }
     };
-    fado_store::ensure_schema(&ctx.db)?;
-    let result = route(&ctx, req, &segments[1..]);
     if result.is_ok() {
         if let Some((generation, r)) = ctx.express.borrow_mut().take() {
             express::publish(generation, &r);

@@ -21,6 +21,11 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The error code of a request that lost to a concurrent transaction
+/// (deadlock or serialization failure): nothing was changed, and the same
+/// request may be sent again.
+pub const RETRY_CODE: &str = "retry";
+
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -110,8 +115,14 @@ impl From<StoreError> for ApiError {
             StoreError::Db { .. } if e.is(sqlstate::CHECK_VIOLATION) => {
                 ApiError::new(400, "invalid", format!("the database refused a value: {e}"))
             }
-            StoreError::Db { .. } if e.is(sqlstate::SERIALIZATION_FAILURE) => {
-                ApiError::new(503, "retry", "a concurrent change won; retry the request")
+            StoreError::Db { .. }
+                if e.is(sqlstate::SERIALIZATION_FAILURE) || e.is(sqlstate::DEADLOCK_DETECTED) =>
+            {
+                ApiError::new(
+                    503,
+                    RETRY_CODE,
+                    "a concurrent change to the same resources won; retry the request",
+                )
             }
             _ => {
                 eprintln!("database error: {e}");

@@ -49,6 +49,7 @@ pub mod sqlstate {
     pub const CHECK_VIOLATION: &str = "23514";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
 }
 
 impl StoreError {
