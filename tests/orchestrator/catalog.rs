@@ -375,6 +375,14 @@ async fn every_list_is_paginated() {
         )
         .await;
     }
+    // An empty cursor (a client that sent back a null `next_cursor`) is
+    // the first page, for id- and text-ordered lists alike.
+    for list in ["/api/clusters", "/api/buckets"] {
+        let (s, page) = o.api("GET", &format!("{list}?limit=3&cursor="), None).await;
+        assert_eq!(s, 200, "{list}: {page}");
+        let (_, first) = o.api("GET", &format!("{list}?limit=3"), None).await;
+        assert_eq!(page, first, "{list}");
+    }
     let mut seen = Vec::new();
     let mut path = "/api/clusters?limit=3".to_string();
     let mut pages = 0;

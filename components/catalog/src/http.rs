@@ -208,7 +208,12 @@ impl Req {
         };
         Ok(PageParams {
             limit,
-            cursor: self.param("cursor").map(str::to_string),
+            // Empty is no cursor: what a client sends back for a null
+            // `next_cursor` when it fills the parameter in blindly.
+            cursor: self
+                .param("cursor")
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
         })
     }
 }
