@@ -145,6 +145,50 @@ async fn transactions_stay_on_one_session_and_abandoned_ones_roll_back() {
 }
 
 #[tokio::test]
+async fn a_trapped_guest_leaves_nothing_on_its_pooled_session() {
+    let fado = Fado::start(&probe_app(&[allowed()])).unwrap();
+    let client = shared_postgres().client().await.unwrap();
+    // More rounds than a pool has sessions, so every session is reused.
+    for round in 0..20 {
+        let addr = shared_postgres().address();
+        let r = http()
+            .get(fado.url("/pg-session"))
+            .query(&[("addr", addr.as_str()), ("mode", "dirty")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 500, "the guest trapped");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let held: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if held == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the trapped guest's advisory lock is still held"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (s, v) = call(&fado, "/pg-session", &[("mode", "inspect")]).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            v,
+            json!({"application_name": "", "temp_table": false,
+                   "open_transaction": false, "advisory_locks": 0}),
+            "round {round}: a session came back with a trapped guest's state"
+        );
+    }
+}
+
+#[tokio::test]
 async fn database_errors_carry_sqlstate() {
     let fado = Fado::start(&probe_app(&[allowed()])).unwrap();
     let (s, v) = call(&fado, "/pg-error", &[]).await;

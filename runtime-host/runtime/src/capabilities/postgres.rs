@@ -1,16 +1,17 @@
 //! `spin:postgres/postgres@4.0.0`: parameterised queries over a pooled
 //! connection per address (deadpool), with every value type of the
 //! interface. A guest `connection` holds one pooled session for its life, so
-//! a transaction begun on it stays on the same server session; if the guest
-//! goes away mid-transaction the session is rolled back before reuse.
+//! a transaction begun on it stays on the same server session. When the
+//! guest lets go of it, whether it finished, forgot or trapped, the session
+//! is reset (transaction, settings, advisory locks, temporary tables) before
+//! anyone else gets it; a session that cannot be reset is closed.
 
 // The error type is the interface's own `error` variant; its size is not ours to choose.
 #![allow(clippy::result_large_err)]
 
 mod types;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -19,6 +20,7 @@ use fado_manifest::AllowedHosts;
 use tokio_postgres::config::{Host, SslMode};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
+use super::pools::PoolsByAddress;
 use super::{Capability, ComponentIndex, StoreData};
 use crate::app::AppContext;
 use crate::bindings::spin::postgres::postgres::{
@@ -40,7 +42,7 @@ pub struct OutboundPostgres {
 
 #[derive(Default)]
 struct PgPools {
-    by_address: Mutex<HashMap<String, Pool>>,
+    by_address: PoolsByAddress<Pool>,
 }
 
 pub struct InstancePostgres {
@@ -50,31 +52,48 @@ pub struct InstancePostgres {
     open: usize,
 }
 
+/// Puts a session back as a new one would be, in one round trip, keeping the
+/// statements the host prepared (its cache would dangle after `DISCARD
+/// ALL`). `ROLLBACK` outside a transaction is only a notice.
+const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+
 /// The host side of a guest's `connection` resource: one pooled session.
 pub struct PgConnection {
     client: Option<Object>,
-    in_transaction: bool,
 }
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
-        if self.in_transaction
-            && let Some(client) = self.client.take()
-        {
-            // Never hand a session with an open transaction to the next caller.
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(async move {
-                        if let Err(e) = client.batch_execute("ROLLBACK").await {
-                            tracing::warn!("rolling back an abandoned transaction failed: {e}");
-                            let _ = Object::take(client);
-                        }
-                    });
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        // The reset runs after the guest's answer has gone; the session
+        // returns to its pool only when it is done.
+        let mut resetting = Resetting(Some(client));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let client = resetting.0.as_ref().expect("taken only here");
+                match client.batch_execute(RESET_SESSION).await {
+                    Ok(()) => drop(resetting.0.take()),
+                    Err(e) => {
+                        tracing::warn!(
+                            "resetting a pooled Postgres session failed, closing it: {e}"
+                        )
+                    }
                 }
-                Err(_) => {
-                    let _ = Object::take(client);
-                }
-            }
+            });
+        }
+    }
+}
+
+/// A session on its way back to the pool: closed unless its reset finished.
+struct Resetting(Option<Object>);
+
+impl Drop for Resetting {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = Object::take(client);
         }
     }
 }
@@ -111,39 +130,9 @@ impl Capability for OutboundPostgres {
     }
 }
 
-thread_local! {
-    /// The pools of a thread that runs its own single-threaded runtime (an
-    /// HTTP worker), by the [`PgPools`] they belong to and address.
-    static THREAD_POOLS: std::cell::RefCell<HashMap<(usize, String), Pool>> =
-        std::cell::RefCell::new(HashMap::new());
-}
-
 impl PgPools {
-    /// The pool for `address`. A session's connection task runs on the
-    /// runtime that opened it, so an HTTP worker (one single-threaded
-    /// runtime per core) gets pools of its own: its queries never wait for
-    /// another runtime's thread to read their answers, nor for sessions
-    /// the Redis-triggered components hold. Other runtimes share one pool
-    /// per address.
     fn pool(&self, address: &str, config: tokio_postgres::Config) -> Result<Pool, Error> {
-        let own_runtime = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-        if own_runtime {
-            let key = (self as *const Self as usize, address.to_string());
-            if let Some(p) = THREAD_POOLS.with(|m| m.borrow().get(&key).cloned()) {
-                return Ok(p);
-            }
-            let pool = Self::build(config)?;
-            THREAD_POOLS.with(|m| m.borrow_mut().insert(key, pool.clone()));
-            return Ok(pool);
-        }
-        let mut map = self.by_address.lock().expect("pg pool lock");
-        if let Some(p) = map.get(address) {
-            return Ok(p.clone());
-        }
-        let pool = Self::build(config)?;
-        map.insert(address.to_string(), pool.clone());
-        Ok(pool)
+        self.by_address.get(address, || Self::build(config))
     }
 
     fn build(config: tokio_postgres::Config) -> Result<Pool, Error> {
@@ -259,21 +248,6 @@ fn query_failed(e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// Tracks whether the session is inside a transaction block, from the
-/// statements the guest sends.
-fn transaction_effect(statement: &str) -> Option<bool> {
-    let first = statement
-        .trim_start()
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .next()?
-        .to_ascii_uppercase();
-    match first.as_str() {
-        "BEGIN" | "START" => Some(true),
-        "COMMIT" | "ROLLBACK" | "END" | "ABORT" => Some(false),
-        _ => None,
-    }
-}
-
 impl InstancePostgres {
     fn ensure_allowed(&self, config: &tokio_postgres::Config) -> Result<(), Error> {
         let ports = config.get_ports();
@@ -325,14 +299,8 @@ impl InstancePostgres {
         client.prepare_cached(statement).await.map_err(query_failed)
     }
 
-    fn client(&mut self, r: &Resource<PgConnection>, statement: &str) -> Result<&Object, Error> {
-        let conn = self
-            .table
-            .get_mut(r)
-            .map_err(|e| Error::Other(e.to_string()))?;
-        if let Some(in_tx) = transaction_effect(statement) {
-            conn.in_transaction = in_tx;
-        }
+    fn client(&self, r: &Resource<PgConnection>) -> Result<&Object, Error> {
+        let conn = self.table.get(r).map_err(|e| Error::Other(e.to_string()))?;
         conn.client
             .as_ref()
             .ok_or_else(|| Error::Other("connection closed".into()))
@@ -359,7 +327,6 @@ impl v4::HostConnection for InstancePostgres {
             .table
             .push(PgConnection {
                 client: Some(client),
-                in_transaction: false,
             })
             .map_err(|e| Error::Other(e.to_string()))?;
         self.open += 1;
@@ -375,7 +342,7 @@ impl v4::HostConnection for InstancePostgres {
         let stmt = self.prepared(&r, &statement).await?;
         let values = types::parameters(&params, stmt.params())?;
         let refs = types::as_refs(&values);
-        let client = self.client(&r, &statement)?;
+        let client = self.client(&r)?;
         let rows = client.query(&stmt, &refs).await.map_err(query_failed)?;
         types::row_set(&stmt, &rows)
     }
@@ -389,7 +356,7 @@ impl v4::HostConnection for InstancePostgres {
         let stmt = self.prepared(&r, &statement).await?;
         let values = types::parameters(&params, stmt.params())?;
         let refs = types::as_refs(&values);
-        let client = self.client(&r, &statement)?;
+        let client = self.client(&r)?;
         client.execute(&stmt, &refs).await.map_err(query_failed)
     }
 
@@ -397,23 +364,5 @@ impl v4::HostConnection for InstancePostgres {
         self.table.delete(r)?;
         self.open -= 1;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::transaction_effect;
-
-    #[test]
-    fn tracks_transaction_statements() {
-        assert_eq!(transaction_effect("  begin"), Some(true));
-        assert_eq!(
-            transaction_effect("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
-            Some(true)
-        );
-        assert_eq!(transaction_effect("commit;"), Some(false));
-        assert_eq!(transaction_effect("ROLLBACK"), Some(false));
-        assert_eq!(transaction_effect("SELECT 1"), None);
-        assert_eq!(transaction_effect(""), None);
     }
 }

@@ -81,6 +81,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let r = pg_error(&param("addr"));
             respond_result(out, r).await
         }
+        "pg-session" => {
+            let r = pg_session(&param("addr"), &param("mode"));
+            respond_result(out, r).await
+        }
         "vars" => match variables::get(&param("name")) {
             Ok(v) => respond(out, 200, json!({"value": v})).await,
             Err(e) => respond(out, 404, json!({"error": format!("{e:?}")})).await,
@@ -434,6 +438,58 @@ fn pg_transaction(addr: &str, table: &str, mode: &str) -> Result<Value, String> 
         other => return Err(format!("unexpected count {other:?}")),
     };
     Ok(json!({"count": count}))
+}
+
+/// Session state a guest may leave behind. `mode=dirty` takes advisory
+/// lock 4242, changes a setting, makes a temporary table and opens a
+/// transaction (behind a comment, so no keyword test sees it), then traps.
+/// `mode=inspect` reports what the session it gets carries.
+fn pg_session(addr: &str, mode: &str) -> Result<Value, String> {
+    let conn = pg::Connection::open(addr).map_err(|e| format!("open: {e:?}"))?;
+    let e = |what: &'static str| move |err| format!("{what}: {err:?}");
+    if mode == "dirty" {
+        for statement in [
+            "SELECT pg_advisory_lock(4242)",
+            "SET application_name = 'dirty-guest'",
+            "CREATE TEMP TABLE IF NOT EXISTS dirty_temp (v int)",
+            "/* left open */ BEGIN",
+            "SELECT 1",
+        ] {
+            conn.execute(statement, &[]).map_err(e("dirty"))?;
+        }
+        panic!("trapping with the session dirty");
+    }
+    let rows = conn
+        .query(
+            "SELECT current_setting('application_name') AS app, \
+                    to_regclass('pg_temp.dirty_temp') IS NOT NULL AS temp, \
+                    txid_current() AS xid, \
+                    (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                        AND pid = pg_backend_pid()) AS locks",
+            &[],
+        )
+        .map_err(e("inspect"))?;
+    let row = rows.rows.first().ok_or("no row")?;
+    // Outside a transaction block every statement has its own transaction.
+    let again = conn
+        .query("SELECT txid_current()", &[])
+        .map_err(e("inspect"))?;
+    let open_transaction = match (again.rows.first().and_then(|r| r.first()), &row[2]) {
+        (Some(DbValue::Int64(a)), DbValue::Int64(b)) => a == b,
+        other => return Err(format!("unexpected transaction ids {other:?}")),
+    };
+    let text = |v: &DbValue| match v {
+        DbValue::Str(s) => json!(s),
+        DbValue::Boolean(b) => json!(b),
+        DbValue::Int64(n) => json!(n),
+        other => json!(format!("{other:?}")),
+    };
+    Ok(json!({
+        "application_name": text(&row[0]),
+        "temp_table": text(&row[1]),
+        "open_transaction": open_transaction,
+        "advisory_locks": text(&row[3]),
+    }))
 }
 
 fn pg_error(addr: &str) -> Result<Value, String> {
