@@ -280,3 +280,113 @@ async fn failing_jobs_back_off_then_die_visibly_and_can_be_retried() {
     );
     assert!(bucket_exists(&g[2], "doomed").await);
 }
+
+/// S3 at `127.0.0.1:<port>` that lists no buckets at once (so health checks
+/// pass) and answers anything else with a 500 after `delay`. Returns the
+/// endpoint and the count of slow answers sent.
+async fn slow_failing_s3(
+    delay: Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = if seen.starts_with(b"GET / ") {
+                    let body =
+                        "<ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>";
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    tokio::time::sleep(delay).await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let body = "<Error><Code>InternalError</Code><Message>slow and failing</Message></Error>";
+                    format!(
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (endpoint, answered)
+}
+
+/// Jobs cancelled because their storage deployment was deleted stay
+/// cancelled, even when the attempt that was running on that storage ends
+/// afterwards (it used to put them back in the queue, naming no storage).
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_cancelled_with_their_storage_stay_cancelled() {
+    let o = start().await;
+    let (endpoint, answered) = slow_failing_s3(Duration::from_secs(3)).await;
+    o.create("/api/clusters", json!({"name": "c1", "zones": ["germany"]}))
+        .await;
+    let (s, b) = o
+        .api(
+            "POST",
+            "/api/storage-deployments?verify=false",
+            Some(
+                json!({"name": "hole", "cluster": "c1", "endpoint": endpoint,
+                        "region": "garage", "access_key": "GK0", "secret_key": "secret"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let buckets = ["stuck-1", "stuck-2", "stuck-3"];
+    for name in buckets {
+        o.create(
+            "/api/buckets",
+            json!({"name": name, "master_storage": "hole"}),
+        )
+        .await;
+    }
+    let running = eventually(Duration::from_secs(30), || async {
+        let (_, jobs) = o.api("GET", "/api/jobs?state=running", None).await;
+        (!jobs["items"].as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "no job started:\n{}", o.fado.log());
+    for name in buckets {
+        let (s, b) = o
+            .api("DELETE", &format!("/api/buckets/{name}?force=true"), None)
+            .await;
+        assert_eq!(s, 204, "{b}");
+    }
+    let (s, b) = o.api("DELETE", "/api/storage-deployments/hole", None).await;
+    assert_eq!(s, 204, "{b}");
+    // The attempt that was running when the storage went ends (the SDK
+    // retries the 500 first), and the replicator records its failure.
+    let ended = eventually(Duration::from_secs(60), || async {
+        o.fado.log().contains(") failed: ").then_some(())
+    })
+    .await;
+    assert!(ended.is_some(), "no attempt ended:\n{}", o.fado.log());
+    assert!(answered.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, jobs) = o.api("GET", "/api/jobs?limit=100", None).await;
+    for job in jobs["items"].as_array().unwrap() {
+        assert_eq!(job["state"], "done", "a cancelled job came back: {job}");
+        let error = job["last_error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("cancelled"), "{job}");
+    }
+}

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "express_routes",
         sql: include_str!("../sql/0005_express_routes.sql"),
     },
+    Migration {
+        version: 6,
+        name: "cancel_releases_lease",
+        sql: include_str!("../sql/0006_cancel_releases_lease.sql"),
+    },
 ];
 
 /// The schema version this build expects.

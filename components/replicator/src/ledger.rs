@@ -148,7 +148,7 @@ pub fn complete(db: &Db, job: &Job, owner: &str, bytes: u64, took: Duration) -> 
         "UPDATE jobs SET state = 'done', finished_at = now(), last_error = NULL, lease_owner = NULL,
              lease_expires_at = NULL, updated_at = now(), bytes_copied = bytes_copied + $3,
              last_attempt_ms = $4
-         WHERE id = $1 AND lease_owner = $2",
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
         &[
             Param::Int64(job.id),
             Param::Str(owner.into()),
@@ -162,8 +162,9 @@ pub fn complete(db: &Db, job: &Job, owner: &str, bytes: u64, took: Duration) -> 
 /// Requeues the job after a backoff, or dead-letters it once it has used
 /// its attempts. A dead `create_replica`/`sync_replica` marks its replica
 /// `failed` so the API shows why.
-/// Returns the job's new state: `queued` (retry), `dead`, or `done` (a
-/// newer queued job carries the work on).
+/// Returns the job's new state: `queued` (retry), `dead`, `done` (a
+/// newer queued job carries the work on), or `lost` (it is no longer this
+/// attempt's: taken over, or cancelled while it ran).
 pub fn fail(db: &Db, job: &Job, owner: &str, error: &str, took: Duration) -> Result<String> {
     let jitter = 0.5 + (random_u64() % 1000) as f64 / 2000.0;
     let delay = fado_sync::backoff(
@@ -188,7 +189,7 @@ pub fn fail(db: &Db, job: &Job, owner: &str, error: &str, took: Duration) -> Res
              last_attempt_ms = $5,
              finished_at = CASE WHEN next.state = 'queued' THEN NULL ELSE now() END
          FROM next
-         WHERE jobs.id = $1 AND jobs.lease_owner = $2
+         WHERE jobs.id = $1 AND jobs.lease_owner = $2 AND jobs.state = 'running'
          RETURNING jobs.state",
         &[
             Param::Int64(job.id),
@@ -202,7 +203,8 @@ pub fn fail(db: &Db, job: &Job, owner: &str, error: &str, took: Duration) -> Res
         .first()
         .map(|r| r.str("state"))
         .transpose()?
-        .unwrap_or_else(|| "lost".into()); // the lease was taken over meanwhile
+        // The lease was taken over, or the job cancelled, meanwhile.
+        .unwrap_or_else(|| "lost".into());
     let dead = state == "dead";
     if let Some(storage) = job.storage_id {
         let state = if dead && matches!(job.kind, JobKind::CreateReplica | JobKind::SyncReplica) {
