@@ -376,6 +376,48 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         );
     }
 
+    // No secret shows on a command line (any local user can read those),
+    // in a log, or in an API answer.
+    let secrets: Vec<(&str, String)> = ["admin-token", "encryption-key", "storage-secret-key"]
+        .into_iter()
+        .map(|f| {
+            let v = std::fs::read_to_string(setup.data.path().join(f))
+                .unwrap_or_else(|e| panic!("the demo keeps {f}: {e}"));
+            (f, v.trim().to_string())
+        })
+        .collect();
+    let mut logs = String::new();
+    for e in std::fs::read_dir(setup.data.path().join("logs"))
+        .unwrap()
+        .flatten()
+    {
+        logs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    assert!(!logs.is_empty(), "the demo wrote no logs");
+    let mut answers = String::new();
+    for path in [
+        "/api/storage-deployments",
+        "/api/faas-deployments",
+        "/api/clusters",
+        "/api/settings",
+        "/api/resources",
+        "/api/jobs",
+    ] {
+        let (s, v) = api(&demo, &token, path).await;
+        assert_eq!(s, 200, "{path}: {v}");
+        answers.push_str(&v.to_string());
+    }
+    for (name, value) in &secrets {
+        assert!(value.len() >= 16, "{name} is too short to search for");
+        let shown: Vec<_> = all_processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(value.as_str()))
+            .collect();
+        assert!(shown.is_empty(), "{name} on a command line: {shown:?}");
+        assert!(!logs.contains(value.as_str()), "{name} in a log");
+        assert!(!answers.contains(value.as_str()), "{name} in an API answer");
+    }
+
     // Ctrl-C stops everything it started: no process of it is left and
     // none of its ports is still listened on by one of them. (Other tests
     // run alongside and may be handed a port the demo just freed, so a

@@ -219,7 +219,7 @@ async fn start(
             ("fado_api", api.clone()),
             ("fado_token", token.clone()),
         ];
-        let mut a: Vec<OsString> = vec![
+        let a: Vec<OsString> = vec![
             "serve".into(),
             "--manifest".into(),
             root.join("examples/functions/spin.toml").into(),
@@ -230,15 +230,17 @@ async fn start(
             "--state-dir".into(),
             c.faas_dir.clone().into(),
         ];
-        for (k, v) in vars {
-            a.push("--variable".into());
-            a.push(format!("{k}={v}").into());
-        }
+        // Through the environment, which only this user can read: a
+        // command line is visible to every local user.
+        let env = vars
+            .into_iter()
+            .map(|(k, v)| (format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()), v))
+            .collect();
         sup.spawn(Spec {
             name: c.faas.clone(),
             program: fado.to_path_buf(),
             args: a,
-            env: Vec::new(),
+            env,
         })?;
     }
 
