@@ -1227,6 +1227,48 @@ async fn readiness_follows_redis_and_postgres() {
     assert!(ready.is_some(), "ready again after Redis came back");
 }
 
+/// A failure the API cannot explain answers 500 with an incident id and
+/// what to do; the database's own words (its process ids, tables, values)
+/// reach only the log, under that id.
+#[tokio::test(flavor = "multi_thread")]
+async fn database_failures_answer_without_the_databases_words() {
+    let o = Orchestrator::start().await.unwrap();
+    let (s, _) = o.api("GET", "/api/clusters", None).await; // the schema is made
+    assert_eq!(s, 200);
+    let db = o.db().await.unwrap();
+    db.batch_execute(
+        "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'internal-detail of backend %', pg_backend_pid(); END $$;
+         CREATE TRIGGER test_refuse BEFORE INSERT ON clusters
+             FOR EACH ROW EXECUTE FUNCTION test_refuse();",
+    )
+    .await
+    .unwrap();
+    let (s, b) = o
+        .api(
+            "POST",
+            "/api/clusters",
+            Some(json!({"name": "c9", "zones": ["germany"]})),
+        )
+        .await;
+    assert_eq!((s, &b["error"]["code"]), (500, &json!("internal")), "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    for leak in ["internal-detail", "backend", "PostgreSQL", "P0001"] {
+        assert!(!message.contains(leak), "{leak:?} in the answer: {b}");
+    }
+    let incident = message
+        .split("incident ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no incident id: {b}"));
+    let log = o.fado.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(incident) && l.contains("internal-detail of backend")),
+        "the log has no line with incident {incident} and the detail:\n{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replacing_a_master_storage_in_place_and_dropping_an_overridden_faas() {
     let o = Orchestrator::start().await.unwrap();

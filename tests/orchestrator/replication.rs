@@ -247,6 +247,14 @@ async fn failing_jobs_back_off_then_die_visibly_and_can_be_retried() {
     assert_eq!(dead["attempts"], 2, "{dead}");
     let error = dead["last_error"].as_str().unwrap();
     assert!(error.contains("doomed"), "{error}");
+    // What failed, in words for the operator; the SDK's dump is in the log.
+    for dump in ["ServiceError", "SdkBody", "Extensions"] {
+        assert!(
+            !error.contains(dump),
+            "{dump:?} in the job's error: {error}"
+        );
+    }
+    assert!(o.fado.log().contains("SdkBody"), "the log keeps the detail");
     assert_eq!(
         o.replica_states("doomed").await,
         [("s3".to_string(), "failed".to_string())]

@@ -100,9 +100,20 @@ impl From<FieldError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Answers say what failed and what to do; the database's own words
+    /// (which name its processes, tables and values) go to the log only.
     fn from(e: StoreError) -> Self {
+        let unavailable = || {
+            eprintln!("database unavailable: {e}");
+            ApiError::new(
+                503,
+                "database_unavailable",
+                "the database cannot be reached; nothing was changed, retry shortly",
+            )
+        };
         match &e {
-            StoreError::Connect(_) => ApiError::new(503, "database_unavailable", e.to_string()),
+            StoreError::Connect(_) | StoreError::Session(_) => unavailable(),
+            StoreError::Db { code, .. } if connection_lost(code) => unavailable(),
             // The schema does not match this build: nothing can be served
             // safely until an operator fixes it (see `fado db status`).
             StoreError::Migration(_) => ApiError::new(503, "schema_mismatch", e.to_string()),
@@ -110,11 +121,19 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict(unique_message(&e))
             }
             StoreError::Db { .. } if e.is(sqlstate::FOREIGN_KEY_VIOLATION) => {
-                ApiError::conflict(format!("the change conflicts with a reference: {e}"))
+                ApiError::conflict(format!(
+                    "the change conflicts with a reference ({})",
+                    e.constraint().unwrap_or("a foreign key")
+                ))
             }
-            StoreError::Db { .. } if e.is(sqlstate::CHECK_VIOLATION) => {
-                ApiError::new(400, "invalid", format!("the database refused a value: {e}"))
-            }
+            StoreError::Db { .. } if e.is(sqlstate::CHECK_VIOLATION) => ApiError::new(
+                400,
+                "invalid",
+                format!(
+                    "the database refused a value ({})",
+                    e.constraint().unwrap_or("a check constraint")
+                ),
+            ),
             StoreError::Db { .. }
                 if e.is(sqlstate::SERIALIZATION_FAILURE) || e.is(sqlstate::DEADLOCK_DETECTED) =>
             {
@@ -125,11 +144,35 @@ impl From<StoreError> for ApiError {
                 )
             }
             _ => {
-                eprintln!("database error: {e}");
-                ApiError::new(500, "internal", format!("database error: {e}"))
+                let incident = incident_id();
+                eprintln!("database error (incident {incident}): {e}");
+                ApiError::new(
+                    500,
+                    "internal",
+                    format!(
+                        "the database could not complete the request (incident {incident}); \
+                         the orchestrator's log has the detail under that id"
+                    ),
+                )
             }
         }
     }
+}
+
+/// SQLSTATEs of a session the server ended or could not serve: class 08
+/// (connection exception) and the shutdown codes of class 57.
+fn connection_lost(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// An id to find a failure's log line by, from the clock (unique enough
+/// for one operator reading one log).
+fn incident_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:012x}", nanos & 0xffff_ffff_ffff)
 }
 
 /// Names the duplicate from the constraint that caught it.
@@ -143,7 +186,7 @@ fn unique_message(e: &StoreError) -> String {
             )
         }
         Some(c) => format!("that already exists ({c})"),
-        None => format!("that already exists: {e}"),
+        None => "that already exists".to_string(),
     }
 }
 

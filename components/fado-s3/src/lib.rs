@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 pub use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
@@ -18,7 +18,10 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectI
 use fado_sync::{Entry, SOURCE_ETAG_META, normalize_etag};
 use futures::{StreamExt, TryStreamExt};
 
+mod error;
 pub mod pipe;
+
+pub use error::{S3Error, S3ErrorKind, has_code, s3_error_of};
 
 /// How to reach one storage deployment.
 #[derive(Clone, PartialEq, Eq)]
@@ -210,12 +213,14 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// An S3 error with its code and message, for job ledgers and logs.
-fn s3_error<E, R>(what: &str, e: aws_sdk_s3::error::SdkError<E, R>) -> anyhow::Error
+fn s3_error<E>(
+    what: &str,
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> anyhow::Error
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    anyhow!("{what}: {}", DisplayErrorContext(&e))
+    anyhow::Error::new(S3Error::from_sdk(what, &e))
 }
 
 fn code_of<E: ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<&str> {
@@ -424,7 +429,7 @@ pub async fn put_stream(
 
 /// Whether an error says the bucket does not exist.
 pub fn is_no_such_bucket(e: &anyhow::Error) -> bool {
-    format!("{e:#}").contains("NoSuchBucket")
+    has_code(e, "NoSuchBucket")
 }
 
 /// A multipart upload in progress: parts are sent as they come, so the
@@ -783,7 +788,7 @@ impl Copier<'_> {
         };
         match put(object.clone()).await {
             // See the same fallback in `copy`.
-            Err(e) if object.content_md5.is_some() && format!("{e:#}").contains("BadDigest") => {
+            Err(e) if object.content_md5.is_some() && has_code(&e, "BadDigest") => {
                 object.content_md5 = None;
                 put(object).await?;
             }

@@ -34,6 +34,10 @@ pub enum StoreError {
         detail: Option<String>,
         constraint: Option<String>,
     },
+    /// The session failed under a statement without the server saying why
+    /// (closed, reset, timed out): the server is going or gone.
+    #[error("the PostgreSQL session failed: {0}")]
+    Session(String),
     #[error("PostgreSQL request failed: {0}")]
     Other(String),
     #[error("unexpected value in column {column:?}: {problem}")]
@@ -86,7 +90,7 @@ impl From<pg::PgError> for StoreError {
                 message: db.message,
                 detail: db.detail,
             },
-            pg::PgError::QueryFailed(pg::QueryError::Text(t)) => StoreError::Other(t),
+            pg::PgError::QueryFailed(pg::QueryError::Text(t)) => StoreError::Session(t),
             pg::PgError::BadParameter(m) => StoreError::Other(format!("bad parameter: {m}")),
             pg::PgError::ValueConversionFailed(m) => {
                 StoreError::Other(format!("value conversion failed: {m}"))
