@@ -145,6 +145,108 @@ async fn unknown_routes_methods_and_bodies() {
     assert!(m.contains("no-such-bucket"), "{m}");
 }
 
+/// `null` for a field that cannot be null was read as "unchanged"; a
+/// missing required field was blamed on `body`; one list's cursor paged
+/// another; the object API answered 400 to a request without the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn lenient_input_is_refused_naming_the_field() {
+    let o = Orchestrator::start().await.unwrap();
+    platform(&o).await;
+    o.create(
+        "/api/buckets",
+        json!({"name": "strict", "master_storage": "s1", "target_replicas": 1}),
+    )
+    .await;
+    for (path, body, field) in [
+        (
+            "/api/buckets/strict",
+            json!({"target_replicas": null}),
+            "target_replicas",
+        ),
+        (
+            "/api/buckets/strict",
+            json!({"allowed_zones": null}),
+            "allowed_zones",
+        ),
+        ("/api/clusters/c1", json!({"name": null}), "name"),
+        (
+            "/api/faas-deployments/f1",
+            json!({"timeout_ms": null}),
+            "timeout_ms",
+        ),
+        (
+            "/api/storage-deployments/s1?verify=false",
+            json!({"region": null}),
+            "region",
+        ),
+        (
+            "/api/settings",
+            json!({"missing_header": null}),
+            "missing_header",
+        ),
+    ] {
+        let (s, b) = o.api("PATCH", path, Some(body.clone())).await;
+        error(s, &b, 400, "invalid", Some(field));
+    }
+    // Nothing changed: the refused nulls were not taken as "leave it".
+    let (_, bucket) = o.api("GET", "/api/buckets/strict", None).await;
+    assert_eq!(bucket["target_replicas"], 1, "{bucket}");
+    // `null` still clears a replica override, as documented.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/buckets/strict",
+            Some(json!({"replica_override": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+
+    let (s, b) = o
+        .api(
+            "PUT",
+            "/api/buckets/strict/route-override",
+            Some(json!({"policy": "random"})),
+        )
+        .await;
+    error(s, &b, 400, "invalid", Some("faas"));
+
+    // A cursor works on the list it came from only.
+    let (_, page) = o.api("GET", "/api/clusters?limit=1", None).await;
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("more than one cluster")
+        .to_string();
+    let (s, _) = o
+        .api(
+            "GET",
+            &format!("/api/clusters?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    for other in [
+        "/api/faas-deployments",
+        "/api/storage-deployments",
+        "/api/jobs",
+        "/api/buckets",
+    ] {
+        let (s, b) = o
+            .api("GET", &format!("{other}?cursor={cursor}"), None)
+            .await;
+        error(s, &b, 400, "invalid", Some("cursor"));
+    }
+
+    // The object API asks for the token before it looks at the path.
+    for path in [
+        "/api/buckets/strict/objects/a",
+        "/api/buckets/%00/objects/%00",
+        "/api/buckets//objects",
+    ] {
+        let (s, b) = o.api_as(None, "GET", path, None).await;
+        error(s, &b, 401, "unauthorized", None);
+    }
+}
+
 /// NUL reached PostgreSQL (which cannot store it in `text`) and came back
 /// as a 500; trailing bytes after the JSON object were ignored.
 #[tokio::test(flavor = "multi_thread")]

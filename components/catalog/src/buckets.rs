@@ -12,7 +12,7 @@ use fado_store::{Db, Param, Row, id_array, text_array};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page};
+use crate::http::{Reply, Req};
 use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
@@ -116,7 +116,7 @@ pub const RESOURCE: Resource = Resource {
 
 fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
-    let p = req.page()?;
+    let p = req.page("buckets")?;
     let prefix = req.param("prefix").unwrap_or("");
     let under = req.flag("under_replicated")?;
     let rows = db.query(
@@ -143,7 +143,7 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             from_row(r, replicas.remove(&id).unwrap_or_default())
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(page(items, p.limit, |b| b.id.to_string()))
+    Reply::ok(p.page(items, |b| b.id.to_string()))
 }
 
 pub fn get(db: &Db, id: i64) -> ApiResult<Bucket> {
@@ -448,15 +448,16 @@ pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
                 .as_deref()
                 .map(|p| SelectionPolicy::parse("policy", p))
                 .transpose()?;
-            if input.faas.is_empty() {
+            let faas = fado_model::required("faas", &input.faas)?;
+            if faas.is_empty() {
                 return Err(ApiError::invalid(
                     "faas",
                     "list at least one FaaS deployment (DELETE the override to route by placement again)",
                 ));
             }
-            let (id, resolved) = lookup::bucket_and_faas(&ctx.db, segment, &input.faas)?;
+            let (id, resolved) = lookup::bucket_and_faas(&ctx.db, segment, &faas)?;
             let mut ids = Vec::with_capacity(resolved.len());
-            for (i, (f, r)) in resolved.into_iter().zip(&input.faas).enumerate() {
+            for (i, (f, r)) in resolved.into_iter().zip(&faas).enumerate() {
                 if ids.contains(&f) {
                     return Err(ApiError::invalid(
                         format!("faas[{i}]"),
@@ -495,7 +496,7 @@ pub fn route_overrides(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
         return Err(ApiError::method_not_allowed(&["GET"]));
     }
-    let p = req.page()?;
+    let p = req.page("route-overrides")?;
     let rows = ctx.db.query(
         "SELECT b.id, b.name, b.route_policy,
                 (SELECT array_agg(o.faas_id ORDER BY o.faas_id) FROM bucket_route_overrides o WHERE o.bucket_id = b.id) AS faas_ids
@@ -515,7 +516,7 @@ pub fn route_overrides(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
             ))
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let p = page(items, p.limit, |(id, _)| id.to_string());
+    let p = p.page(items, |(id, _)| id.to_string());
     Reply::ok(json!({
         "items": p.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         "next_cursor": p.next_cursor,

@@ -6,7 +6,7 @@ use fado_store::{Db, Param, Row, text_array};
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page};
+use crate::http::{Reply, Req};
 use crate::resource::Resource;
 
 const COLUMNS: &str = "id, name, zones, created_at, updated_at";
@@ -33,7 +33,7 @@ pub const RESOURCE: Resource = Resource {
 
 fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
-    let p = req.page()?;
+    let p = req.page("clusters")?;
     let zone = req.param("zone").map(str::to_string);
     let rows = db.query(
         &format!(
@@ -47,7 +47,7 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         ],
     )?;
     let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(page(items, p.limit, |c| c.id.to_string()))
+    Reply::ok(p.page(items, |c| c.id.to_string()))
 }
 
 pub fn get(db: &Db, id: i64) -> ApiResult<Cluster> {

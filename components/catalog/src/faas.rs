@@ -7,7 +7,7 @@ use fado_model::{FaasDeployment, FaasInput, Health, Platform, required, validate
 use fado_store::{Db, Param, Row, text_array};
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page};
+use crate::http::{Reply, Req};
 use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
@@ -57,7 +57,7 @@ fn delete(ctx: &Ctx, _req: &Req, id: i64) -> ApiResult<Reply> {
 
 fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
-    let p = req.page()?;
+    let p = req.page("faas-deployments")?;
     let cluster = match req.param("cluster") {
         Some(c) => Some(lookup::resolve(
             db,
@@ -80,7 +80,7 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         ],
     )?;
     let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(page(items, p.limit, |f| f.id.to_string()))
+    Reply::ok(p.page(items, |f| f.id.to_string()))
 }
 
 pub fn get(db: &Db, id: i64) -> ApiResult<FaasDeployment> {

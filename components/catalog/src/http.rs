@@ -65,10 +65,13 @@ fn to_json(body: impl Serialize) -> ApiResult<Value> {
         .map_err(|e| ApiError::new(500, "internal", format!("encoding the response: {e}")))
 }
 
-/// Pagination: `?limit=` (1 to 1000, default 100) and an opaque `?cursor=`.
+/// Pagination: `?limit=` (1 to 1000, default 100) and an opaque `?cursor=`
+/// that only the list it came from accepts (see [`fado_api::cursor`]).
 pub struct PageParams {
     pub limit: i64,
     pub cursor: Option<String>,
+    /// The list's name, which its cursors carry.
+    list: &'static str,
 }
 
 pub const MAX_LIMIT: i64 = 1000;
@@ -193,7 +196,7 @@ impl Req {
         Ok(value)
     }
 
-    pub fn page(&self) -> ApiResult<PageParams> {
+    pub fn page(&self, list: &'static str) -> ApiResult<PageParams> {
         let limit = match self.param("limit") {
             None => DEFAULT_LIMIT,
             Some(s) => match s.parse::<i64>() {
@@ -214,6 +217,7 @@ impl Req {
                 .param("cursor")
                 .filter(|c| !c.is_empty())
                 .map(str::to_string),
+            list,
         })
     }
 }
@@ -221,7 +225,7 @@ impl Req {
 impl PageParams {
     /// The cursor of an id-ordered list: the last id seen.
     pub fn id_cursor(&self) -> ApiResult<i64> {
-        match &self.cursor {
+        match self.text_cursor()? {
             None => Ok(0),
             Some(c) => c
                 .parse::<i64>()
@@ -231,38 +235,32 @@ impl PageParams {
         }
     }
 
-    /// The cursor of a text-ordered list (hex, so any key survives a URL).
+    /// The cursor of a text-ordered list: the last text seen.
     pub fn text_cursor(&self) -> ApiResult<Option<String>> {
-        match &self.cursor {
-            None => Ok(None),
-            Some(c) => hex::decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .map(Some)
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list returned")),
-        }
+        self.cursor
+            .as_deref()
+            .map(|c| fado_api::cursor::decode(self.list, c))
+            .transpose()
     }
-}
 
-pub fn text_cursor(s: &str) -> String {
-    hex::encode(s.as_bytes())
-}
-
-/// Builds a page from `limit + 1` fetched items: the extra one only says
-/// there is more.
-pub fn page<T>(
-    mut items: Vec<T>,
-    limit: i64,
-    cursor_of: impl Fn(&T) -> String,
-) -> fado_model::Page<T> {
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = if more {
-        items.last().map(cursor_of)
-    } else {
-        None
-    };
-    fado_model::Page { items, next_cursor }
+    /// Builds a page from `limit + 1` fetched items: the extra one only
+    /// says there is more. `position` is what a cursor resumes after.
+    pub fn page<T>(
+        &self,
+        mut items: Vec<T>,
+        position: impl Fn(&T) -> String,
+    ) -> fado_model::Page<T> {
+        let more = items.len() as i64 > self.limit;
+        items.truncate(self.limit as usize);
+        let next_cursor = if more {
+            items
+                .last()
+                .map(|last| fado_api::cursor::encode(self.list, &position(last)))
+        } else {
+            None
+        };
+        fado_model::Page { items, next_cursor }
+    }
 }
 
 const NUL_MESSAGE: &str =

@@ -5,7 +5,7 @@ use fado_store::{Db, Param, Row};
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page};
+use crate::http::{Reply, Req};
 
 const COLUMNS: &str =
     "id, kind, bucket_name, storage_id, object_key, state, attempts, max_attempts, run_after,
@@ -44,7 +44,7 @@ pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
         return Err(ApiError::method_not_allowed(&["GET"]));
     }
-    let p = req.page()?;
+    let p = req.page("jobs")?;
     let state = req
         .param("state")
         .map(|s| JobState::parse("state", s))
@@ -68,7 +68,7 @@ pub fn collection(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         ],
     )?;
     let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(page(items, p.limit, |j| j.id.to_string()))
+    Reply::ok(p.page(items, |j| j.id.to_string()))
 }
 
 fn get(db: &Db, id: i64) -> ApiResult<Job> {

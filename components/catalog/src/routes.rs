@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page, text_cursor};
+use crate::http::{Reply, Req};
 
 /// The newest published table, if any.
 pub fn latest(db: &Db) -> ApiResult<Option<RouteTable>> {
@@ -33,7 +33,7 @@ pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
         return Err(ApiError::method_not_allowed(&["GET"]));
     }
-    let p = req.page()?;
+    let p = req.page("routes")?;
     let after = p.text_cursor()?.unwrap_or_default();
     let only = req.param("bucket");
     let table = latest(&ctx.db)?;
@@ -53,7 +53,7 @@ pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         .filter(|r| r.bucket.as_str() > after.as_str() && only.is_none_or(|b| r.bucket == b))
         .take(p.limit as usize + 1)
         .collect();
-    let page = page(items, p.limit, |r| text_cursor(&r.bucket));
+    let page = p.page(items, |r| r.bucket.clone());
     let mut body =
         json!({ "version": version, "items": page.items, "next_cursor": page.next_cursor });
     if let Some(meta) = meta {

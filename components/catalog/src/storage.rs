@@ -7,7 +7,7 @@ use fado_store::{Db, Param, Row, secrets};
 
 use crate::clusters::shorten;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Reply, Req, page};
+use crate::http::{Reply, Req};
 use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
@@ -47,7 +47,7 @@ pub const RESOURCE: Resource = Resource {
 
 fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
-    let p = req.page()?;
+    let p = req.page("storage-deployments")?;
     let cluster = match req.param("cluster") {
         Some(c) => Some(lookup::resolve(
             db,
@@ -70,7 +70,7 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         ],
     )?;
     let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(page(items, p.limit, |s| s.id.to_string()))
+    Reply::ok(p.page(items, |s| s.id.to_string()))
 }
 
 fn get(db: &Db, id: i64) -> ApiResult<StorageDeployment> {

@@ -3,6 +3,8 @@
 //! `{"error":{"code":…,"message":…,"field":…}}`, and `/api` requests carry
 //! the admin token.
 
+pub mod cursor;
+
 use fado_model::FieldError;
 use fado_store::{StoreError, sqlstate};
 use serde_json::json;

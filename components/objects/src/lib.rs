@@ -61,8 +61,9 @@ struct Target {
 }
 
 fn serve(method: &str, path: &str, req: IncomingRequest, out: &mut Out) -> ApiResult<()> {
-    let target = parse_target(path)?;
+    // The token first: without it, nothing about the request is answered.
     authorize(header(&req, "authorization").as_deref())?;
+    let target = parse_target(path)?;
     let ctx = Ctx {
         db: Db::open(&var("pg_address")?)?,
         redis_address: var("redis_address")?,

@@ -40,14 +40,11 @@ pub fn objects(
     if !prefix.is_empty() {
         fado_model::validate::object_key("prefix", prefix)?;
     }
-    // The cursor is the last key of the previous page, hex-encoded so any
-    // key survives a URL.
-    let after = match param("cursor") {
+    // The cursor is the last key of the previous page of this bucket's list.
+    let list = format!("objects of {bucket}");
+    let after = match param("cursor").filter(|c| !c.is_empty()) {
         None => String::new(),
-        Some(c) => hex::decode(c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list returned"))?,
+        Some(c) => fado_api::cursor::decode(&list, c)?,
     };
     let b = location::bucket(ctx, bucket)?;
     let rows = ctx.db.query(
@@ -76,7 +73,9 @@ pub fn objects(
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
     let next_cursor = if more {
-        items.last().map(|o| hex::encode(o.key.as_bytes()))
+        items
+            .last()
+            .map(|o| fado_api::cursor::encode(&list, &o.key))
     } else {
         None
     };

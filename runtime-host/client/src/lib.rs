@@ -58,22 +58,16 @@ pub trait Resource: DeserializeOwned {
     /// The body of `POST` and `PATCH`.
     type Input: Serialize;
 
-    /// The JSON sent for `input`: fields left unset are left out, so a
-    /// `PATCH` changes only what it names.
+    /// The JSON sent for `input`: `fado-model`'s inputs leave unset fields
+    /// out, so a `PATCH` changes only what it names.
     fn body(input: &Self::Input) -> Vec<u8> {
-        without_nulls(input)
+        to_json(input)
     }
 }
 
-/// `v` as JSON without its `null` fields (`fado-model`'s inputs serialise
-/// an unset field as `null`).
-fn without_nulls<T: Serialize>(v: &T) -> Vec<u8> {
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     // Plain structs of strings, numbers and lists always serialise.
-    let mut value = serde_json::to_value(v).expect("request bodies serialise");
-    if let serde_json::Value::Object(map) = &mut value {
-        map.retain(|_, v| !v.is_null());
-    }
-    serde_json::to_vec(&value).expect("request bodies serialise")
+    serde_json::to_vec(v).expect("request bodies serialise")
 }
 
 impl Resource for Cluster {
@@ -98,17 +92,6 @@ impl Resource for Bucket {
     const COLLECTION: &'static str = "buckets";
     const NOUN: &'static str = "bucket";
     type Input = BucketInput;
-
-    /// `replica_override: null` clears an override, so it is sent when set
-    /// to `Some(None)` (serde writes both `None`s as `null`).
-    fn body(input: &BucketInput) -> Vec<u8> {
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&without_nulls(input)).expect("JSON just written");
-        if input.replica_override == Some(None) {
-            value["replica_override"] = serde_json::Value::Null;
-        }
-        serde_json::to_vec(&value).expect("request bodies serialise")
-    }
 }
 
 /// Query parameters: name and value.
@@ -390,7 +373,7 @@ fn item_path<R: Resource>(id_or_name: &str) -> String {
 
 /// A request body as JSON, unset fields left out.
 fn json<T: Serialize>(v: &T) -> Option<Vec<u8>> {
-    Some(without_nulls(v))
+    Some(to_json(v))
 }
 
 #[cfg(test)]

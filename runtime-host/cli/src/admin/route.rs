@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
             policy,
         } => {
             let input = RouteOverrideInput {
-                faas: faas.iter().map(|f| Ref::from_segment(f)).collect(),
+                faas: Some(faas.iter().map(|f| Ref::from_segment(f)).collect()),
                 policy,
             };
             let o = about(
