@@ -589,7 +589,7 @@ async fn faas_deployments_validate_urls_and_templates() {
             Some(json!({"name": "x", "cluster": "nowhere", "platform": "spin", "base_url": "http://h"})),
         )
         .await;
-    let m = error(s, &b, 400, "invalid", Some("cluster"));
+    let m = error(s, &b, 409, "conflict", Some("cluster"));
     assert!(m.contains("nowhere"), "{m}");
 
     let (s, b) = o
@@ -811,51 +811,86 @@ async fn buckets_validate_names_zones_and_overrides() {
     assert_eq!(b["replica_override"], Value::Null);
 
     let bad = [
-        (json!({"name": "Photos", "master_storage": "s1"}), "name"),
-        (json!({"name": "ab", "master_storage": "s1"}), "name"),
+        (
+            json!({"name": "Photos", "master_storage": "s1"}),
+            "name",
+            400,
+            "invalid",
+        ),
+        (
+            json!({"name": "ab", "master_storage": "s1"}),
+            "name",
+            400,
+            "invalid",
+        ),
         (
             json!({"name": "192.168.0.1", "master_storage": "s1"}),
             "name",
+            400,
+            "invalid",
         ),
-        (json!({"name": "a..b", "master_storage": "s1"}), "name"),
-        (json!({"name": "good"}), "master_storage"),
+        (
+            json!({"name": "a..b", "master_storage": "s1"}),
+            "name",
+            400,
+            "invalid",
+        ),
+        (json!({"name": "good"}), "master_storage", 400, "invalid"),
         (
             json!({"name": "good", "master_storage": "s9"}),
             "master_storage",
+            409,
+            "conflict",
         ),
         (
             json!({"name": "good", "master_storage": "s1", "target_replicas": -1}),
             "target_replicas",
+            400,
+            "invalid",
         ),
         (
             json!({"name": "good", "master_storage": "s1", "target_replicas": 65}),
             "target_replicas",
+            400,
+            "invalid",
         ),
         // The master must sit inside the allowed zones.
         (
             json!({"name": "good", "master_storage": "s3", "allowed_zones": ["high-performance"]}),
             "master_storage",
+            409,
+            "conflict",
         ),
         (
             json!({"name": "good", "master_storage": "s1", "replica_override": ["s1"]}),
             "replica_override[0]",
+            409,
+            "conflict",
         ),
         (
             json!({"name": "good", "master_storage": "s1", "replica_override": ["s2", "s2"]}),
             "replica_override[1]",
+            400,
+            "invalid",
         ),
         (
             json!({"name": "good", "master_storage": "s1", "allowed_zones": ["high-performance"], "replica_override": ["s3"]}),
             "replica_override[0]",
+            409,
+            "conflict",
         ),
         (
             json!({"name": "good", "master_storage": "s1", "replica_override": ["s7"]}),
             "replica_override[0]",
+            409,
+            "conflict",
         ),
     ];
-    for (body, field) in bad {
+    // Malformed: 400; well-formed but against the platform's state
+    // (including naming what does not exist): 409. Each names the field.
+    for (body, field, status, code) in bad {
         let (s, b) = o.api("POST", "/api/buckets", Some(body.clone())).await;
-        error(s, &b, 400, "invalid", Some(field));
+        error(s, &b, status, code, Some(field));
     }
     let (s, b) = o
         .api(
@@ -1181,18 +1216,24 @@ async fn settings_and_route_overrides() {
     error(s, &b, 404, "not_found", None);
     assert!(b.to_string().contains("no-such-bucket"), "{b}");
 
-    for (body, field) in [
-        (json!({"faas": []}), "faas"),
-        (json!({"faas": ["f9"]}), "faas[0]"),
-        (json!({"faas": ["f2", "f9"]}), "faas[1]"),
-        (json!({"faas": [f2, "f2"]}), "faas[1]"),
-        (json!({"faas": [999_999]}), "faas[0]"),
-        (json!({"faas": ["f1"], "policy": "sometimes"}), "policy"),
+    // Malformed: 400; naming deployments that do not exist: 409.
+    for (body, field, status, code) in [
+        (json!({"faas": []}), "faas", 400, "invalid"),
+        (json!({"faas": ["f9"]}), "faas[0]", 409, "conflict"),
+        (json!({"faas": ["f2", "f9"]}), "faas[1]", 409, "conflict"),
+        (json!({"faas": [f2, "f2"]}), "faas[1]", 400, "invalid"),
+        (json!({"faas": [999_999]}), "faas[0]", 409, "conflict"),
+        (
+            json!({"faas": ["f1"], "policy": "sometimes"}),
+            "policy",
+            400,
+            "invalid",
+        ),
     ] {
         let (s, b) = o
             .api("PUT", "/api/buckets/ml-data/route-override", Some(body))
             .await;
-        error(s, &b, 400, "invalid", Some(field));
+        error(s, &b, status, code, Some(field));
     }
 
     let (s, _) = o

@@ -782,7 +782,7 @@ async fn route_commands_and_invoke_go_through_the_ingress() {
     assert_eq!(overrides[0]["bucket"], "bk0", "{overrides}");
     let err = fails(&o, &["route", "set", "bk0", "--faas", "f9"]);
     assert!(
-        err.contains("route override of bucket \"bk0\"") && err.contains("(400 invalid)"),
+        err.contains("route override of bucket \"bk0\"") && err.contains("(409 conflict)"),
         "{err}"
     );
     ok(&o, &["route", "clear", "bk0"]);

@@ -15,3 +15,4 @@ mod reconcile;
 mod replication;
 mod router;
 mod s3_server;
+mod schemathesis;

@@ -16,7 +16,7 @@ use crate::replication::start;
 
 /// Three clusters in `germany`, each with an embedded S3 server (`sN`) and
 /// a FaaS deployment (`fN`).
-async fn platform(o: &Orchestrator) -> Vec<S3Server> {
+pub(crate) async fn platform(o: &Orchestrator) -> Vec<S3Server> {
     let servers = S3Server::launch(3).await;
     for (i, s) in servers.iter().enumerate() {
         let n = i + 1;

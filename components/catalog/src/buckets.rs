@@ -181,7 +181,7 @@ fn check_master_zones(db: &Db, master: i64, allowed: &[String], field: &str) -> 
     if zones_allow(allowed, &zones) {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(ApiError::conflict_at(
             field,
             format!(
                 "the master storage is in zones [{}], outside the allowed zones [{}]",
@@ -206,7 +206,7 @@ fn check_override(db: &Db, refs: &[Ref], master: i64, allowed: &[String]) -> Api
             Some(&field),
         )?;
         if id == master {
-            return Err(ApiError::invalid(
+            return Err(ApiError::conflict_at(
                 field,
                 "the master storage cannot also hold a replica",
             ));
@@ -219,7 +219,7 @@ fn check_override(db: &Db, refs: &[Ref], master: i64, allowed: &[String]) -> Api
         }
         let zones = storage_zones(db, id)?;
         if !zones_allow(allowed, &zones) {
-            return Err(ApiError::invalid(
+            return Err(ApiError::conflict_at(
                 field,
                 format!(
                     "storage deployment {r} is in zones [{}], outside the allowed zones [{}]",
@@ -336,7 +336,7 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     if let Some(n) = &input.name
         && *n != current.name
     {
-        return Err(ApiError::invalid(
+        return Err(ApiError::conflict_at(
             "name",
             "a bucket cannot be renamed; create a new bucket",
         ));
@@ -350,7 +350,7 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
             Some("master_storage"),
         )?;
         if master != current.master_storage_id {
-            return Err(ApiError::invalid(
+            return Err(ApiError::conflict_at(
                 "master_storage",
                 "the master copy cannot be moved; create a new bucket on the other storage",
             ));

@@ -35,6 +35,9 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
     let p = req.page("clusters")?;
     let zone = req.param("zone").map(str::to_string);
+    if let Some(z) = &zone {
+        validate::label("zone", z)?;
+    }
     let rows = db.query(
         &format!(
             "SELECT {COLUMNS} FROM clusters WHERE id > $1 AND ($2::text IS NULL OR $2 = ANY(zones))

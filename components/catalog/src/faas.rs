@@ -59,13 +59,11 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
     let p = req.page("faas-deployments")?;
     let cluster = match req.param("cluster") {
-        Some(c) => Some(lookup::resolve(
-            db,
-            "clusters",
-            "cluster",
-            &fado_model::Ref::from_segment(c),
-            Some("cluster"),
-        )?),
+        Some(c) => match lookup::filter(db, "clusters", "cluster", c)? {
+            Some(id) => Some(id),
+            // No such cluster: nothing is in it.
+            None => return Reply::ok(p.page(Vec::<FaasDeployment>::new(), |x| x.id.to_string())),
+        },
         None => None,
     };
     let rows = db.query(

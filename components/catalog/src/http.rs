@@ -1,7 +1,7 @@
 //! Request parsing and response helpers for the API handlers.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -163,26 +163,13 @@ impl Req {
             ));
         }
         let mut de = serde_json::Deserializer::from_slice(&self.body);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                // Not JSON at all: no field to blame.
-                return ApiError {
-                    field: Some("body".into()),
-                    ..ApiError::new(
-                        400,
-                        "invalid_json",
-                        format!("the body is not valid JSON: {inner}"),
-                    )
-                };
-            }
-            let field = if field == "." {
-                "body".to_string()
-            } else {
-                field
-            };
-            ApiError::invalid(field, inner.to_string())
+        let mut value = Value::deserialize(&mut de).map_err(|e| ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                400,
+                "invalid_json",
+                format!("the body is not valid JSON: {e}"),
+            )
         })?;
         // One JSON value and nothing after it (whitespace aside).
         de.end().map_err(|e| ApiError {
@@ -193,7 +180,14 @@ impl Req {
                 format!("the body holds more than one JSON value: {e}"),
             )
         })?;
-        Ok(value)
+        integral_floats_to_integers(&mut value);
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let field = match e.path().to_string() {
+                f if f == "." => "body".to_string(),
+                f => f,
+            };
+            ApiError::invalid(field, e.into_inner().to_string())
+        })
     }
 
     pub fn page(&self, list: &'static str) -> ApiResult<PageParams> {
@@ -260,6 +254,23 @@ impl PageParams {
             None
         };
         fado_model::Page { items, next_cursor }
+    }
+}
+
+/// JSON does not tell `7` from `7.0`, and JSON Schema calls both an
+/// integer; serde reads only the first as one.
+fn integral_floats_to_integers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Within ±2^63, where the conversion is exact.
+            if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_776e18 {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
     }
 }
 

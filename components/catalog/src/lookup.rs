@@ -5,8 +5,8 @@ use fado_store::{Db, Param};
 
 use crate::error::{ApiError, ApiResult};
 
-/// The id of the row of `table` that `r` names; 404 (or 400 for a body
-/// field) when there is none.
+/// The id of the row of `table` that `r` names; when there is none, 404
+/// for a path segment and 409 naming the body field otherwise.
 pub fn resolve(db: &Db, table: &str, what: &str, r: &Ref, field: Option<&str>) -> ApiResult<i64> {
     let rows = match r {
         Ref::Id(id) => db.query(
@@ -24,12 +24,33 @@ pub fn resolve(db: &Db, table: &str, what: &str, r: &Ref, field: Option<&str>) -
     }
 }
 
-/// The answer for a reference to no row: 404 for a path segment, 400
-/// naming the body field otherwise.
+/// The answer for a reference to no row.
 fn missing(what: &str, r: &Ref, field: Option<&str>) -> ApiError {
     match field {
-        Some(f) => ApiError::invalid(f, format!("{what} {r} does not exist")),
+        Some(f) => ApiError::missing_at(f, format!("{what} {r}")),
         None => ApiError::not_found(format!("{what} {r}")),
+    }
+}
+
+/// A list filter naming a row by id or name (`?cluster=`): the row's id,
+/// or `None` when there is no such row (the list is then empty); 400 when
+/// the value could name nothing.
+pub fn filter(db: &Db, table: &str, field: &str, value: &str) -> ApiResult<Option<i64>> {
+    let r = Ref::from_segment(value);
+    match &r {
+        Ref::Name(n) => fado_model::validate::name(field, n)?,
+        Ref::Id(id) if *id < 1 => {
+            return Err(ApiError::invalid(
+                field,
+                format!("{id} is not an id (ids start at 1)"),
+            ));
+        }
+        Ref::Id(_) => {}
+    }
+    match resolve(db, table, field, &r, Some(field)) {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.status == 409 => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

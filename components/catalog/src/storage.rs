@@ -1,7 +1,7 @@
 //! `/api/storage-deployments`: the S3-compatible services buckets live on.
 //! The secret key is write-only: stored encrypted, never returned.
 
-use fado_model::{Health, Ref, StorageDeployment, StorageInput, required, validate};
+use fado_model::{Health, StorageDeployment, StorageInput, required, validate};
 use fado_s3::{Endpoint, ProbeError};
 use fado_store::{Db, Param, Row, secrets};
 
@@ -49,13 +49,13 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
     let p = req.page("storage-deployments")?;
     let cluster = match req.param("cluster") {
-        Some(c) => Some(lookup::resolve(
-            db,
-            "clusters",
-            "cluster",
-            &Ref::from_segment(c),
-            Some("cluster"),
-        )?),
+        Some(c) => match lookup::filter(db, "clusters", "cluster", c)? {
+            Some(id) => Some(id),
+            // No such cluster: nothing is in it.
+            None => {
+                return Reply::ok(p.page(Vec::<StorageDeployment>::new(), |x| x.id.to_string()));
+            }
+        },
         None => None,
     };
     let rows = db.query(

@@ -54,6 +54,22 @@ impl ApiError {
         Self::new(409, "conflict", message)
     }
 
+    /// A well-formed value the platform's current state does not allow
+    /// (e.g. zones that exclude the master storage's): 409 naming the field,
+    /// since the same request may succeed once the state changes.
+    pub fn conflict_at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::conflict(message)
+        }
+    }
+
+    /// A body field naming a resource that does not exist: 409 naming the
+    /// field (not 404, which says the resource in the path is missing).
+    pub fn missing_at(field: impl Into<String>, what: impl std::fmt::Display) -> Self {
+        Self::conflict_at(field, format!("{what} does not exist"))
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(
             401,

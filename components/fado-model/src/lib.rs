@@ -577,11 +577,8 @@ pub struct RouteOverrideInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub faas: Option<Vec<Ref>>,
-    #[serde(
-        default,
-        deserialize_with = "not_null",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// `null` or absent: the default policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
 }
 

@@ -243,11 +243,12 @@ pub fn header_name(field: &str, s: &str) -> Check {
 }
 
 /// Non-empty text without control characters, at most `max` bytes.
+/// Counted in characters, as JSON Schema's `maxLength` counts them.
 pub fn text(field: &str, s: &str, max: usize) -> Check {
-    if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+    if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
         Err(FieldError::new(
             field,
-            format!("must be 1 to {max} bytes of text without control characters"),
+            format!("must be 1 to {max} characters of text without control characters"),
         ))
     } else {
         Ok(())
