@@ -220,7 +220,8 @@ async fn objects_round_trip_with_etags_metadata_ranges_and_copies() -> Result<()
         ]
     );
 
-    // Writes need their bucket; keys the file system would fold are refused.
+    // Writes need their bucket. Keys are not paths: `a/../empty` is not
+    // `empty`, and `2026` is an object beside `2026/…`.
     let no_bucket = s3
         .put_object()
         .bucket("gone")
@@ -230,28 +231,15 @@ async fn objects_round_trip_with_etags_metadata_ranges_and_copies() -> Result<()
         .await
         .unwrap_err();
     assert_eq!(code_and_status(&no_bucket), ("NoSuchBucket".into(), 404));
-    let folded = s3
-        .put_object()
-        .bucket("images")
-        .key("a/../empty")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code_and_status(&folded), ("InvalidArgument".into(), 400));
+    s.put("images", "a/../empty", b"x".to_vec()).await;
     assert_eq!(s.get("images", "empty").await, Some(Vec::new()));
-    let prefix_of_key = s3
-        .put_object()
-        .bucket("images")
-        .key("2026")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        code_and_status(&prefix_of_key),
-        ("InvalidArgument".into(), 400)
-    );
+    assert_eq!(s.get("images", "a/../empty").await, Some(b"x".to_vec()));
+    s.put("images", "2026", b"x".to_vec()).await;
+    assert_eq!(s.get("images", "2026").await, Some(b"x".to_vec()));
+    assert!(s.get("images", key).await == Some(body.clone()));
+    for k in ["a/../empty", "2026"] {
+        s3.delete_object().bucket("images").key(k).send().await?;
+    }
 
     // Deletes: one object, several (absent keys are fine), then the bucket,
     // which must be empty first.
@@ -285,7 +273,7 @@ async fn objects_round_trip_with_etags_metadata_ranges_and_copies() -> Result<()
         .await?;
     assert!(out.errors().is_empty(), "{out:?}");
     assert_eq!(s.listing("images").await, []);
-    // The directory a deleted key lived in does not block a key of its name.
+    // A path prefix of a deleted key is a key like any other.
     s.put("images", "2026", b"now a file".to_vec()).await;
     s3.delete_object()
         .bucket("images")
@@ -825,6 +813,368 @@ async fn data_survives_a_restart() -> Result<()> {
         s.log()
     );
     Ok(())
+}
+
+/// Every S3 key is an object of its own, whatever a file system would make
+/// of it as a path: stored, listed (grouped by delimiters, under prefixes,
+/// page by page), read back byte for byte, copied and deleted. Only a key
+/// S3 itself refuses (over 1024 bytes) is refused, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awkward_keys_are_stored_listed_read_and_deleted() -> Result<()> {
+    let s = start().await;
+    let s3 = s.client();
+    s3.create_bucket().bucket("keys").send().await?;
+    let long_segment = format!("seg/{}/end", "s".repeat(300));
+    let longest = format!("k/{}", "x".repeat(1022));
+    assert_eq!(longest.len(), 1024);
+    let mut keys: Vec<String> = [
+        "a/../b",
+        "./x",
+        "a//b",
+        "/lead",
+        "trail/",
+        ".",
+        "..",
+        "a",
+        "a/b",
+        "100% sure",
+        "c++/x+y=z",
+        "with space/and more ",
+        "ünïcödé/✓ 日本語",
+        "ctl/\u{1}\u{7f}\t",
+        long_segment.as_str(),
+        longest.as_str(),
+    ]
+    .map(String::from)
+    .to_vec();
+    for (i, key) in keys.iter().enumerate() {
+        // Distinct bodies: a mixed-up key would read another's bytes.
+        let body = format!("{i}:{key}").into_bytes();
+        let put = s3
+            .put_object()
+            .bucket("keys")
+            .key(key)
+            .metadata("n", i.to_string())
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .with_context(|| format!("PUT {key:?}\n{}", s.log()))?;
+        assert_eq!(
+            put.e_tag(),
+            Some(format!("\"{}\"", md5_hex(&body)).as_str()),
+            "{key:?}"
+        );
+    }
+    // A server-side copy to another awkward key.
+    s3.copy_object()
+        .bucket("keys")
+        .key("a/./b")
+        .copy_source(format!("keys/{}", urlencode("a/../b")))
+        .send()
+        .await?;
+    keys.push("a/./b".to_string());
+
+    for (i, key) in keys.iter().enumerate() {
+        let expected = if key == "a/./b" {
+            "0:a/../b".to_string()
+        } else {
+            format!("{i}:{key}")
+        };
+        let got = s3.get_object().bucket("keys").key(key).send().await?;
+        assert_eq!(
+            got.metadata().and_then(|m| m.get("n")).map(String::as_str),
+            Some(
+                if key == "a/./b" {
+                    "0".to_string()
+                } else {
+                    i.to_string()
+                }
+                .as_str()
+            ),
+            "{key:?}"
+        );
+        let bytes = got.body.collect().await?.into_bytes();
+        assert_eq!(bytes.as_ref(), expected.as_bytes(), "{key:?}");
+        let head = s3.head_object().bucket("keys").key(key).send().await?;
+        assert_eq!(
+            head.content_length(),
+            Some(expected.len() as i64),
+            "{key:?}"
+        );
+    }
+
+    // The whole bucket, URL-encoded (control characters cannot be XML text),
+    // a few keys at a time: every key once, in byte order.
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket("keys")
+            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+            .max_keys(4)
+            .set_continuation_token(token.take())
+            .send()
+            .await?;
+        assert!(page.contents().len() <= 4);
+        listed.extend(
+            page.contents()
+                .iter()
+                .map(|o| url_decode(o.key().unwrap_or_default())),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    assert_eq!(listed, sorted);
+
+    // Delimiters group by the first `/` after the prefix, as S3 does.
+    let top = list_grouped(&s3, "", "/").await?;
+    assert_eq!(top, model_grouped(&keys, "", "/"));
+    assert_eq!(
+        top,
+        (
+            [".", "..", "100% sure", "a"].map(String::from).to_vec(),
+            [
+                "./",
+                "/",
+                "a/",
+                "c++/",
+                "ctl/",
+                "k/",
+                "seg/",
+                "trail/",
+                "with space/",
+                "ünïcödé/"
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    );
+    let under_a = list_grouped(&s3, "a/", "/").await?;
+    assert_eq!(
+        under_a,
+        (
+            ["a/b"].map(String::from).to_vec(),
+            ["a/../", "a/./", "a//"].map(String::from).to_vec()
+        )
+    );
+    for prefix in ["/", "./", "trail/", "seg/", "a//", "ctl/"] {
+        assert_eq!(
+            list_grouped(&s3, prefix, "/").await?,
+            model_grouped(&keys, prefix, "/"),
+            "prefix {prefix:?}"
+        );
+    }
+
+    // A key S3 refuses: nothing is written.
+    let too_long = format!("k/{}", "x".repeat(1023));
+    let refused = s3
+        .put_object()
+        .bucket("keys")
+        .key(&too_long)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&refused), ("KeyTooLongError".into(), 400));
+    assert_eq!(list_grouped(&s3, "", "/").await?, top);
+    assert_eq!(list_grouped(&s3, "k/", "").await?.0, [longest]);
+
+    // Deletes: a few one by one (twice: an absent key is fine), the rest
+    // at once. A DeleteObjects answer that names its keys is XML, which
+    // cannot carry a control character (nor can S3's), so that key goes
+    // in a quiet one.
+    for key in ["a", "/lead", "."] {
+        s3.delete_object().bucket("keys").key(key).send().await?;
+        s3.delete_object().bucket("keys").key(key).send().await?;
+        assert_eq!(s.get("keys", key).await, None, "{key:?}");
+    }
+    assert!(s.get("keys", "a/b").await.is_some(), "a/b went with a");
+    let (quiet, named): (Vec<&String>, Vec<&String>) = keys
+        .iter()
+        .filter(|k| !["a", "/lead", "."].contains(&k.as_str()))
+        .partition(|k| k.starts_with("ctl/"));
+    for (batch, is_quiet) in [(&quiet, true), (&named, false)] {
+        let mut delete = Delete::builder().quiet(is_quiet);
+        for key in batch.iter() {
+            delete = delete.objects(ObjectIdentifier::builder().key(*key).build()?);
+        }
+        let out = s3
+            .delete_objects()
+            .bucket("keys")
+            .delete(delete.build()?)
+            .send()
+            .await?;
+        assert!(out.errors().is_empty(), "{out:?}");
+        let mut deleted: Vec<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
+        deleted.sort();
+        let mut expected: Vec<&str> = if is_quiet {
+            Vec::new()
+        } else {
+            batch.iter().map(|k| k.as_str()).collect()
+        };
+        expected.sort();
+        assert_eq!(deleted, expected);
+    }
+    let left = s3.list_objects_v2().bucket("keys").send().await?;
+    assert_eq!(left.key_count(), Some(0), "{left:?}");
+    s3.delete_bucket().bucket("keys").send().await?;
+    Ok(())
+}
+
+/// A directory written by earlier versions (through s3s-fs: objects as files
+/// under bucket directories, attributes in files beside them), as `fado
+/// demo` keeps it across upgrades, is served after a restart: same bytes,
+/// ETags, content type and metadata, and the old files are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_of_the_old_layout_is_imported_on_start() -> Result<()> {
+    let mut s = start().await;
+    tokio::task::block_in_place(|| s.stop())?;
+    let b64 = |v: &str| {
+        base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v)
+    };
+    let photo = data(11, 70_000);
+    let old = [
+        ("photos", "2026/cat.jpg", photo.clone(), true),
+        ("photos", "readme", b"hello".to_vec(), false),
+        ("logs", "a/b/c.log", b"line\n".to_vec(), false),
+    ];
+    for (bucket, key, body, with_attrs) in &old {
+        let path = s.data.join(bucket).join(key);
+        std::fs::create_dir_all(path.parent().context("a parent")?)?;
+        std::fs::write(&path, body)?;
+        let sidecar = format!(".bucket-{}.object-{}", b64(bucket), b64(key));
+        if *with_attrs {
+            std::fs::write(
+                s.data.join(format!("{sidecar}.metadata.json")),
+                r#"{"user_metadata":{"fado-source-etag":"e1"},"content_type":"image/jpeg"}"#,
+            )?;
+        }
+        std::fs::write(
+            s.data.join(format!("{sidecar}.internal.json")),
+            format!(r#"{{"e_tag":"{}"}}"#, md5_hex(body)),
+        )?;
+    }
+    tokio::task::block_in_place(|| s.resume())?;
+
+    let s3 = s.client();
+    for (bucket, key, body, _) in &old {
+        assert_eq!(
+            s.get(bucket, key).await.as_ref(),
+            Some(body),
+            "{bucket}/{key}"
+        );
+    }
+    assert_eq!(
+        s.listing("photos").await,
+        [
+            (
+                "2026/cat.jpg".to_string(),
+                photo.len() as i64,
+                md5_hex(&photo)
+            ),
+            ("readme".to_string(), 5, md5_hex(b"hello")),
+        ]
+    );
+    let head = s3
+        .head_object()
+        .bucket("photos")
+        .key("2026/cat.jpg")
+        .send()
+        .await?;
+    assert_eq!(head.content_type(), Some("image/jpeg"));
+    assert_eq!(
+        head.metadata().and_then(|m| m.get("fado-source-etag")),
+        Some(&"e1".to_string())
+    );
+    let buckets = s3.list_buckets().send().await?;
+    let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["logs", "photos"]);
+    // Only the new store is left in the directory.
+    let left: Vec<String> = std::fs::read_dir(&s.data)?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    assert_eq!(left, ["fado_s3"], "{}", s.log());
+    Ok(())
+}
+
+/// (keys, common prefixes) of a listing of `bucket` "keys" with a delimiter.
+async fn list_grouped(
+    s3: &aws_sdk_s3::Client,
+    prefix: &str,
+    delimiter: &str,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut keys = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket("keys")
+            .prefix(prefix)
+            .delimiter(delimiter)
+            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+            .max_keys(3)
+            .set_continuation_token(token.take())
+            .send()
+            .await?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .map(|o| url_decode(o.key().unwrap_or_default())),
+        );
+        prefixes.extend(
+            page.common_prefixes()
+                .iter()
+                .map(|p| url_decode(p.prefix().unwrap_or_default())),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => return Ok((keys, prefixes)),
+        }
+    }
+}
+
+/// What S3 lists for `keys` under `prefix` with `delimiter`.
+fn model_grouped(keys: &[String], prefix: &str, delimiter: &str) -> (Vec<String>, Vec<String>) {
+    let mut objects = Vec::new();
+    let mut prefixes = Vec::new();
+    for key in keys {
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        match rest.find(delimiter).filter(|_| !delimiter.is_empty()) {
+            Some(at) => prefixes.push(format!("{prefix}{}", &rest[..at + delimiter.len()])),
+            None => objects.push(key.clone()),
+        }
+    }
+    objects.sort();
+    prefixes.sort();
+    prefixes.dedup();
+    (objects, prefixes)
+}
+
+/// Undoes `encoding-type=url`.
+fn url_decode(s: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%'
+            && let Some(hex) = tail.get(..2)
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(hex).unwrap_or("zz"), 16)
+        {
+            bytes.push(v);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).expect("a URL-encoded key is UTF-8")
 }
 
 fn base64_md5(data: &[u8]) -> String {

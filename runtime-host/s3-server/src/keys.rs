@@ -1,108 +1,70 @@
-//! Which object keys this server can store, and where s3s-fs keeps them.
+//! Object keys: S3's own rule for them, and the file name a key is kept under.
 //!
-//! s3s-fs stores object `key` of `bucket` as the file `<root>/<bucket>/<key>`
-//! and its attributes in sidecar files at the root named after the base64 of
-//! bucket and key. So a key must be a relative path whose segments are plain
-//! file names (no empty, `.` or `..` segment, which the file system would fold
-//! into another key), and the sidecar names must fit the file system's 255
-//! bytes. Keys that fail are refused on write with a clear error, instead of
-//! being stored under another name or failing deep inside s3s-fs.
+//! S3 takes any UTF-8 string of 1 to 1024 bytes as a key (`a/../b`, `/x`,
+//! `.` and a key that is a path prefix of another are all distinct, ordinary
+//! keys), so a key never becomes a path. Each object lives in a file named
+//! after the SHA-256 of its key, which every key maps to, is always 64 bytes
+//! long and cannot escape its directory; the key itself is kept inside the
+//! file (see `object.rs`).
 
-/// The longest file name Linux file systems take.
-pub const NAME_MAX: usize = 255;
+use s3s::crypto::{Checksum, Sha256};
 
-/// Why a key cannot be stored.
+/// S3's longest key, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Why S3 refuses a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unstorable {
-    #[error(
-        "key {0:?} has an empty, \".\" or \"..\" path segment (or starts or ends with \"/\"); this server keeps keys as file paths and could not tell it from another key"
-    )]
-    Segment(String),
-    #[error("key {0:?} contains a NUL byte")]
-    Nul(String),
-    #[error(
-        "a path segment of key {key:?} is {len} bytes; this server's file names hold at most {NAME_MAX}"
-    )]
-    LongSegment { key: String, len: usize },
-    #[error(
-        "key {key:?} is {len} bytes; in bucket {bucket:?} this server stores keys of at most {max} bytes"
-    )]
-    TooLong {
-        key: String,
-        bucket: String,
-        len: usize,
-        max: usize,
-    },
+pub enum InvalidKey {
+    #[error("an object key must not be empty")]
+    Empty,
+    #[error("the key is {len} bytes; S3 keys are at most {MAX_KEY_LEN}")]
+    TooLong { len: usize },
 }
 
-/// Length of unpadded base64 of `n` bytes.
-fn b64_len(n: usize) -> usize {
-    (4 * n).div_ceil(3)
-}
-
-/// The longest key (in bytes) whose sidecar names fit in [`NAME_MAX`] for
-/// `bucket`. The longest sidecar is the one of a multipart upload in
-/// progress: `.bucket-B.object-K.upload-<uuid>.metadata.json`.
-pub fn max_key_len(bucket: &str) -> usize {
-    const FIXED: usize =
-        ".bucket-".len() + ".object-".len() + ".upload-".len() + 36 + ".metadata.json".len();
-    let room = NAME_MAX.saturating_sub(FIXED + b64_len(bucket.len()));
-    // The largest n with b64_len(n) <= room.
-    room * 3 / 4
-}
-
-/// Whether `key` of `bucket` can be stored under its own name.
-pub fn check(bucket: &str, key: &str) -> Result<(), Unstorable> {
-    if key.contains('\0') {
-        return Err(Unstorable::Nul(key.to_string()));
+/// Whether S3 accepts `key` (s3s has already decoded it as UTF-8).
+pub fn check(key: &str) -> Result<(), InvalidKey> {
+    match key.len() {
+        0 => Err(InvalidKey::Empty),
+        len if len > MAX_KEY_LEN => Err(InvalidKey::TooLong { len }),
+        _ => Ok(()),
     }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return Err(Unstorable::Segment(key.to_string()));
-    }
-    if let Some(len) = key.split('/').map(str::len).find(|&l| l > NAME_MAX) {
-        return Err(Unstorable::LongSegment {
-            key: key.to_string(),
-            len,
-        });
-    }
-    let max = max_key_len(bucket);
-    if key.len() > max {
-        return Err(Unstorable::TooLong {
-            key: key.to_string(),
-            bucket: bucket.to_string(),
-            len: key.len(),
-            max,
-        });
-    }
-    Ok(())
 }
 
-/// The prefix of every sidecar file of `bucket`'s objects.
-pub fn bucket_sidecar_prefix(bucket: &str) -> String {
-    format!(".bucket-{}.object-", b64(bucket))
+/// The name of the file that holds `key`'s object: the SHA-256 of the key
+/// in hex.
+pub fn file_name(key: &str) -> String {
+    let mut sha = Sha256::new();
+    sha.update(key.as_bytes());
+    hex(sha.finalize().as_ref())
 }
 
-/// The sidecar files s3s-fs 0.14.1 keeps for a stored object: its
-/// attributes (user metadata, content type) and its internal info (ETag,
-/// checksums).
-pub fn sidecar_names(bucket: &str, key: &str) -> [String; 2] {
-    let base = format!("{}{}", bucket_sidecar_prefix(bucket), b64(key));
-    [
-        format!("{base}.metadata.json"),
-        format!("{base}.internal.json"),
-    ]
-}
-
-fn b64(s: &str) -> String {
-    base64_simd::URL_SAFE_NO_PAD.encode_to_string(s)
+/// The directory (under a bucket's `objects/`) that `file_name` goes in:
+/// its first two hex digits, so no directory holds more than a 256th of a
+/// bucket.
+pub fn fan_out(file_name: &str) -> &str {
+    &file_name[..2]
 }
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// The bytes of lower- or upper-case hex; `None` if `s` is not hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,87 +72,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ordinary_keys_are_storable() {
+    fn any_key_of_1_to_1024_bytes_is_valid() {
         for key in [
             "a",
-            "dir/big.bin",
-            "with space/ünïcödé ✓.txt",
-            "percent%20and+plus",
-            "deep/er/and/deeper",
-            ".hidden",
+            "a/../b",
+            "./x",
+            "a//b",
+            "/lead",
+            "trail/",
+            ".",
+            "..",
+            "\u{1}",
+            "a\0b",
+            "ünïcödé ✓",
+            &"k".repeat(MAX_KEY_LEN),
+            &format!("{}/x", "s".repeat(300)),
         ] {
-            assert_eq!(check("images", key), Ok(()), "{key}");
+            assert_eq!(check(key), Ok(()), "{key:?}");
         }
-    }
-
-    #[test]
-    fn keys_the_file_system_would_fold_are_refused() {
-        for key in ["/abs", "a//b", "a/./b", "a/../b", "..", ".", "dir/", ""] {
-            assert!(
-                matches!(check("b", key), Err(Unstorable::Segment(_))),
-                "{key}"
-            );
-        }
-        assert!(matches!(check("b", "a\0b"), Err(Unstorable::Nul(_))));
-    }
-
-    #[test]
-    fn sidecar_names_fit_the_file_system() {
-        for bucket in ["b", "images", &"x".repeat(63)] {
-            let max = max_key_len(bucket);
-            let key = "k".repeat(max);
-            assert_eq!(check(bucket, &key), Ok(()));
-            let upload = format!(
-                ".bucket-{}.object-{}.upload-{}.metadata.json",
-                b64(bucket),
-                b64(&key),
-                "0".repeat(36)
-            );
-            assert!(upload.len() <= NAME_MAX, "{bucket}: {}", upload.len());
-            let longer = "k".repeat(max + 3);
-            let upload = format!(
-                ".bucket-{}.object-{}.upload-{}.metadata.json",
-                b64(bucket),
-                b64(&longer),
-                "0".repeat(36)
-            );
-            assert!(upload.len() > NAME_MAX);
-            assert!(matches!(
-                check(bucket, &longer),
-                Err(Unstorable::TooLong { .. })
-            ));
-        }
-        // A bucket name of ordinary length leaves room for keys of well over 100 bytes.
-        assert!(max_key_len("images") >= 120, "{}", max_key_len("images"));
-        let segment = "s".repeat(NAME_MAX + 1);
-        assert!(matches!(
-            check("b", &segment),
-            Err(Unstorable::LongSegment { .. } | Unstorable::TooLong { .. })
-        ));
-    }
-
-    #[test]
-    fn sidecars_are_named_as_s3s_fs_names_them() {
-        // base64url("b") = "Yg", base64url("k/1") = "ay8x"
+        assert_eq!(check(""), Err(InvalidKey::Empty));
         assert_eq!(
-            sidecar_names("b", "k/1"),
-            [
-                ".bucket-Yg.object-ay8x.metadata.json".to_string(),
-                ".bucket-Yg.object-ay8x.internal.json".to_string()
-            ]
+            check(&"k".repeat(MAX_KEY_LEN + 1)),
+            Err(InvalidKey::TooLong { len: 1025 })
         );
-        assert!(sidecar_names("b", "k")[0].starts_with(&bucket_sidecar_prefix("b")));
+        // 1024 bytes, not characters.
+        assert!(check(&"é".repeat(513)).is_err());
     }
 
     #[test]
-    fn hex_is_lower_case() {
-        assert_eq!(hex(&md5_of(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+    fn file_names_are_fixed_length_hex_and_differ_per_key() {
+        let names: Vec<String> = ["a", "a/", "a/b", ".", "..", "A"]
+            .iter()
+            .map(|k| file_name(k))
+            .collect();
+        for n in &names {
+            assert_eq!(n.len(), 64);
+            assert!(
+                n.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+        }
+        let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+        // SHA-256("a")
+        assert_eq!(
+            file_name("a"),
+            "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+        );
+        assert_eq!(fan_out(&file_name("a")), "ca");
     }
 
-    fn md5_of(data: &[u8]) -> [u8; 16] {
-        use s3s::crypto::{Checksum, Md5};
-        let mut md5 = Md5::new();
-        md5.update(data);
-        md5.finalize()
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex("00abFF"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
     }
 }

@@ -1,9 +1,8 @@
 //! A small S3 server for demos and tests, embedded in `fado` (`fado s3
 //! serve`): the `s3s` crate speaks the protocol and checks SigV4 signatures
-//! (one key pair, path-style addressing), `s3s-fs` keeps buckets and objects
-//! as directories and files under one root, and [`store::DiskStore`] fixes
-//! what FaDO needs that s3s-fs lacks. Not production storage: one process,
-//! one disk, no replication of its own. See docs/s3-server.md.
+//! (one key pair, path-style addressing), and [`store::DiskStore`] keeps
+//! buckets and objects in files under one root. Not production storage: one
+//! process, one disk, no replication of its own. See docs/s3-server.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +17,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod access;
+mod disk;
 pub mod keys;
+mod legacy;
+mod listing;
+mod object;
 pub mod store;
 
 /// The SHA-256 of no bytes: the payload hash of a signed empty body.
@@ -30,7 +33,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What one server serves, and to whom.
 #[derive(Clone)]
 pub struct Config {
-    /// Buckets are directories under it; created if missing.
+    /// Where buckets and objects are kept (see docs/s3-server.md); created
+    /// if missing.
     pub root: PathBuf,
     /// Port 0 picks any free port.
     pub listen: SocketAddr,
@@ -94,7 +98,15 @@ impl S3Server {
             path: config.root.clone(),
             source,
         })?;
-        let store = store::DiskStore::open(&config.root, config.region.clone())?;
+        // Opening reads every object's description (and may import the old
+        // layout): file work, kept off the async threads.
+        let (root, region) = (config.root.clone(), config.region.clone());
+        let store = tokio::task::spawn_blocking(move || store::DiskStore::open(&root, region))
+            .await
+            .map_err(|e| Error::Storage {
+                path: config.root.clone(),
+                message: e.to_string(),
+            })??;
         let mut builder = S3ServiceBuilder::new(store);
         builder.set_auth(access::SingleKeyAuth::new(
             config.access_key.clone(),
