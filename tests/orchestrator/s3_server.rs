@@ -112,10 +112,15 @@ async fn fado_replicates_across_embedded_s3_servers() {
         json!({"name": "probe", "zones": ["elsewhere"]}),
     )
     .await;
+    // The registration body with `patch` merged in; `null` leaves a field out.
     let with = |patch: serde_json::Value| {
         let mut body = probe.storage_body("probe-s3", "probe");
         for (k, v) in patch.as_object().unwrap() {
-            body[k] = v.clone();
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
         }
         body
     };
@@ -163,21 +168,39 @@ async fn fado_replicates_across_embedded_s3_servers() {
         o.fado.log()
     );
 
-    // Small, empty, multipart (20 MiB in 8 MiB parts) and an awkward key.
+    // Small, empty, multipart (20 MiB in 8 MiB parts) and awkward keys: any
+    // key S3 allows is stored as it is, however it would look as a path
+    // (`..`, empty segments, leading and trailing `/`, one key a path
+    // prefix of another, a 300-byte segment).
     let small = data(1, 10_000);
     let big = data(2, 20 << 20);
-    let uploads: [(&str, &str, &[u8]); 4] = [
-        ("small.txt", "small.txt", &small),
-        ("empty", "empty", &[]),
-        ("dir/big.bin", "dir/big.bin", &big),
+    let long_segment = "s".repeat(300);
+    let uploads: Vec<(String, String, &[u8])> = [
+        ("small.txt", "small.txt", &small[..]),
+        ("empty", "empty", &[][..]),
+        ("dir/big.bin", "dir/big.bin", &big[..]),
         (
             "a%20b/%C3%BCn%C3%AFcode%20%E2%82%AC",
             "a b/ünïcode €",
-            &small,
+            &small[..],
         ),
-    ];
+        ("a%2F..%2Fb", "a/../b", &small[..]),
+        ("x%2F%2Fy", "x//y", &small[..]),
+        ("%2Flead", "/lead", &small[..]),
+        ("trail%2F", "trail/", &small[..]),
+        ("k", "k", &small[..]),
+        ("k%2Fsub", "k/sub", &small[..]),
+    ]
+    .into_iter()
+    .map(|(p, k, b)| (p.to_string(), k.to_string(), b))
+    .chain([(
+        format!("seg/{long_segment}"),
+        format!("seg/{long_segment}"),
+        &small[..],
+    )])
+    .collect();
     let mut etags = Vec::new();
-    for (path_key, _, bytes) in uploads {
+    for (path_key, _, bytes) in &uploads {
         let answer = put(&o, &s[0], bucket, path_key, bytes.to_vec()).await;
         assert_eq!(answer["size"], bytes.len(), "{answer}");
         assert_eq!(answer["replica_jobs"], 2, "{answer}");
@@ -186,13 +209,13 @@ async fn fado_replicates_across_embedded_s3_servers() {
     // The object API's ETags are the server's: MD5 for one part, MD5-of-MD5s for three.
     assert!(!etags[0].contains('-'), "{etags:?}");
     assert!(etags[2].ends_with("-3"), "{etags:?}");
-    for (_, key, bytes) in uploads {
+    for (_, key, bytes) in &uploads {
         everywhere(&o, &s, bucket, key, Some(bytes)).await;
     }
     // Every copy is byte-identical, listed with the same sizes, and records
     // the master's ETag (what the replicator compares on its next sync).
     let master = s[0].listing(bucket).await;
-    assert_eq!(master.len(), 4, "{master:?}");
+    assert_eq!(master.len(), uploads.len(), "{master:?}");
     for replica in &s[1..] {
         let listed = replica.listing(bucket).await;
         let sizes: Vec<(&str, i64)> = listed.iter().map(|(k, n, _)| (k.as_str(), *n)).collect();
@@ -251,6 +274,38 @@ async fn fado_replicates_across_embedded_s3_servers() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.bytes().await.unwrap() == big, "the download differs");
+
+    // Awkward keys read back byte for byte through the object API; a key
+    // S3 does not allow (over 1024 bytes) is refused, naming it, and
+    // nothing is written.
+    for path_key in ["a%2F..%2Fb", "%2Flead", "x%2F%2Fy"] {
+        let resp = harness::http()
+            .get(
+                o.fado
+                    .url(&format!("/api/buckets/{bucket}/objects/{path_key}")),
+            )
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path_key}");
+        assert!(resp.bytes().await.unwrap() == small, "{path_key} differs");
+    }
+    let too_long = "k".repeat(1025);
+    let resp = harness::http()
+        .put(
+            o.fado
+                .url(&format!("/api/buckets/{bucket}/objects/{too_long}")),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "key", "{body}");
+    assert_eq!(s[0].listing(bucket).await.len(), uploads.len());
 
     // A write made directly on the master is found by the reconcile sweep
     // (by listing, ETags included) and copied to the replicas.
