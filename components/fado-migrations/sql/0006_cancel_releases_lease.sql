@@ -9,3 +9,5 @@ BEGIN
     WHERE storage_id = OLD.id AND state IN ('queued', 'running');
     RETURN OLD;
 END $$;
+COMMENT ON FUNCTION fado_storage_deleted() IS
+    'Cancels the queued and running jobs of a storage deployment being deleted, ending their leases.';
