@@ -342,4 +342,26 @@ mod tests {
         assert!(object_key("k", "a\nb").is_err());
         assert!(object_key("k", &"x".repeat(1025)).is_err());
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Fuzzing the object key rule: exactly the keys of 1 to 1024 bytes
+            // without control characters pass. PROPTEST_CASES sets how many
+            // (docs/reliability.md records a run).
+            #[test]
+            fn object_keys_pass_exactly_by_the_rule(
+                key in prop_oneof![
+                    proptest::arbitrary::any::<String>(),
+                    "[a-z/.%+ ]{0,40}",
+                    ".{1000,1030}",
+                ],
+            ) {
+                let by_rule = !key.is_empty() && key.len() <= 1024 && !key.chars().any(char::is_control);
+                prop_assert_eq!(object_key("key", &key).is_ok(), by_rule, "{:?}", key);
+            }
+        }
+    }
 }

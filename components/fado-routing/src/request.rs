@@ -306,4 +306,32 @@ mod tests {
         assert!(common_targets(&[&a, &c]).0.is_empty());
         assert_eq!(common_targets(&[]), (vec![], None));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Fuzzing the bucket header: any value is a list of distinct valid
+            // bucket names (at most MAX_BUCKETS) or a refusal, never a panic.
+            // PROPTEST_CASES sets how many (docs/reliability.md records a run).
+            #[test]
+            fn any_bucket_header_is_a_valid_list_or_refused(
+                value in prop_oneof![
+                    proptest::arbitrary::any::<String>(),
+                    "[ ,a-z0-9.\\-]{0,80}",
+                    proptest::collection::vec("[a-z0-9][a-z0-9.-]{1,8}[a-z0-9]", 0..20)
+                        .prop_map(|v| v.join(" , ")),
+                ],
+            ) {
+                if let Ok(buckets) = parse_buckets("X-FaDO-Bucket", &value) {
+                    prop_assert!(!buckets.is_empty() && buckets.len() <= MAX_BUCKETS);
+                    for (i, b) in buckets.iter().enumerate() {
+                        prop_assert!(fado_model::validate::bucket_name("b", b).is_ok(), "{b:?}");
+                        prop_assert!(!buckets[..i].contains(b), "{b:?} twice");
+                    }
+                }
+            }
+        }
+    }
 }

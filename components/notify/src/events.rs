@@ -292,4 +292,44 @@ mod tests {
             assert_eq!(field_of(json!({"Records": [good, bad]})), field);
         }
     }
+
+    /// A notification the parser must read: AWS and MinIO shapes.
+    const SEED: &str = r#"{"EventName":"s3:ObjectCreated:Put","Records":[{"eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"images"},"object":{"key":"a+b%2Fc","size":5,"eTag":"\"abc\""}}},{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"images"},"object":{"key":"gone"}}}]}"#;
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Fuzzing: any body, arbitrary bytes or a mutated real notification,
+            // is an answer (events or a 400 naming a field), never a panic.
+            // PROPTEST_CASES sets how many (docs/reliability.md records a run).
+            #[test]
+            fn any_body_parses_or_is_refused(
+                bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+                edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::char::any(), 0..3u8), 0..6),
+                raw in proptest::bool::ANY,
+            ) {
+                let body = if raw {
+                    bytes
+                } else {
+                    let mut text: Vec<char> = SEED.chars().collect();
+                    for (at, c, op) in edits {
+                        let at = at % (text.len() + 1);
+                        match op {
+                            0 => text.insert(at, c),
+                            1 if at < text.len() => { text.remove(at); }
+                            _ if at < text.len() => text[at] = c,
+                            _ => {}
+                        }
+                    }
+                    text.into_iter().collect::<String>().into_bytes()
+                };
+                if let Err(e) = parse(&body) {
+                    prop_assert_eq!(e.status, 400);
+                    prop_assert!(e.field.is_some());
+                }
+            }
+        }
+    }
 }

@@ -1023,4 +1023,6 @@ fn check_relative(path: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
