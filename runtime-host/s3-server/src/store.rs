@@ -932,6 +932,36 @@ fn some_if_any<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
+/// Copies exactly `n` bytes of `from` to `to`; a shorter `from` (`what`)
+/// is an error, never a short object.
+fn copy_exactly(from: &mut impl Read, n: u64, to: &mut impl Write, what: &str) -> io::Result<()> {
+    if io::copy(&mut from.take(n), to)? != n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{what} ended early"),
+        ));
+    }
+    Ok(())
+}
+
+/// The checksums a request states, from either input that carries them
+/// (PutObject's and UploadPart's share the five fields, not a trait).
+macro_rules! stated_checksums {
+    ($req:expr) => {
+        ChecksumRequest::new(
+            &$req,
+            $req.input.checksum_algorithm.as_ref(),
+            Checksums {
+                crc32: $req.input.checksum_crc32.clone(),
+                crc32c: $req.input.checksum_crc32c.clone(),
+                crc64nvme: $req.input.checksum_crc64nvme.clone(),
+                sha1: $req.input.checksum_sha1.clone(),
+                sha256: $req.input.checksum_sha256.clone(),
+            },
+        )
+    };
+}
+
 #[async_trait::async_trait]
 impl S3 for DiskStore {
     async fn create_bucket(
@@ -1242,17 +1272,7 @@ impl S3 for DiskStore {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let checksums = ChecksumRequest::new(
-            &req,
-            req.input.checksum_algorithm.as_ref(),
-            Checksums {
-                crc32: req.input.checksum_crc32.clone(),
-                crc32c: req.input.checksum_crc32c.clone(),
-                crc64nvme: req.input.checksum_crc64nvme.clone(),
-                sha1: req.input.checksum_sha1.clone(),
-                sha256: req.input.checksum_sha256.clone(),
-            },
-        );
+        let checksums = stated_checksums!(req);
         let input = req.input;
         writable_key(&input.key)?;
         let bucket = self.bucket(&input.bucket)?;
@@ -1338,13 +1358,7 @@ impl S3 for DiskStore {
                 let mut write = || -> io::Result<()> {
                     let mut out = io::BufWriter::new(std::fs::File::create(temp.path())?);
                     source.seek(SeekFrom::Start(0))?;
-                    let copied = io::copy(&mut (&mut source).take(described.size), &mut out)?;
-                    if copied != described.size {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the source ended early",
-                        ));
-                    }
+                    copy_exactly(&mut source, described.size, &mut out, "the source")?;
                     out.write_all(&object::trailer(&described)?)?;
                     out.into_inner().map_err(io::IntoInnerError::into_error)?;
                     Ok(())
@@ -1453,17 +1467,7 @@ impl S3 for DiskStore {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let checksums = ChecksumRequest::new(
-            &req,
-            req.input.checksum_algorithm.as_ref(),
-            Checksums {
-                crc32: req.input.checksum_crc32.clone(),
-                crc32c: req.input.checksum_crc32c.clone(),
-                crc64nvme: req.input.checksum_crc64nvme.clone(),
-                sha1: req.input.checksum_sha1.clone(),
-                sha256: req.input.checksum_sha256.clone(),
-            },
-        );
+        let checksums = stated_checksums!(req);
         let input = req.input;
         let n = input.part_number;
         if !(1..=MAX_PART_NUMBER).contains(&n) {
@@ -1685,13 +1689,7 @@ impl S3 for DiskStore {
                     let mut out = io::BufWriter::new(std::fs::File::create(temp.path())?);
                     for p in &chosen {
                         let mut part = std::fs::File::open(layout.part(&b, &id, p.part_number))?;
-                        let copied = io::copy(&mut (&mut part).take(p.size), &mut out)?;
-                        if copied != p.size {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "a part ended early",
-                            ));
-                        }
+                        copy_exactly(&mut part, p.size, &mut out, "a part")?;
                     }
                     out.write_all(&object::trailer(&described)?)?;
                     out.into_inner().map_err(io::IntoInnerError::into_error)?;
