@@ -460,17 +460,23 @@ fn api_latency(
     small: &Orchestrator,
     cfg: &CatalogConfig,
 ) -> Result<Vec<ApiMeasurement>> {
-    // A cursor in the middle of the bucket list: deep pages cost the same.
+    // A cursor in the middle of the bucket list (deep pages cost the same),
+    // as the API hands it out: cursors are opaque and name their list.
     let middle = rt.block_on(async {
-        let db = big.db().await?;
-        let id: i64 = db
-            .query_one(
-                "SELECT id FROM buckets ORDER BY id OFFSET $1 LIMIT 1",
-                &[&(i64::from(cfg.buckets) / 2)],
-            )
-            .await?
-            .get(0);
-        anyhow::Ok(id)
+        let mut cursor: Option<String> = None;
+        let mut left = i64::from(cfg.buckets) / 2;
+        while left > 0 {
+            let limit = left.min(1000);
+            let path = match &cursor {
+                Some(c) => format!("/api/buckets?limit={limit}&cursor={c}"),
+                None => format!("/api/buckets?limit={limit}"),
+            };
+            let (s, page) = big.api("GET", &path, None).await;
+            anyhow::ensure!(s == 200, "GET {path}: {s} {page}");
+            cursor = page["next_cursor"].as_str().map(str::to_string);
+            left -= limit;
+        }
+        cursor.context("the bucket list has no middle page")
     })?;
     let first = "/api/buckets?limit=100".to_string();
     // (endpoint, path on the big catalog, path on the small one)
