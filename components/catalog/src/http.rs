@@ -153,32 +153,19 @@ impl Req {
                 "the request needs a JSON object body",
             ));
         }
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let mut value = Value::deserialize(&mut de)
+            .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
         // serde would also read a struct from an array; the API takes objects.
-        if self.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&self.body).is_ok()
-        {
+        if !value.is_object() {
             return Err(ApiError::invalid(
                 "body",
                 "the request body must be a JSON object",
             ));
         }
-        let mut de = serde_json::Deserializer::from_slice(&self.body);
-        let mut value = Value::deserialize(&mut de).map_err(|e| ApiError {
-            field: Some("body".into()),
-            ..ApiError::new(
-                400,
-                "invalid_json",
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
         // One JSON value and nothing after it (whitespace aside).
-        de.end().map_err(|e| ApiError {
-            field: Some("body".into()),
-            ..ApiError::new(
-                400,
-                "invalid_json",
-                format!("the body holds more than one JSON value: {e}"),
-            )
+        de.end().map_err(|e| {
+            ApiError::invalid_json(format!("the body holds more than one JSON value: {e}"))
         })?;
         integral_floats_to_integers(&mut value);
         serde_path_to_error::deserialize(value).map_err(|e| {
@@ -237,23 +224,10 @@ impl PageParams {
             .transpose()
     }
 
-    /// Builds a page from `limit + 1` fetched items: the extra one only
-    /// says there is more. `position` is what a cursor resumes after.
-    pub fn page<T>(
-        &self,
-        mut items: Vec<T>,
-        position: impl Fn(&T) -> String,
-    ) -> fado_model::Page<T> {
-        let more = items.len() as i64 > self.limit;
-        items.truncate(self.limit as usize);
-        let next_cursor = if more {
-            items
-                .last()
-                .map(|last| fado_api::cursor::encode(self.list, &position(last)))
-        } else {
-            None
-        };
-        fado_model::Page { items, next_cursor }
+    /// Builds a page from `limit + 1` fetched items; `position` is what a
+    /// cursor resumes after.
+    pub fn page<T>(&self, items: Vec<T>, position: impl Fn(&T) -> String) -> fado_model::Page<T> {
+        fado_api::cursor::page(self.list, items, self.limit, position)
     }
 }
 

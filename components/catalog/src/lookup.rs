@@ -8,6 +8,11 @@ use crate::error::{ApiError, ApiResult};
 /// The id of the row of `table` that `r` names; when there is none, 404
 /// for a path segment and 409 naming the body field otherwise.
 pub fn resolve(db: &Db, table: &str, what: &str, r: &Ref, field: Option<&str>) -> ApiResult<i64> {
+    find(db, table, r)?.ok_or_else(|| missing(what, r, field))
+}
+
+/// The id of the row of `table` that `r` names, if there is one.
+fn find(db: &Db, table: &str, r: &Ref) -> ApiResult<Option<i64>> {
     let rows = match r {
         Ref::Id(id) => db.query(
             &format!("SELECT id FROM {table} WHERE id = $1"),
@@ -18,10 +23,7 @@ pub fn resolve(db: &Db, table: &str, what: &str, r: &Ref, field: Option<&str>) -
             &[Param::Str(n.clone())],
         )?,
     };
-    match rows.first() {
-        Some(row) => Ok(row.i64("id")?),
-        None => Err(missing(what, r, field)),
-    }
+    Ok(rows.first().map(|row| row.i64("id")).transpose()?)
 }
 
 /// The answer for a reference to no row.
@@ -47,11 +49,7 @@ pub fn filter(db: &Db, table: &str, field: &str, value: &str) -> ApiResult<Optio
         }
         Ref::Id(_) => {}
     }
-    match resolve(db, table, field, &r, Some(field)) {
-        Ok(id) => Ok(Some(id)),
-        Err(e) if e.status == 409 => Ok(None),
-        Err(e) => Err(e),
-    }
+    find(db, table, &r)
 }
 
 /// Resolves a path segment (`42` or `hpc-cluster`).

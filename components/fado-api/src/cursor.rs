@@ -36,6 +36,25 @@ pub fn decode(list: &str, cursor: &str) -> Result<String, ApiError> {
         .ok_or_else(refused)
 }
 
+/// A page of `list` from `limit + 1` fetched items (the extra one only
+/// says there is more): the first `limit`, and the cursor resuming after
+/// the last of them (`position` says what that is) when there is more.
+pub fn page<T>(
+    list: &str,
+    mut items: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> String,
+) -> fado_model::Page<T> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|last| encode(list, &position(last)))
+    } else {
+        None
+    };
+    fado_model::Page { items, next_cursor }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

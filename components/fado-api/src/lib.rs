@@ -46,6 +46,14 @@ impl ApiError {
         }
     }
 
+    /// A body that is not the one JSON value it must be.
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self {
+            field: Some("body".into()),
+            ..Self::new(400, "invalid_json", message)
+        }
+    }
+
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         Self::new(404, "not_found", format!("{what} does not exist"))
     }

@@ -20,14 +20,8 @@ pub enum Event {
 /// Parses a notification body into its records, in order. The AWS test
 /// event (`{"Event":"s3:TestEvent",…}`, no records) reads as none.
 pub fn parse(body: &[u8]) -> ApiResult<Vec<Event>> {
-    let top: Value = serde_json::from_slice(body).map_err(|e| ApiError {
-        field: Some("body".into()),
-        ..ApiError::new(
-            400,
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
+    let top: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
     let top = object(&top, "body")?;
     match top.get("Records") {
         Some(Value::Array(records)) => records

@@ -2,7 +2,7 @@
 //! order, filtered by `prefix`, a page at a time.
 
 use fado_api::{ApiError, ApiResult};
-use fado_model::{ObjectInfo, Page};
+use fado_model::ObjectInfo;
 use fado_store::Param;
 
 use crate::{Ctx, Out, location};
@@ -58,7 +58,7 @@ pub fn objects(
             Param::Int64(limit + 1),
         ],
     )?;
-    let mut items = rows
+    let items = rows
         .iter()
         .map(|r| {
             Ok(ObjectInfo {
@@ -70,16 +70,7 @@ pub fn objects(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = if more {
-        items
-            .last()
-            .map(|o| fado_api::cursor::encode(&list, &o.key))
-    } else {
-        None
-    };
-    let page = Page { items, next_cursor };
+    let page = fado_api::cursor::page(&list, items, limit, |o| o.key.clone());
     let body = serde_json::to_value(page)
         .map_err(|e| ApiError::new(500, "internal", format!("encoding the response: {e}")))?;
     crate::respond_json(out, 200, &body, &[]);
