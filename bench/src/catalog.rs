@@ -498,6 +498,24 @@ fn api_latency(
             "/api/resources".into(),
         ),
     ];
+    // A page that came back short (a cursor the API refused or misread)
+    // would be measured as a fast page.
+    rt.block_on(async {
+        for (endpoint, big_path, small_path) in &endpoints {
+            for (o, path) in [(big, big_path), (small, small_path)] {
+                let (s, body) = o.api("GET", path, None).await;
+                anyhow::ensure!(s == 200, "{endpoint}: GET {path}: {s} {body}");
+                if let Some(items) = body["items"].as_array() {
+                    anyhow::ensure!(
+                        items.len() == 100,
+                        "{endpoint}: GET {path} listed {} items, not a full page of 100",
+                        items.len()
+                    );
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
     let mut out = Vec::new();
     for (endpoint, big_path, small_path) in &endpoints {
         for &c in &cfg.concurrency {

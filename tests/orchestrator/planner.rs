@@ -226,6 +226,56 @@ async fn a_lost_wake_up_is_caught_by_the_next_sweep() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_that_finds_a_round_under_way_is_not_lost() {
+    let o = Orchestrator::start().await.unwrap();
+    world(&o, 2).await;
+    o.settled().await;
+    // This session stands in for a planner in the middle of a round: it
+    // holds the planner lock (components/planner: PLANNER_LOCK).
+    let holder = o.db().await.unwrap();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(x'4641444F504C414E'::bigint)")
+        .await
+        .unwrap();
+    // A change its round did not read, written without a generation bump.
+    let db = o.db().await.unwrap();
+    db.batch_execute("UPDATE replicas SET state = 'ready'")
+        .await
+        .unwrap();
+    let generation = || async {
+        let v: i64 = db
+            .query_one("SELECT catalog_generation FROM planner_state", &[])
+            .await
+            .unwrap()
+            .get(0);
+        v
+    };
+    let before = generation().await;
+    o.sweep().await;
+    // Time for the sweep's planner to find the lock taken and return.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    holder
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    // What a planner holding the lock does when its round ends: check the
+    // generation once more (a wake-up runs exactly that check).
+    o.wake_planner().await;
+    let planned = eventually(Duration::from_secs(10), || async {
+        let (_, routes) = o.api("GET", "/api/routes", None).await;
+        (routes["items"][0]["targets"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
+    assert!(
+        planned.is_some(),
+        "the sweep asked for while a round held the lock was never planned \
+         (generation {before} -> {}):\n{}",
+        generation().await,
+        o.fado.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_route_table_is_rebuilt_when_redis_loses_it() {
     let mut o = Orchestrator::start().await.unwrap();
     world(&o, 5).await;

@@ -1,6 +1,16 @@
 //! `/api/buckets`: buckets with their placement policy (allowed zones,
 //! target replica count, replica override), their route override, their
 //! replicas' states, and their objects' metadata.
+//!
+//! # Lock order
+//! Every transaction that changes a bucket locks rows in one order: the
+//! bucket's row first (by updating it), then the rows that hang off it
+//! (replica and route overrides, jobs), and the catalog generation last
+//! (`Ctx::changed`). Two requests on one bucket then queue on its row
+//! instead of each holding what the other waits for: a route-override
+//! `DELETE` that removed override rows before updating the bucket
+//! deadlocked with a `PUT` that had updated the bucket and the generation
+//! and was waiting for those rows.
 
 use std::collections::HashMap;
 
@@ -235,6 +245,10 @@ fn check_override(db: &Db, refs: &[Ref], master: i64, allowed: &[String]) -> Api
 
 fn set_override(db: &Db, bucket: i64, ids: Option<&[i64]>) -> ApiResult<()> {
     db.execute(
+        "UPDATE buckets SET replica_override = $2 WHERE id = $1",
+        &[Param::Int64(bucket), Param::Boolean(ids.is_some())],
+    )?;
+    db.execute(
         "DELETE FROM bucket_replica_overrides WHERE bucket_id = $1",
         &[Param::Int64(bucket)],
     )?;
@@ -244,10 +258,6 @@ fn set_override(db: &Db, bucket: i64, ids: Option<&[i64]>) -> ApiResult<()> {
             &[Param::Int64(bucket), id_array(ids)],
         )?;
     }
-    db.execute(
-        "UPDATE buckets SET replica_override = $2 WHERE id = $1",
-        &[Param::Int64(bucket), Param::Boolean(ids.is_some())],
-    )?;
     Ok(())
 }
 
@@ -367,6 +377,11 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     let target = input.target_replicas.unwrap_or(current.target_replicas);
     check_target(target)?;
     let bucket = ctx.db.transaction(|db| {
+        // The bucket's row first (see the module's lock order).
+        db.execute(
+            "UPDATE buckets SET allowed_zones = $2, target_replicas = $3, updated_at = now() WHERE id = $1",
+            &[Param::Int64(id), text_array(&zones), Param::Int32(target as i32)],
+        )?;
         check_master_zones(db, current.master_storage_id, &zones, "allowed_zones")?;
         match &input.replica_override {
             Some(Some(refs)) => {
@@ -382,10 +397,6 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
                 }
             }
         }
-        db.execute(
-            "UPDATE buckets SET allowed_zones = $2, target_replicas = $3, updated_at = now() WHERE id = $1",
-            &[Param::Int64(id), text_array(&zones), Param::Int32(target as i32)],
-        )?;
         ctx.changed()?;
         get(db, id)
     })?;
@@ -395,6 +406,11 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
 fn delete(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     let force = req.flag("force")?;
     ctx.db.transaction(|db| {
+        // The bucket's row first (see the module's lock order).
+        db.execute(
+            "SELECT 1 FROM buckets WHERE id = $1 FOR UPDATE",
+            &[Param::Int64(id)],
+        )?;
         let bucket = get(db, id)?;
         if bucket.object_count > 0 && !force {
             return Err(ApiError::conflict(format!(
@@ -478,11 +494,12 @@ pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
         "DELETE" => {
             let id = bucket()?;
             ctx.db.transaction(|db| {
-                db.execute("DELETE FROM bucket_route_overrides WHERE bucket_id = $1", &[Param::Int64(id)])?;
+                // The bucket's row first (see the module's lock order).
                 db.execute(
                     "UPDATE buckets SET route_override = false, route_policy = NULL, updated_at = now() WHERE id = $1",
                     &[Param::Int64(id)],
                 )?;
+                db.execute("DELETE FROM bucket_route_overrides WHERE bucket_id = $1", &[Param::Int64(id)])?;
                 ctx.changed()
             })?;
             Reply::no_content()

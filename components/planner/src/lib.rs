@@ -22,7 +22,9 @@
 //!
 //! A sweep (message payload `sweep`) always evaluates once, even when the
 //! generation says nothing changed: it is the backstop for a change whose
-//! writer forgot to bump the generation, and evaluation is idempotent.
+//! writer forgot to bump the generation, and evaluation is idempotent. A
+//! sweep that finds the lock taken bumps the generation, so the holder's
+//! re-check runs a round that starts after the sweep was asked for.
 
 mod apply;
 mod convert;
@@ -64,6 +66,15 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
             .one()?
             .bool("locked")?;
         if !locked {
+            if sweep {
+                // The holder's round may have read the catalog before
+                // this sweep was asked for, and it only re-checks the
+                // generation. Bumping it first makes the holder (or this
+                // planner, if the lock is free by now) run one more round.
+                db.bump_generation()?;
+                sweep = false;
+                continue;
+            }
             // The holder plans this change: it checks the generation again
             // after it lets go of the lock.
             return Ok(());
