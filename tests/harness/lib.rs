@@ -7,6 +7,7 @@
 //! `$CARGO_TARGET_DIR` (or `target/`) and says what to run if they are missing.
 
 pub mod garage;
+pub mod haproxy;
 pub mod mqtt;
 pub mod mysql;
 pub mod orchestrator;

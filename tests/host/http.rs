@@ -212,6 +212,29 @@ async fn large_bodies_round_trip_intact() {
     assert!(back[..] == data[..], "echoed body differs");
 }
 
+/// An HTTP/1.0 request naming no host, as HAProxy's health checks send,
+/// is served as addressed to the listening socket (it answered 400: a
+/// component's request needs an authority).
+#[tokio::test]
+async fn a_request_without_a_host_is_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = AppDir::new(ROUTES).unwrap();
+    let fado = Fado::start(&app).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(fado.addr).await.unwrap();
+    stream
+        .write_all(b"GET /users/7 HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        body["headers"]["spin-full-url"],
+        format!("http://{}/users/7", fado.addr)
+    );
+}
+
 /// Each chunk comes back before the next one is sent: the request and the
 /// response stream at the same time, nothing is buffered whole.
 #[tokio::test]

@@ -12,6 +12,7 @@ mod objects;
 mod openapi;
 mod planner;
 mod reconcile;
+mod replicas;
 mod replication;
 mod router;
 mod s3_server;

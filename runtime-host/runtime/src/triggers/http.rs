@@ -153,7 +153,8 @@ impl HttpTrigger {
         let graceful = GracefulShutdown::new();
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!(addr = %listener.local_addr()?, scheme, "serving HTTP");
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, scheme, "serving HTTP");
         loop {
             let (stream, client) = tokio::select! {
                 r = listener.accept() => match r {
@@ -172,7 +173,7 @@ impl HttpTrigger {
             let https = tls.is_some();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let trigger = trigger.clone();
-                async move { Ok::<_, Infallible>(trigger.handle(req, client, https).await) }
+                async move { Ok::<_, Infallible>(trigger.handle(req, client, local, https).await) }
             });
             let builder = builder.clone();
             let watcher = graceful.watcher();
@@ -212,10 +213,19 @@ impl HttpTrigger {
 
     async fn handle(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: SocketAddr,
+        local: SocketAddr,
         https: bool,
     ) -> Response<WasiBody> {
+        // An HTTP/1.0 request may name no host (load balancers' health
+        // checks send such); as Spin does, it is taken as addressed to the
+        // listening socket, since a component's request needs an authority.
+        if req.uri().authority().is_none() && !req.headers().contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::try_from(local.to_string()) {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
         let path = req.uri().path().to_string();
         if let Some(r) = self.well_known(&path) {
             return r;
