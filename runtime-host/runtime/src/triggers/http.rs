@@ -221,10 +221,11 @@ impl HttpTrigger {
         // An HTTP/1.0 request may name no host (load balancers' health
         // checks send such); as Spin does, it is taken as addressed to the
         // listening socket, since a component's request needs an authority.
-        if req.uri().authority().is_none() && !req.headers().contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::try_from(local.to_string()) {
-                req.headers_mut().insert(header::HOST, v);
-            }
+        if req.uri().authority().is_none()
+            && !req.headers().contains_key(header::HOST)
+            && let Ok(v) = HeaderValue::try_from(local.to_string())
+        {
+            req.headers_mut().insert(header::HOST, v);
         }
         let path = req.uri().path().to_string();
         if let Some(r) = self.well_known(&path) {
