@@ -188,11 +188,21 @@ pub fn durable_postgres() {
 pub struct Postgres {
     _dir: tempfile::TempDir,
     pub port: u16,
-    _watchdog: Child,
+    watchdog: Option<Child>,
+    /// How to start it and stop it again (see [`Postgres::stop`]).
+    start: String,
+    stop: String,
+    log: PathBuf,
 }
 
 impl Postgres {
     pub fn start() -> Result<Self> {
+        Self::start_with(DURABLE.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// A server that commits durably (fsync and synchronous commit on), or
+    /// not: one that loses its last commits when stopped abruptly.
+    pub fn start_with(durable: bool) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("fado-pg-").tempdir()?;
         let data = dir.path().join("data");
         let port = free_port();
@@ -219,7 +229,7 @@ impl Postgres {
             bail!("initdb failed:\n{}", String::from_utf8_lossy(&init.stderr));
         }
         let log = dir.path().join("postgres.log");
-        let durability = if DURABLE.load(std::sync::atomic::Ordering::Relaxed) {
+        let durability = if durable {
             ""
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -233,13 +243,31 @@ impl Postgres {
             d = data.display(),
             s = dir.path().display(),
         );
-        // Stop the server, then remove its files: the TempDir of a static is never dropped.
+        // Stop the server, then remove its files once the tests are gone:
+        // the TempDir of a static is never dropped. A server stopped by
+        // [`Postgres::stop`] keeps them, to start again.
         let stop = format!(
-            "{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1; rm -rf {}",
+            "{as_pg}{bin}/pg_ctl stop -m immediate -D {} >/dev/null 2>&1; \
+             kill -0 {} 2>/dev/null || rm -rf {}",
             data.display(),
+            std::process::id(),
             dir.path().display()
         );
-        let watchdog = spawn_watched(&start, &stop, &log)?;
+        let mut pg = Self {
+            _dir: dir,
+            port,
+            watchdog: None,
+            start,
+            stop,
+            log,
+        };
+        pg.up()?;
+        Ok(pg)
+    }
+
+    fn up(&mut self) -> Result<()> {
+        let (port, log, bin) = (self.port, self.log.clone(), pg_bin_dir()?);
+        self.watchdog = Some(spawn_watched(&self.start, &self.stop, &log)?);
         wait_for_port(port, "postgres", &log, Duration::from_secs(30))?;
         // The port opens while the server is still starting up and refusing
         // connections; wait until it accepts them.
@@ -259,11 +287,21 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self {
-            _dir: dir,
-            port,
-            _watchdog: watchdog,
-        })
+        Ok(())
+    }
+
+    /// Stops the server (its sessions are cut at once), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            // The watchdog's trap stops the server and waits for it.
+            let _ = Command::new("kill").arg(w.id().to_string()).status();
+            let _ = w.wait();
+        }
+    }
+
+    /// Starts the server again after [`Postgres::stop`], on the same port.
+    pub fn resume(&mut self) -> Result<()> {
+        self.up()
     }
 
     /// A connection string the host and tests both accept.
@@ -288,16 +326,7 @@ impl Postgres {
 
     /// A client connected to database `name`.
     pub async fn client_for(&self, name: &str) -> Result<tokio_postgres::Client> {
-        let (client, conn) = tokio_postgres::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=postgres dbname={name}",
-                self.port
-            ),
-            tokio_postgres::NoTls,
-        )
-        .await?;
-        tokio::spawn(conn);
-        Ok(client)
+        postgres_client(self.port, name).await
     }
 
     pub async fn client(&self) -> Result<tokio_postgres::Client> {
@@ -306,6 +335,17 @@ impl Postgres {
         tokio::spawn(conn);
         Ok(client)
     }
+}
+
+/// A client of database `name` on the test server listening on `port`.
+pub async fn postgres_client(port: u16, name: &str) -> Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname={name}"),
+        tokio_postgres::NoTls,
+    )
+    .await?;
+    tokio::spawn(conn);
+    Ok(client)
 }
 
 fn pg_bin_dir() -> Result<String> {

@@ -28,6 +28,9 @@ pub struct Options {
     /// `infra/spin/runtime-config.toml` (every label plain Redis), pointed
     /// at this orchestrator's Redis.
     pub spin_runtime_config: bool,
+    /// The PostgreSQL server holding `database`, when not the shared one
+    /// (a test that stops its server has one of its own).
+    pub postgres_port: Option<u16>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             replicator: false,
             variables: Vec::new(),
             spin_runtime_config: false,
+            postgres_port: None,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct Orchestrator {
     pub redis: Redis,
     /// The test's database on the shared server.
     pub database: String,
+    /// The port of the PostgreSQL server holding it.
+    pub pg_port: u16,
     pub app: AppDir,
     /// How `fado` was started, to start it again or beside itself.
     args: Vec<String>,
@@ -122,7 +128,7 @@ impl Orchestrator {
     }
 
     pub async fn start_with(database: String, opts: Options) -> Result<Self> {
-        let pg = shared_postgres();
+        let pg_port = opts.postgres_port.unwrap_or_else(|| shared_postgres().port);
         let redis = Redis::start()?;
         let mut text = manifest()?;
         if !opts.sweeps {
@@ -140,7 +146,7 @@ impl Orchestrator {
         let app = AppDir::new(&text)?;
         let vars = [
             ("pg_host", "127.0.0.1".to_string()),
-            ("pg_port", pg.port.to_string()),
+            ("pg_port", pg_port.to_string()),
             ("pg_user", "postgres".into()),
             ("pg_password", "unused".into()),
             ("pg_database", database.clone()),
@@ -185,6 +191,7 @@ impl Orchestrator {
             fado,
             redis,
             database,
+            pg_port,
             app,
             args,
             env: opts.env,
@@ -238,7 +245,7 @@ impl Orchestrator {
     }
 
     pub async fn db(&self) -> Result<tokio_postgres::Client> {
-        shared_postgres().client_for(&self.database).await
+        crate::postgres_client(self.pg_port, &self.database).await
     }
 
     /// Calls the API with the admin token; returns the status and JSON body

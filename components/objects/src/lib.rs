@@ -39,9 +39,17 @@ fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let method = req.method().to_string().to_ascii_uppercase();
     let path = req.path_with_query().unwrap_or_else(|| "/".into());
     let mut out = Some(out);
-    if let Err(e) = serve(&method, &path, req, &mut out) {
+    if let Err(e) = serve(&method, &path, &req, &mut out) {
         match out.take() {
-            Some(out) => respond_error(out, e),
+            Some(out) => {
+                // A body nobody read yet (the request was refused first).
+                if let Ok(body) = req.consume()
+                    && let Ok(stream) = body.stream()
+                {
+                    drain(&stream);
+                }
+                respond_error(out, e)
+            }
             // The response was under way: its status is sent, so the client
             // sees a truncated body; the log says why.
             None => eprintln!(
@@ -60,9 +68,9 @@ struct Target {
     query: Vec<(String, String)>,
 }
 
-fn serve(method: &str, path: &str, req: IncomingRequest, out: &mut Out) -> ApiResult<()> {
+fn serve(method: &str, path: &str, req: &IncomingRequest, out: &mut Out) -> ApiResult<()> {
     // The token first: without it, nothing about the request is answered.
-    authorize(header(&req, "authorization").as_deref())?;
+    authorize(header(req, "authorization").as_deref())?;
     let target = parse_target(path)?;
     let ctx = Ctx {
         db: Db::open(&var("pg_address")?)?,
@@ -85,8 +93,8 @@ fn serve(method: &str, path: &str, req: IncomingRequest, out: &mut Out) -> ApiRe
         (None, "GET") => list::objects(&ctx, &target.bucket, &target.query, out),
         (None, _) => Err(ApiError::method_not_allowed(&["GET"])),
         (Some(key), "PUT") => upload::put(&ctx, &target.bucket, key, req, out),
-        (Some(key), "GET") => download::get(&ctx, &target.bucket, key, &req, out, true),
-        (Some(key), "HEAD") => download::get(&ctx, &target.bucket, key, &req, out, false),
+        (Some(key), "GET") => download::get(&ctx, &target.bucket, key, req, out, true),
+        (Some(key), "HEAD") => download::get(&ctx, &target.bucket, key, req, out, false),
         (Some(key), "DELETE") => upload::delete(&ctx, &target.bucket, key, out),
         (Some(_), _) => Err(ApiError::method_not_allowed(&[
             "GET", "HEAD", "PUT", "DELETE",
@@ -208,6 +216,23 @@ pub fn respond_json(
         headers.push((k.to_string(), v.clone().into_bytes()));
     }
     send(out, status, headers, body.to_string().into_bytes());
+}
+
+/// Most of a refused request body that is read and dropped before the
+/// answer: a client still sending it would otherwise have its connection
+/// reset and could lose the answer (a 503 while PostgreSQL is down, say).
+/// Bounded, so a refused client cannot keep a worker reading for long.
+const DRAIN_REFUSED: u64 = 64 << 20;
+
+/// Reads and drops up to [`DRAIN_REFUSED`] more bytes of `stream`.
+pub fn drain(stream: &wasi::io::streams::InputStream) {
+    let mut read = 0u64;
+    while read < DRAIN_REFUSED {
+        match stream.blocking_read((DRAIN_REFUSED - read).min(1 << 20)) {
+            Ok(chunk) => read += chunk.len() as u64,
+            Err(_) => return,
+        }
+    }
 }
 
 fn respond_error(out: ResponseOutparam, e: ApiError) {

@@ -18,13 +18,13 @@ pub fn put(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
-    req: IncomingRequest,
+    req: &IncomingRequest,
     out: &mut Out,
 ) -> ApiResult<()> {
     let b = location::bucket(ctx, bucket)?;
     check_master(&b)?;
-    let content_type = header(&req, "content-type");
-    let length = match header(&req, "content-length") {
+    let content_type = header(req, "content-type");
+    let length = match header(req, "content-length") {
         Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
             ApiError::invalid("content-length", format!("{v:?} is not a byte count"))
         })?),
@@ -37,6 +37,25 @@ pub fn put(
         None => ctx.part_size,
     };
     let mut body = Body::open(req, length)?;
+    let stored = store(ctx, &b, key, content_type, &mut body, part_size, out);
+    if stored.is_err() && !body.done {
+        // Refused mid-body (storage or the catalog failed): read the rest,
+        // within bounds, so the client gets the answer.
+        crate::drain(&body.stream);
+    }
+    stored
+}
+
+/// Streams `body` to the master copy, records it and answers.
+fn store(
+    ctx: &Ctx,
+    b: &Bucket,
+    key: &str,
+    content_type: Option<String>,
+    body: &mut Body,
+    part_size: u64,
+    out: &mut Out,
+) -> ApiResult<()> {
     let client = b.master.endpoint.client();
     let first = body.read_part(part_size)?;
     let etag = if body.done {
@@ -63,7 +82,7 @@ pub fn put(
             key,
             content_type.clone(),
             first,
-            &mut body,
+            body,
             part_size,
         ))?
     };
@@ -218,7 +237,7 @@ struct Body {
 }
 
 impl Body {
-    fn open(req: IncomingRequest, announced: Option<u64>) -> ApiResult<Self> {
+    fn open(req: &IncomingRequest, announced: Option<u64>) -> ApiResult<Self> {
         let body = req
             .consume()
             .map_err(|_| ApiError::new(500, "internal", "the request body was taken twice"))?;
