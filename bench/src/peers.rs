@@ -237,8 +237,7 @@ pub async fn orchestrator(replicator: bool) -> Result<harness::orchestrator::Orc
             env: vec![("RUST_LOG", "warn".into())],
             sweeps: false,
             replicator,
-            variables: Vec::new(),
-            spin_runtime_config: false,
+            ..Default::default()
         },
     )
     .await

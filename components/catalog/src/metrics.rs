@@ -10,7 +10,7 @@ use fado_store::Param;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 use fado_model::{router_metrics, router_state};
-use spin_sdk::wit::wasi::keyvalue::{batch, store};
+use spin_sdk::wit::wasi::keyvalue::store;
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -126,7 +126,7 @@ fn router_counters() -> ApiResult<Vec<(String, String)>> {
     }
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
-        for (k, v) in batch::get_many(&state, chunk).map_err(unavailable)? {
+        for (k, v) in fado_store::keyvalue::get_each(&state, chunk).map_err(unavailable)? {
             if let Some(v) = v {
                 let name = k[router_state::METRICS_PREFIX.len()..].to_string();
                 out.push((name, String::from_utf8_lossy(&v).into_owned()));

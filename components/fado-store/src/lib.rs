@@ -11,6 +11,7 @@
 // The error type wraps the interface's own `error` variant.
 #![allow(clippy::result_large_err)]
 
+pub mod keyvalue;
 pub mod objects;
 pub mod routes;
 pub mod secrets;

@@ -12,7 +12,6 @@ use fado_routing::select::{self, Draw};
 use fado_routing::state::{self as codec, Read};
 use fado_routing::{latency, outlier};
 use spin_sdk::wit::wasi::keyvalue::atomics;
-use spin_sdk::wit::wasi::keyvalue::batch;
 use spin_sdk::wit::wasi::keyvalue::store::Bucket;
 
 use crate::table::Route;
@@ -40,7 +39,7 @@ pub fn rank(
     let values = match state {
         Some(s) => {
             let wanted = codec::keys_to_read(policy, &targets, now_ms);
-            batch::get_many(s, &wanted)
+            fado_store::keyvalue::get_each(s, &wanted)
                 .map(|kv| kv.into_iter().map(|(_, v)| v).collect())
                 .unwrap_or_else(|e| {
                     eprintln!("router: reading its state failed: {e:?}");

@@ -12,7 +12,7 @@ use fado_model::{
     BucketRoute, MissingHeader, PublishedRoute, RouteMeta, RouteTarget, SelectionPolicy,
 };
 use fado_routing::request;
-use spin_sdk::wit::wasi::keyvalue::{batch, store};
+use spin_sdk::wit::wasi::keyvalue::store;
 
 /// Why the table cannot route a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,7 +96,7 @@ fn read_store(bucket: &store::Bucket, names: &[String]) -> Result<Option<Found>,
     let mut keys = Vec::with_capacity(names.len() + 1);
     keys.push(META.to_string());
     keys.extend(names.iter().map(|n| route_keys::route(n)));
-    let values = batch::get_many(bucket, &keys).map_err(|e| format!("{e:?}"))?;
+    let values = fado_store::keyvalue::get_each(bucket, &keys).map_err(|e| format!("{e:?}"))?;
     let mut values = values.into_iter();
     let Some(meta) = values.next().and_then(|(_, v)| v) else {
         return Ok(None);
