@@ -246,7 +246,7 @@ async fn wait_round(o: &Orchestrator, before: &Option<String>) -> Result<Instant
 async fn publish(o: &Orchestrator, payload: &str) -> Result<()> {
     let mut conn = o.redis.conn().await?;
     let _: i64 = redis::cmd("PUBLISH")
-        .arg("fado.planner")
+        .arg(fado_model::channels::PLANNER)
         .arg(payload)
         .query_async(&mut conn)
         .await?;

@@ -51,9 +51,9 @@ static FIRST_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Redis channels of the data plane's background components.
 const DATA_PLANE_CHANNELS: [(&str, &str); 3] = [
-    ("fado.replicator", "replicator"),
-    ("fado.health", "health-checker"),
-    ("fado.reconciler", "reconciler"),
+    (fado_model::channels::REPLICATOR, "replicator"),
+    (fado_model::channels::HEALTH, "health-checker"),
+    (fado_model::channels::RECONCILER, "reconciler"),
 ];
 
 /// The manifest without the data plane's Redis triggers and sweeps.
@@ -370,7 +370,7 @@ impl Orchestrator {
     }
 
     async fn publish_planner(&self, payload: &str) {
-        self.publish("fado.planner", payload).await
+        self.publish(fado_model::channels::PLANNER, payload).await
     }
 
     /// Publishes `payload` on `channel` of the orchestrator's Redis.

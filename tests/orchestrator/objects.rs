@@ -494,7 +494,7 @@ async fn registering_storage_checks_endpoint_and_credentials() {
 /// minute at most); the deployment as the API shows it.
 async fn health_becomes(o: &Orchestrator, name: &str, want: &str) -> Option<Value> {
     eventually(Duration::from_secs(60), || async {
-        o.publish("fado.health", "sweep").await;
+        o.publish(fado_model::channels::HEALTH, "sweep").await;
         let (_, s) = o
             .api("GET", &format!("/api/storage-deployments/{name}"), None)
             .await;

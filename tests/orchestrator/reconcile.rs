@@ -10,7 +10,7 @@ use harness::garage::{Garage, data};
 use harness::orchestrator::{Options, Orchestrator};
 use serde_json::json;
 
-const RECONCILER: &str = "fado.reconciler";
+const RECONCILER: &str = fado_model::channels::RECONCILER;
 
 async fn start(sweeps: bool, variables: Vec<(&'static str, String)>) -> Orchestrator {
     let database = harness::shared_postgres().create_database().await.unwrap();

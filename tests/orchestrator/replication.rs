@@ -180,7 +180,7 @@ async fn replicas_are_synced_for_real_and_removed_when_policy_changes() {
     ))
     .await
     .unwrap();
-    o.publish("fado.replicator", "test").await;
+    o.publish(fado_model::channels::REPLICATOR, "test").await;
     let db_done = eventually(Duration::from_secs(30), || async {
         let mut listed = g[1].keys(bucket).await;
         listed.sort();

@@ -849,7 +849,7 @@ async fn probed_down_deployments_leave_routes() {
     set_override(&o, "bk0", &["f0", "f1"], "round_robin").await;
     platforms[0].fado.kill();
     let down = harness::eventually(Duration::from_secs(30), || async {
-        o.publish("fado.health", "test").await;
+        o.publish(fado_model::channels::HEALTH, "test").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (_, f) = o.api("GET", "/api/faas-deployments/f0", None).await;
         (f["health"] == "unhealthy").then_some(())
@@ -954,7 +954,7 @@ async fn http_and_https_upstreams_mix() {
 
     // The health probes reach it over TLS too.
     let healthy = harness::eventually(Duration::from_secs(20), || async {
-        o.publish("fado.health", "test").await;
+        o.publish(fado_model::channels::HEALTH, "test").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (_, f) = o.api("GET", "/api/faas-deployments/f1", None).await;
         (f["health"] == "healthy").then_some(())

@@ -312,7 +312,7 @@ async fn fado_replicates_across_embedded_s3_servers() {
     let direct = data(5, 50_000);
     s[0].put(bucket, "direct/write.bin", direct.clone()).await;
     let found = eventually(Duration::from_secs(60), || async {
-        o.publish("fado.reconciler", "sweep").await;
+        o.publish(fado_model::channels::RECONCILER, "sweep").await;
         let listing = o.object_listing(bucket).await;
         listing
             .iter()

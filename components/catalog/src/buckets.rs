@@ -263,15 +263,7 @@ fn set_override(db: &Db, bucket: i64, ids: Option<&[i64]>) -> ApiResult<()> {
 
 /// Adds a job to the ledger unless the same one is already waiting.
 pub fn enqueue(db: &Db, kind: JobKind, bucket: &str, storage_id: Option<i64>) -> ApiResult<()> {
-    db.execute(
-        "INSERT INTO jobs (kind, bucket_name, storage_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        &[
-            Param::Str(kind.as_str().into()),
-            Param::Str(bucket.into()),
-            storage_id.map(Param::Int64).unwrap_or(Param::DbNull),
-        ],
-    )?;
-    Ok(())
+    Ok(fado_store::jobs::enqueue(db, kind, bucket, storage_id)?)
 }
 
 fn check_target(v: i64) -> ApiResult<()> {
@@ -424,10 +416,11 @@ fn delete(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
             enqueue(db, JobKind::DeleteBucket, &bucket.name, Some(r.storage_id))?;
         }
         // Pending work for the old bucket is moot once it is being deleted.
-        db.execute(
-            "UPDATE jobs SET state = 'done', finished_at = now(), last_error = 'cancelled: bucket deleted', updated_at = now()
-             WHERE bucket_name = $1 AND kind <> 'delete_bucket' AND state = 'queued'",
-            &[Param::Str(bucket.name.clone())],
+        fado_store::jobs::cancel_queued_for_bucket(
+            db,
+            &bucket.name,
+            JobKind::DeleteBucket,
+            "bucket deleted",
         )?;
         db.execute("DELETE FROM buckets WHERE id = $1", &[Param::Int64(id)])?;
         ctx.changed()

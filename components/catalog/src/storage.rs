@@ -306,21 +306,9 @@ fn verify(mut endpoint: Endpoint, region_given: bool) -> ApiResult<String> {
 
 /// The stored endpoint of a storage deployment, secret decrypted.
 fn stored_endpoint(ctx: &Ctx, id: i64) -> ApiResult<Endpoint> {
-    let rows = ctx.db.query(
-        "SELECT endpoint, region, path_style, access_key, secret_key_enc FROM storage_deployments WHERE id = $1",
-        &[Param::Int64(id)],
-    )?;
-    let r = rows
-        .first()
-        .ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))?;
-    Ok(Endpoint {
-        url: r.str("endpoint")?,
-        region: r.str("region")?,
-        path_style: r.bool("path_style")?,
-        access_key: r.str("access_key")?,
-        secret_key: secrets::decrypt(ctx.encryption_key(), &r.bytes("secret_key_enc")?)
-            .map_err(|e| ApiError::new(500, "internal", e.to_string()))?,
-    })
+    fado_store::storage::endpoint(&ctx.db, id, ctx.encryption_key())?
+        .map(Endpoint::from)
+        .ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))
 }
 
 /// A deployment that just passed its check is healthy until a health

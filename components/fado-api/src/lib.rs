@@ -125,6 +125,17 @@ impl From<FieldError> for ApiError {
     }
 }
 
+impl From<fado_store::storage::EndpointError> for ApiError {
+    fn from(e: fado_store::storage::EndpointError) -> Self {
+        match e {
+            fado_store::storage::EndpointError::Store(e) => e.into(),
+            fado_store::storage::EndpointError::Secret(e) => {
+                ApiError::new(500, "internal", e.to_string())
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     /// Answers say what failed and what to do; the database's own words
     /// (which name its processes, tables and values) go to the log only.

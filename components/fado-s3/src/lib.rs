@@ -45,6 +45,18 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+impl From<fado_store::storage::StoredEndpoint> for Endpoint {
+    fn from(e: fado_store::storage::StoredEndpoint) -> Self {
+        Self {
+            url: e.url,
+            region: e.region,
+            path_style: e.path_style,
+            access_key: e.access_key,
+            secret_key: e.secret_key,
+        }
+    }
+}
+
 impl Endpoint {
     /// Whether a server-side copy between the two can work: same service,
     /// same credentials.

@@ -11,11 +11,13 @@
 // The error type wraps the interface's own `error` variant.
 #![allow(clippy::result_large_err)]
 
+pub mod jobs;
 pub mod keyvalue;
 pub mod objects;
 pub mod routes;
 pub mod secrets;
 pub mod snapshot;
+pub mod storage;
 
 use std::collections::HashMap;
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fado_s3::Endpoint;
+use fado_store::storage::EndpointError;
 use fado_store::{Db, Param};
 use spin_sdk::redis_component;
 use spin_sdk::variables;
@@ -75,27 +76,23 @@ struct Changed {
 
 fn check_all(db: &Db, key: &str) -> Result<Changed> {
     let rows = db.query(
-        "SELECT id, name, endpoint, region, path_style, access_key, secret_key_enc, health, health_failures
-         FROM storage_deployments ORDER BY id",
+        &format!(
+            "SELECT id, name, {}, health, health_failures FROM storage_deployments ORDER BY id",
+            fado_store::storage::ENDPOINT_COLUMNS.join(", ")
+        ),
         &[],
     )?;
     let mut targets = Vec::new();
     for r in rows.iter() {
-        let secret = fado_store::secrets::decrypt(key, &r.bytes("secret_key_enc")?);
         targets.push(Target {
             id: r.i64("id")?,
             name: r.str("name")?,
             health: r.str("health")?,
             failures: r.i64("health_failures")?,
-            endpoint: match secret {
-                Ok(secret_key) => Ok(Endpoint {
-                    url: r.str("endpoint")?,
-                    region: r.str("region")?,
-                    path_style: r.bool("path_style")?,
-                    access_key: r.str("access_key")?,
-                    secret_key,
-                }),
-                Err(e) => Err(e.to_string()),
+            endpoint: match fado_store::storage::endpoint_in(&r, "", key) {
+                Ok(e) => Ok(e.into()),
+                Err(EndpointError::Secret(e)) => Err(e.to_string()),
+                Err(EndpointError::Store(e)) => return Err(e.into()),
             },
         });
     }

@@ -23,21 +23,18 @@ pub struct Bucket {
     pub ready_replicas: Vec<Copy>,
 }
 
-const STORAGE_COLUMNS: &str = "s.name AS storage, s.endpoint, s.region, s.path_style, s.access_key,
-    s.secret_key_enc, s.health";
+/// A copy's columns, from storage deployment `s`.
+fn storage_columns() -> String {
+    format!(
+        "s.name AS storage, {}, s.health",
+        fado_store::storage::select_list("s", "")
+    )
+}
 
 fn copy(ctx: &Ctx, r: Row<'_>) -> ApiResult<Copy> {
-    let secret = fado_store::secrets::decrypt(&ctx.encryption_key, &r.bytes("secret_key_enc")?)
-        .map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
     Ok(Copy {
         storage: r.str("storage")?,
-        endpoint: Endpoint {
-            url: r.str("endpoint")?,
-            region: r.str("region")?,
-            path_style: r.bool("path_style")?,
-            access_key: r.str("access_key")?,
-            secret_key: secret,
-        },
+        endpoint: fado_store::storage::endpoint_in(&r, "", &ctx.encryption_key)?.into(),
         healthy: r.str("health")? != "unhealthy",
     })
 }
@@ -49,9 +46,10 @@ pub fn bucket(ctx: &Ctx, segment: &str) -> ApiResult<Bucket> {
     let by_id = segment.bytes().all(|b| b.is_ascii_digit());
     let rows = db.query(
         &format!(
-            "SELECT b.id, b.name, {STORAGE_COLUMNS} FROM buckets b
+            "SELECT b.id, b.name, {} FROM buckets b
              JOIN storage_deployments s ON s.id = b.master_storage_id
              WHERE {}",
+            storage_columns(),
             if by_id {
                 "b.id = $1::text::bigint"
             } else {
@@ -79,8 +77,9 @@ pub fn bucket_and_replicas(ctx: &Ctx, segment: &str) -> ApiResult<Bucket> {
     let mut b = bucket(ctx, segment)?;
     let replicas = ctx.db.query(
         &format!(
-            "SELECT {STORAGE_COLUMNS} FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id
-             WHERE r.bucket_id = $1 AND r.state = 'ready' ORDER BY r.storage_id"
+            "SELECT {} FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id
+             WHERE r.bucket_id = $1 AND r.state = 'ready' ORDER BY r.storage_id",
+            storage_columns()
         ),
         &[Param::Int64(b.id)],
     )?;

@@ -168,33 +168,18 @@ fn write(db: &Db) -> Result<Outcome> {
 }
 
 fn enqueue(db: &Db, kind: JobKind, buckets: &[String], storage: &[i64]) -> Result<()> {
-    db.execute(
-        "INSERT INTO jobs (kind, bucket_name, storage_id)
-         SELECT $1, b, s FROM unnest($2::text[], $3::bigint[]) AS u(b, s)
-         ON CONFLICT DO NOTHING",
-        &[
-            Param::Str(kind.as_str().into()),
-            text_array(buckets),
-            id_array(storage),
-        ],
-    )?;
-    Ok(())
+    Ok(fado_store::jobs::enqueue_each(db, kind, buckets, storage)?)
 }
 
 /// Drops queued (not running) jobs a new decision made moot.
 fn cancel(db: &Db, buckets: &[String], storage: &[i64], kind: JobKind) -> Result<()> {
-    db.execute(
-        "UPDATE jobs j SET state = 'done', finished_at = now(), updated_at = now(),
-             last_error = 'cancelled: the planner changed its decision'
-         FROM unnest($2::text[], $3::bigint[]) AS u(b, s)
-         WHERE j.kind = $1 AND j.state = 'queued' AND j.bucket_name = u.b AND j.storage_id = u.s",
-        &[
-            Param::Str(kind.as_str().into()),
-            text_array(buckets),
-            id_array(storage),
-        ],
-    )?;
-    Ok(())
+    Ok(fado_store::jobs::cancel_queued(
+        db,
+        kind,
+        buckets,
+        storage,
+        "the planner changed its decision",
+    )?)
 }
 
 /// The published table: each bucket's policy and the FaaS deployments

@@ -176,19 +176,10 @@ fn catalog(
 /// ready replica not fully synced for `replica_resync_seconds` gets a full
 /// sync, which puts it back in line with the master.
 fn queue_resyncs(tx: &Db, cfg: &Config, bucket: &Bucket) -> Result<u64> {
-    let n = tx.execute(
-        "INSERT INTO jobs (kind, bucket_name, storage_id)
-         SELECT 'sync_replica', $2, r.storage_id FROM replicas r
-         WHERE r.bucket_id = $1 AND r.state = 'ready'
-           AND (r.last_sync_at IS NULL OR r.last_sync_at < now() - make_interval(secs => $3))
-         ON CONFLICT (kind, bucket_name, coalesce(storage_id, 0), coalesce(object_key, ''))
-             WHERE state = 'queued'
-         DO NOTHING",
-        &[
-            Param::Int64(bucket.id),
-            Param::Str(bucket.name.clone()),
-            Param::Floating64(cfg.resync_seconds),
-        ],
-    )?;
-    Ok(n)
+    Ok(fado_store::jobs::queue_resyncs(
+        tx,
+        bucket.id,
+        &bucket.name,
+        cfg.resync_seconds,
+    )?)
 }

@@ -6,8 +6,10 @@
 //! visited in that order (the least recently reconciled first, which keeps a
 //! walk under way at the front until it ends), so every bucket gets its turn.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fado_s3::{Endpoint, Page};
+use fado_store::secrets::SecretError;
+use fado_store::storage::EndpointError;
 use fado_store::{Db, Param};
 
 use crate::Config;
@@ -29,23 +31,14 @@ pub struct Totals {
 pub struct Bucket {
     pub id: i64,
     pub name: String,
-    url: String,
-    region: String,
-    path_style: bool,
-    access_key: String,
-    secret_key_enc: Vec<u8>,
+    /// Its master's endpoint; a secret that cannot be decrypted fails this
+    /// bucket's visit, not the sweep.
+    endpoint: Result<Endpoint, SecretError>,
 }
 
 impl Bucket {
-    fn endpoint(&self, cfg: &Config) -> Result<Endpoint> {
-        Ok(Endpoint {
-            url: self.url.clone(),
-            region: self.region.clone(),
-            path_style: self.path_style,
-            access_key: self.access_key.clone(),
-            secret_key: fado_store::secrets::decrypt(&cfg.encryption_key, &self.secret_key_enc)
-                .context("decrypting the storage secret key (was encryption_key changed?)")?,
-        })
+    fn endpoint(&self) -> Result<Endpoint> {
+        Ok(self.endpoint.clone()?)
     }
 }
 
@@ -54,7 +47,7 @@ impl Bucket {
 pub fn run(db: &Db, cfg: &Config) -> Result<Totals> {
     let mut totals = Totals::default();
     let mut budget = cfg.keys_per_sweep;
-    for bucket in buckets(db, budget)? {
+    for bucket in buckets(db, budget, &cfg.encryption_key)? {
         if budget == 0 {
             break;
         }
@@ -72,13 +65,16 @@ pub fn run(db: &Db, cfg: &Config) -> Result<Totals> {
 
 /// Master buckets in walk order. Every visit costs at least one listing,
 /// charged to the budget, so `budget` also bounds the visits.
-fn buckets(db: &Db, budget: u64) -> Result<Vec<Bucket>> {
+fn buckets(db: &Db, budget: u64, encryption_key: &str) -> Result<Vec<Bucket>> {
     let rows = db.query(
-        "SELECT b.id, b.name, s.endpoint, s.region, s.path_style, s.access_key, s.secret_key_enc
-         FROM buckets b JOIN storage_deployments s ON s.id = b.master_storage_id
-         WHERE s.health <> 'unhealthy'
-         ORDER BY b.reconciled_at NULLS FIRST, b.id
-         LIMIT $1",
+        &format!(
+            "SELECT b.id, b.name, {}
+             FROM buckets b JOIN storage_deployments s ON s.id = b.master_storage_id
+             WHERE s.health <> 'unhealthy'
+             ORDER BY b.reconciled_at NULLS FIRST, b.id
+             LIMIT $1",
+            fado_store::storage::select_list("s", "")
+        ),
         &[Param::Int64(i64::try_from(budget).unwrap_or(i64::MAX))],
     )?;
     rows.iter()
@@ -86,11 +82,11 @@ fn buckets(db: &Db, budget: u64) -> Result<Vec<Bucket>> {
             Ok(Bucket {
                 id: r.i64("id")?,
                 name: r.str("name")?,
-                url: r.str("endpoint")?,
-                region: r.str("region")?,
-                path_style: r.bool("path_style")?,
-                access_key: r.str("access_key")?,
-                secret_key_enc: r.bytes("secret_key_enc")?,
+                endpoint: match fado_store::storage::endpoint_in(&r, "", encryption_key) {
+                    Ok(e) => Ok(e.into()),
+                    Err(EndpointError::Secret(e)) => Err(e),
+                    Err(EndpointError::Store(e)) => return Err(e.into()),
+                },
             })
         })
         .collect()
@@ -105,7 +101,7 @@ async fn walk(
     budget: &mut u64,
     totals: &mut Totals,
 ) -> Result<()> {
-    let client = bucket.endpoint(cfg)?.client();
+    let client = bucket.endpoint()?.client();
     while *budget > 0 {
         let Some(cursor) = page::cursor(db, bucket.id)? else {
             return Ok(()); // deleted meanwhile

@@ -61,30 +61,19 @@ pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str, pairs: &Pairs) -
 
 /// The S3 endpoint of a storage deployment, with its secret decrypted.
 fn endpoint(db: &Db, cfg: &Config, storage_id: i64) -> Result<Endpoint> {
-    let rows = db.query(
-        "SELECT endpoint, region, path_style, access_key, secret_key_enc FROM storage_deployments WHERE id = $1",
-        &[Param::Int64(storage_id)],
-    )?;
-    let r = rows
-        .first()
-        .with_context(|| format!("storage deployment {storage_id} no longer exists"))?;
-    endpoint_of(cfg, &r, "")
+    fado_store::storage::endpoint(db, storage_id, &cfg.encryption_key)
+        .context("reading a storage endpoint")?
+        .map(Endpoint::from)
+        .with_context(|| format!("storage deployment {storage_id} no longer exists"))
 }
 
 /// The endpoint in a row's columns named `{prefix}endpoint`, … .
 fn endpoint_of(cfg: &Config, r: &fado_store::Row<'_>, prefix: &str) -> Result<Endpoint> {
-    let col = |name: &str| format!("{prefix}{name}");
-    Ok(Endpoint {
-        url: r.str(&col("endpoint"))?,
-        region: r.str(&col("region"))?,
-        path_style: r.bool(&col("path_style"))?,
-        access_key: r.str(&col("access_key"))?,
-        secret_key: fado_store::secrets::decrypt(
-            &cfg.encryption_key,
-            &r.bytes(&col("secret_key_enc"))?,
-        )
-        .context("decrypting the storage secret key (was encryption_key changed?)")?,
-    })
+    Ok(
+        fado_store::storage::endpoint_in(r, prefix, &cfg.encryption_key)
+            .context("reading a storage endpoint")?
+            .into(),
+    )
 }
 
 /// A bucket's master and one replica storage, with their clients.
@@ -384,14 +373,16 @@ impl Pairs {
 /// when the bucket is gone or no longer lives on `storage_id`.
 fn object_pair(db: &Db, cfg: &Config, bucket: &str, storage_id: i64) -> Result<Option<Pair>> {
     let rows = db.query(
-        "SELECT b.master_storage_id = $2 OR EXISTS (SELECT 1 FROM replicas r WHERE r.bucket_id = b.id
-                    AND r.storage_id = $2 AND r.state <> 'deleting') AS lives_there,
-                m.endpoint, m.region, m.path_style, m.access_key, m.secret_key_enc,
-                d.endpoint AS d_endpoint, d.region AS d_region, d.path_style AS d_path_style,
-                d.access_key AS d_access_key, d.secret_key_enc AS d_secret_key_enc
-         FROM buckets b JOIN storage_deployments m ON m.id = b.master_storage_id
-         LEFT JOIN storage_deployments d ON d.id = $2
-         WHERE b.name = $1",
+        &format!(
+            "SELECT b.master_storage_id = $2 OR EXISTS (SELECT 1 FROM replicas r WHERE r.bucket_id = b.id
+                        AND r.storage_id = $2 AND r.state <> 'deleting') AS lives_there,
+                    {}, {}
+             FROM buckets b JOIN storage_deployments m ON m.id = b.master_storage_id
+             LEFT JOIN storage_deployments d ON d.id = $2
+             WHERE b.name = $1",
+            fado_store::storage::select_list("m", ""),
+            fado_store::storage::select_list("d", "d_"),
+        ),
         &[Param::Str(bucket.into()), Param::Int64(storage_id)],
     )?;
     let Some(r) = rows.first() else {
