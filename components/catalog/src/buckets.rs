@@ -181,14 +181,10 @@ fn storage_zones(db: &Db, storage_id: i64) -> ApiResult<Vec<String>> {
     Ok(rows.one()?.strings("zones")?)
 }
 
-fn zones_allow(allowed: &[String], zones: &[String]) -> bool {
-    allowed.is_empty() || zones.iter().any(|z| allowed.contains(z))
-}
-
 /// The master copy is data like any other: it must sit inside the zones.
 fn check_master_zones(db: &Db, master: i64, allowed: &[String], field: &str) -> ApiResult<()> {
     let zones = storage_zones(db, master)?;
-    if zones_allow(allowed, &zones) {
+    if fado_placement::zones_allow(allowed, &zones) {
         Ok(())
     } else {
         Err(ApiError::conflict_at(
@@ -202,45 +198,85 @@ fn check_master_zones(db: &Db, master: i64, allowed: &[String], field: &str) -> 
     }
 }
 
-/// Resolves and checks a replica override: existing storage, not the
-/// master, inside the allowed zones, no duplicates.
+/// Resolves and checks a replica override with the placement rules
+/// (`fado_placement::check_replica_override`): existing storage, not the
+/// master, inside the allowed zones, no duplicates. A refusal names the
+/// entry at fault.
 fn check_override(db: &Db, refs: &[Ref], master: i64, allowed: &[String]) -> ApiResult<Vec<i64>> {
+    let field = |i: usize| format!("replica_override[{i}]");
     let mut ids = Vec::with_capacity(refs.len());
     for (i, r) in refs.iter().enumerate() {
-        let field = format!("replica_override[{i}]");
-        let id = lookup::resolve(
+        ids.push(lookup::resolve(
             db,
             "storage_deployments",
             "storage deployment",
             r,
-            Some(&field),
-        )?;
-        if id == master {
-            return Err(ApiError::conflict_at(
-                field,
-                "the master storage cannot also hold a replica",
-            ));
+            Some(&field(i)),
+        )?);
+    }
+    // What the rules read: the named storage deployments with their
+    // clusters' zones.
+    let rows = db.query(
+        "SELECT s.id, s.cluster_id, c.zones FROM storage_deployments s JOIN clusters c ON c.id = s.cluster_id
+         WHERE s.id = ANY($1::bigint[])",
+        &[id_array(&ids)],
+    )?;
+    let mut snapshot = fado_placement::Snapshot::default();
+    for r in rows.iter() {
+        let (id, cluster_id) = (r.i64("id")?, r.i64("cluster_id")?);
+        snapshot.storage.push(fado_placement::Storage {
+            id,
+            cluster_id,
+            healthy: true,
+        });
+        snapshot.clusters.push(fado_placement::Cluster {
+            id: cluster_id,
+            name: String::new(),
+            zones: r.strings("zones")?,
+        });
+    }
+    let bucket = fado_placement::Bucket {
+        master_storage_id: master,
+        allowed_zones: allowed.to_vec(),
+        ..Default::default()
+    };
+    use fado_placement::OverrideError as E;
+    let Err(e) = fado_placement::check_replica_override(&snapshot, &bucket, &ids) else {
+        return Ok(ids);
+    };
+    let at = |id: i64, nth: usize| {
+        let i = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x == id)
+            .nth(nth)
+            .map_or(0, |(i, _)| i);
+        (field(i), &refs[i])
+    };
+    Err(match e {
+        E::IsMaster(id) => {
+            ApiError::conflict_at(at(id, 0).0, "the master storage cannot also hold a replica")
         }
-        if ids.contains(&id) {
-            return Err(ApiError::invalid(
-                field,
-                format!("storage deployment {r} is listed twice"),
-            ));
+        E::Duplicate(id) => {
+            let (f, r) = at(id, 1);
+            ApiError::invalid(f, format!("storage deployment {r} is listed twice"))
         }
-        let zones = storage_zones(db, id)?;
-        if !zones_allow(allowed, &zones) {
-            return Err(ApiError::conflict_at(
-                field,
+        E::OutsideZones(id) => {
+            let (f, r) = at(id, 0);
+            ApiError::conflict_at(
+                f,
                 format!(
                     "storage deployment {r} is in zones [{}], outside the allowed zones [{}]",
-                    zones.join(", "),
+                    storage_zones(db, id)?.join(", "),
                     allowed.join(", ")
                 ),
-            ));
+            )
         }
-        ids.push(id);
-    }
-    Ok(ids)
+        // Deleted since it was resolved.
+        E::UnknownStorage(id) => {
+            ApiError::missing_at(at(id, 0).0, format!("storage deployment {}", at(id, 0).1))
+        }
+    })
 }
 
 fn set_override(db: &Db, bucket: i64, ids: Option<&[i64]>) -> ApiResult<()> {

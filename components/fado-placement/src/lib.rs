@@ -66,7 +66,7 @@ pub struct RouteOverride {
     pub policy: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     pub id: i64,
     pub name: String,
@@ -204,12 +204,18 @@ impl<'a> Index<'a> {
         let zones = self
             .zones_of(storage_id)
             .ok_or(OverrideError::UnknownStorage(storage_id))?;
-        if b.allowed_zones.is_empty() || zones.iter().any(|z| b.allowed_zones.contains(z)) {
+        if zones_allow(&b.allowed_zones, zones) {
             Ok(())
         } else {
             Err(OverrideError::OutsideZones(storage_id))
         }
     }
+}
+
+/// The zone rule: a copy may sit on storage in `zones` when the bucket
+/// allows no zones in particular, or one of them.
+pub fn zones_allow(allowed: &[String], zones: &[String]) -> bool {
+    allowed.is_empty() || zones.iter().any(|z| allowed.contains(z))
 }
 
 /// Checks a replica override before the API accepts it.
