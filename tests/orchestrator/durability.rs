@@ -35,6 +35,22 @@ async fn jobs(o: &Orchestrator, query: &str) -> Vec<Value> {
     b["items"].as_array().unwrap().clone()
 }
 
+/// Waits until no job is queued or running (up to `timeout`), then checks
+/// none is dead; returns every job.
+pub(crate) async fn settled_jobs(o: &Orchestrator, timeout: Duration) -> Vec<Value> {
+    let settled = eventually(timeout, || async {
+        let all = jobs(o, "").await;
+        all.iter()
+            .all(|j| j["state"] == "done" || j["state"] == "dead")
+            .then_some(all)
+    })
+    .await
+    .unwrap_or_else(|| panic!("jobs still queued or running:\n{}", o.fado.log()));
+    let dead: Vec<_> = settled.iter().filter(|j| j["state"] == "dead").collect();
+    assert!(dead.is_empty(), "dead jobs: {dead:?}");
+    settled
+}
+
 async fn ready_bucket(o: &Orchestrator, bucket: &str, replicas: i64) {
     o.create(
         "/api/buckets",
@@ -217,16 +233,7 @@ async fn kill_9_during_replication_loses_nothing() {
     let killed_for = started.elapsed();
 
     // The dead hosts' leases (60 s) run out; the last host finishes.
-    let settled = eventually(Duration::from_secs(240), || async {
-        let all = jobs(&o, "").await;
-        all.iter()
-            .all(|j| j["state"] == "done" || j["state"] == "dead")
-            .then_some(all)
-    })
-    .await
-    .unwrap_or_else(|| panic!("jobs still queued or running:\n{}", o.fado.log()));
-    let dead: Vec<_> = settled.iter().filter(|j| j["state"] == "dead").collect();
-    assert!(dead.is_empty(), "dead jobs: {dead:?}");
+    let settled = settled_jobs(&o, Duration::from_secs(240)).await;
     let done_after = started.elapsed() - killed_for;
     for garage in &g {
         for ((b, k), v) in &acknowledged {

@@ -20,6 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
+use crate::durability::settled_jobs;
 use crate::replication::start;
 
 /// A FaaS deployment that notes the id (`x-call-id`) of every call that
@@ -257,17 +258,7 @@ async fn three_orchestrators_behind_a_load_balancer_survive_losing_one() {
         }
     }
     let caught_up = killed_at.elapsed();
-    let settled = eventually(Duration::from_secs(120), || async {
-        let (_, b) = o.api("GET", "/api/jobs?limit=1000", None).await;
-        let jobs = b["items"].as_array().cloned().unwrap_or_default();
-        jobs.iter()
-            .all(|j| j["state"] == "done" || j["state"] == "dead")
-            .then_some(jobs)
-    })
-    .await
-    .unwrap_or_else(|| panic!("jobs still queued or running:\n{}", o.fado.log()));
-    let dead: Vec<_> = settled.iter().filter(|j| j["state"] == "dead").collect();
-    assert!(dead.is_empty(), "dead jobs: {dead:?}");
+    let settled = settled_jobs(&o, Duration::from_secs(120)).await;
     let retried = settled
         .iter()
         .filter(|j| j["attempts"].as_i64() > Some(1))
