@@ -231,10 +231,13 @@ async fn a_sweep_that_finds_a_round_under_way_is_not_lost() {
     world(&o, 2).await;
     o.settled().await;
     // This session stands in for a planner in the middle of a round: it
-    // holds the planner lock (components/planner: PLANNER_LOCK).
+    // holds the planner lock.
     let holder = o.db().await.unwrap();
     holder
-        .batch_execute("SELECT pg_advisory_lock(x'4641444F504C414E'::bigint)")
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&fado_model::locks::PLANNER],
+        )
         .await
         .unwrap();
     // A change its round did not read, written without a generation bump.

@@ -268,6 +268,18 @@ pub struct Job {
     pub finished_at: Option<String>,
 }
 
+/// PostgreSQL session advisory locks that let one instance at a time do a
+/// component's work; the ids spell their names in ASCII. (Migrations take
+/// `fado_migrations::LOCK_KEY`, "FADOMIGR".)
+pub mod locks {
+    /// The planner: one plans at a time ("FADOPLAN").
+    pub const PLANNER: i64 = 0x4641_444F_504C_414E;
+    /// The health checker ("FADOHLTH").
+    pub const HEALTH: i64 = 0x4641_444F_484C_5448;
+    /// The reconcile sweep ("FADORECN").
+    pub const RECONCILER: i64 = 0x4641_444F_5245_434E;
+}
+
 /// Redis channels that wake FaDO's Redis-triggered components (a wake-up
 /// only: the work itself is in Postgres).
 pub mod channels {

@@ -171,6 +171,24 @@ pub fn ensure_schema(db: &Db) -> Result<()> {
     migrate(db).map(drop)
 }
 
+/// Takes session advisory lock `key` if no other session holds it.
+pub fn try_lock(db: &Db, key: i64) -> Result<bool> {
+    db.query(
+        "SELECT pg_try_advisory_lock($1) AS locked",
+        &[Param::Int64(key)],
+    )?
+    .one()?
+    .bool("locked")
+}
+
+/// Releases session advisory lock `key`. (The host also releases every
+/// lock of a session before the session is reused, so a guest that
+/// trapped while holding one leaves nothing behind.)
+pub fn unlock(db: &Db, key: i64) -> Result<()> {
+    db.execute("SELECT pg_advisory_unlock($1)", &[Param::Int64(key)])?;
+    Ok(())
+}
+
 /// Applies every pending migration; returns the versions applied.
 pub fn migrate(db: &Db) -> Result<Vec<i32>> {
     let key = Param::Int64(fado_migrations::LOCK_KEY);

@@ -29,8 +29,6 @@ use spin_sdk::variables;
 const FAILURES_TO_UNHEALTHY: i64 = 2;
 /// How long one probe may take, connection included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Session advisory lock: one checker at a time ("FADOHLTH").
-const LOCK: i64 = 0x4641_444F_484C_5448;
 
 struct Target {
     id: i64,
@@ -46,17 +44,13 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
     let var = |n: &str| variables::get(n).with_context(|| format!("variable {n}"));
     let db = Db::open(&var("pg_address")?)?;
     fado_store::ensure_schema(&db)?;
-    let locked = db.query(
-        "SELECT pg_try_advisory_lock($1) AS ok",
-        &[Param::Int64(LOCK)],
-    )?;
-    if !locked.one()?.bool("ok")? {
+    if !fado_store::try_lock(&db, fado_model::locks::HEALTH)? {
         return Ok(()); // another checker is at it
     }
     let key = var("encryption_key");
     let storage = key.and_then(|k| check_all(&db, &k));
     let faas = check_faas(&db);
-    let _ = db.execute("SELECT pg_advisory_unlock($1)", &[Param::Int64(LOCK)]);
+    let _ = fado_store::unlock(&db, fado_model::locks::HEALTH);
     let mut changed = storage?;
     changed.any |= faas?;
     if changed.any {

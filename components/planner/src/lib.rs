@@ -31,12 +31,10 @@ mod convert;
 mod publish;
 
 use anyhow::{Context, Result};
-use fado_store::{Db, Param};
+use fado_model::locks;
+use fado_store::Db;
 use spin_sdk::redis_component;
 use spin_sdk::variables;
-
-/// Session advisory lock serialising planners ("FADOPLAN").
-const PLANNER_LOCK: i64 = 0x4641_444F_504C_414E;
 
 /// Pause between back-to-back rounds while the catalog keeps changing. A
 /// round re-plans every bucket (tens of ms at 100 buckets, ~0.4 s at
@@ -58,14 +56,7 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
     fado_store::ensure_schema(&db)?;
     let mut sweep = message.as_ref() == SWEEP;
     loop {
-        let locked = db
-            .query(
-                "SELECT pg_try_advisory_lock($1) AS locked",
-                &[Param::Int64(PLANNER_LOCK)],
-            )?
-            .one()?
-            .bool("locked")?;
-        if !locked {
+        if !fado_store::try_lock(&db, locks::PLANNER)? {
             if sweep {
                 // The holder's round may have read the catalog before
                 // this sweep was asked for, and it only re-checks the
@@ -80,10 +71,7 @@ fn on_message(message: bytes::Bytes) -> Result<()> {
             return Ok(());
         }
         let result = rounds(&db, &redis, sweep);
-        let _ = db.execute(
-            "SELECT pg_advisory_unlock($1)",
-            &[Param::Int64(PLANNER_LOCK)],
-        );
+        let _ = fado_store::unlock(&db, locks::PLANNER);
         if let Err(e) = &result {
             eprintln!("planner: {e:#}");
             return result;

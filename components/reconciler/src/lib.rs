@@ -16,12 +16,9 @@ mod page;
 mod walk;
 
 use anyhow::{Context, Result};
-use fado_store::{Db, Param};
+use fado_store::Db;
 use spin_sdk::redis_component;
 use spin_sdk::variables;
-
-/// Advisory lock key of the reconcile sweep ("FADORECN").
-const LOCK_KEY: i64 = 0x4641_444F_5245_434E;
 
 pub const REPLICATOR_CHANNEL: &str = fado_model::channels::REPLICATOR;
 
@@ -74,17 +71,11 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
 }
 
 fn try_lock(db: &Db) -> Result<bool> {
-    let rows = db.query(
-        "SELECT pg_try_advisory_lock($1) AS locked",
-        &[Param::Int64(LOCK_KEY)],
-    )?;
-    Ok(rows.one()?.bool("locked")?)
+    Ok(fado_store::try_lock(db, fado_model::locks::RECONCILER)?)
 }
 
-/// The host resets a session before it is reused, so a run that trapped
-/// before this line left no lock behind.
 fn unlock(db: &Db) {
-    if let Err(e) = db.execute("SELECT pg_advisory_unlock($1)", &[Param::Int64(LOCK_KEY)]) {
+    if let Err(e) = fado_store::unlock(db, fado_model::locks::RECONCILER) {
         eprintln!("reconciler: releasing the sweep lock: {e}");
     }
 }
