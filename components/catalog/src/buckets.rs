@@ -263,11 +263,17 @@ fn check_override(db: &Db, refs: &[Ref], master: i64, allowed: &[String]) -> Api
         }
         E::OutsideZones(id) => {
             let (f, r) = at(id, 0);
+            let zones = snapshot
+                .storage
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| snapshot.clusters.iter().find(|c| c.id == s.cluster_id))
+                .map(|c| c.zones.join(", "))
+                .unwrap_or_default();
             ApiError::conflict_at(
                 f,
                 format!(
-                    "storage deployment {r} is in zones [{}], outside the allowed zones [{}]",
-                    storage_zones(db, id)?.join(", "),
+                    "storage deployment {r} is in zones [{zones}], outside the allowed zones [{}]",
                     allowed.join(", ")
                 ),
             )

@@ -50,14 +50,34 @@ pub fn endpoint_in(
     prefix: &str,
     encryption_key: &str,
 ) -> Result<StoredEndpoint, EndpointError> {
+    Ok(endpoint_or_secret_error(row, prefix, encryption_key)??)
+}
+
+/// [`endpoint_in`] for a caller that goes on with its other rows when one
+/// row's secret cannot be decrypted: only a row that cannot be read is an
+/// error of the whole.
+pub fn endpoint_or_secret_error(
+    row: &Row<'_>,
+    prefix: &str,
+    encryption_key: &str,
+) -> Result<Result<StoredEndpoint, SecretError>, StoreError> {
     let col = |name: &str| format!("{prefix}{name}");
-    Ok(StoredEndpoint {
-        url: row.str(&col("endpoint"))?,
-        region: row.str(&col("region"))?,
-        path_style: row.bool(&col("path_style"))?,
-        access_key: row.str(&col("access_key"))?,
-        secret_key: secrets::decrypt(encryption_key, &row.bytes(&col("secret_key_enc"))?)?,
-    })
+    let secret_key_enc = row.bytes(&col("secret_key_enc"))?;
+    let (url, region, path_style, access_key) = (
+        row.str(&col("endpoint"))?,
+        row.str(&col("region"))?,
+        row.bool(&col("path_style"))?,
+        row.str(&col("access_key"))?,
+    );
+    Ok(
+        secrets::decrypt(encryption_key, &secret_key_enc).map(|secret_key| StoredEndpoint {
+            url,
+            region,
+            path_style,
+            access_key,
+            secret_key,
+        }),
+    )
 }
 
 /// Storage deployment `id`'s endpoint; `None` when there is no such

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fado_s3::Endpoint;
-use fado_store::storage::EndpointError;
 use fado_store::{Db, Param};
 use spin_sdk::redis_component;
 use spin_sdk::variables;
@@ -83,11 +82,9 @@ fn check_all(db: &Db, key: &str) -> Result<Changed> {
             name: r.str("name")?,
             health: r.str("health")?,
             failures: r.i64("health_failures")?,
-            endpoint: match fado_store::storage::endpoint_in(&r, "", key) {
-                Ok(e) => Ok(e.into()),
-                Err(EndpointError::Secret(e)) => Err(e.to_string()),
-                Err(EndpointError::Store(e)) => return Err(e.into()),
-            },
+            endpoint: fado_store::storage::endpoint_or_secret_error(&r, "", key)?
+                .map(Endpoint::from)
+                .map_err(|e| e.to_string()),
         });
     }
     // Probe concurrently: a dead endpoint costs its timeout once, not once

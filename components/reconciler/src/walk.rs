@@ -9,7 +9,6 @@
 use anyhow::Result;
 use fado_s3::{Endpoint, Page};
 use fado_store::secrets::SecretError;
-use fado_store::storage::EndpointError;
 use fado_store::{Db, Param};
 
 use crate::Config;
@@ -82,11 +81,8 @@ fn buckets(db: &Db, budget: u64, encryption_key: &str) -> Result<Vec<Bucket>> {
             Ok(Bucket {
                 id: r.i64("id")?,
                 name: r.str("name")?,
-                endpoint: match fado_store::storage::endpoint_in(&r, "", encryption_key) {
-                    Ok(e) => Ok(e.into()),
-                    Err(EndpointError::Secret(e)) => Err(e),
-                    Err(EndpointError::Store(e)) => return Err(e.into()),
-                },
+                endpoint: fado_store::storage::endpoint_or_secret_error(&r, "", encryption_key)?
+                    .map(Endpoint::from),
             })
         })
         .collect()
