@@ -579,3 +579,56 @@ async fn storage_that_goes_down_and_comes_back_is_caught_up() {
         everywhere(&o, &g, bucket, k, Some(v)).await;
     }
 }
+
+/// A storage deployment whose secret cannot be decrypted (stored under
+/// another `encryption_key`) is marked unhealthy, saying so, and the health
+/// of the others is still checked: one bad row does not stop the sweep.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_that_cannot_be_decrypted_fails_only_its_own_storage() {
+    let o = start().await;
+    let _g = platform(&o).await;
+    for name in ["s1", "s2", "s3"] {
+        assert!(
+            health_becomes(&o, name, "healthy").await.is_some(),
+            "{name}"
+        );
+    }
+    let checked_at = |s: &Value| {
+        s["health_checked_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut before = Vec::new();
+    for name in ["s1", "s3"] {
+        let (_, s) = o
+            .api("GET", &format!("/api/storage-deployments/{name}"), None)
+            .await;
+        before.push(checked_at(&s));
+    }
+    // As if s2's credentials had been stored under another key.
+    let db = o.db().await.unwrap();
+    db.execute(
+        "UPDATE storage_deployments SET secret_key_enc = $1 WHERE name = 's2'",
+        &[&vec![7u8; 48]],
+    )
+    .await
+    .unwrap();
+    let s2 = health_becomes(&o, "s2", "unhealthy")
+        .await
+        .unwrap_or_else(|| panic!("s2 stayed healthy:\n{}", o.fado.log()));
+    assert!(
+        s2["health_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("encryption_key")),
+        "{s2}"
+    );
+    // The others were checked in the same sweeps, and are still healthy.
+    for (name, before) in ["s1", "s3"].into_iter().zip(before) {
+        let (_, s) = o
+            .api("GET", &format!("/api/storage-deployments/{name}"), None)
+            .await;
+        assert_eq!(s["health"], "healthy", "{s}");
+        assert_ne!(checked_at(&s), before, "{name} was not checked again: {s}");
+    }
+}
