@@ -247,6 +247,60 @@ async fn lenient_input_is_refused_naming_the_field() {
     }
 }
 
+/// JSON has one number type, and JSON Schema counts `2.0` as the integer 2:
+/// integer fields and ids took only `2` (a schema-valid request refused,
+/// found by schemathesis), and the large ids of floats like
+/// `4064342690212598.0` were read a half off.
+#[tokio::test(flavor = "multi_thread")]
+async fn integral_numbers_are_integers_however_they_are_written() {
+    let o = Orchestrator::start().await.unwrap();
+    platform(&o).await;
+    let (_, s2) = o.api("GET", "/api/storage-deployments/s2", None).await;
+    let s2 = s2["id"].as_i64().unwrap();
+    let (_, c1) = o.api("GET", "/api/clusters/c1", None).await;
+    let c1 = c1["id"].as_i64().unwrap();
+    let (s, b) = o
+        .api(
+            "POST",
+            "/api/buckets",
+            Some(
+                json!({"name": "floats", "master_storage": "s1", "target_replicas": 1.0,
+                        "replica_override": [s2 as f64]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["target_replicas"], 1, "{b}");
+    assert_eq!(b["replica_override"], json!([s2]), "{b}");
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/faas-deployments/f1",
+            Some(json!({"timeout_ms": 1.5e3, "cluster": c1 as f64})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["timeout_ms"], 1500, "{b}");
+    // A reference that no resource has is still a conflict, not a misread.
+    let (s, b) = o
+        .api(
+            "PATCH",
+            "/api/buckets/floats",
+            Some(json!({"replica_override": [4_064_342_690_212_598.0]})),
+        )
+        .await;
+    let message = error(s, &b, 409, "conflict", Some("replica_override[0]"));
+    assert!(message.contains("4064342690212598"), "{message}");
+    for (body, field) in [
+        (json!({"target_replicas": 1.5}), "target_replicas"),
+        (json!({"replica_override": [2.5]}), "replica_override[0]"),
+        (json!({"target_replicas": 1e19}), "target_replicas"),
+    ] {
+        let (s, b) = o.api("PATCH", "/api/buckets/floats", Some(body)).await;
+        error(s, &b, 400, "invalid", Some(field));
+    }
+}
+
 /// NUL reached PostgreSQL (which cannot store it in `text`) and came back
 /// as a 500; trailing bytes after the JSON object were ignored.
 #[tokio::test(flavor = "multi_thread")]

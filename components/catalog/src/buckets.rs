@@ -14,12 +14,12 @@
 
 use std::collections::HashMap;
 
+use fado_model::api::{ReplicaList, RouteOverrideEntry};
 use fado_model::{
-    Bucket, BucketInput, JobKind, Ref, Replica, ReplicaState, RouteOverride, RouteOverrideInput,
-    SelectionPolicy, required, validate,
+    Bucket, BucketInput, JobKind, Page, Ref, Replica, ReplicaState, RouteOverride,
+    RouteOverrideInput, SelectionPolicy, required, validate,
 };
 use fado_store::{Db, Param, Row, id_array, text_array};
-use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
@@ -309,14 +309,7 @@ pub fn enqueue(db: &Db, kind: JobKind, bucket: &str, storage_id: Option<i64>) ->
 }
 
 fn check_target(v: i64) -> ApiResult<()> {
-    if (0..=64).contains(&v) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "target_replicas",
-            format!("{v} is out of range (0 to 64)"),
-        ))
-    }
+    Ok(fado_model::validate::target_replicas("target_replicas", v)?)
 }
 
 fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
@@ -476,7 +469,10 @@ pub fn replicas(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
     }
     let id = lookup::segment(&ctx.db, "buckets", "bucket", segment)?;
     let replicas = replicas_of(&ctx.db, &[id])?.remove(&id).unwrap_or_default();
-    Reply::ok(json!({ "items": replicas, "next_cursor": null }))
+    Reply::ok(ReplicaList {
+        items: replicas,
+        next_cursor: None,
+    })
 }
 
 pub fn route_override(ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
@@ -558,19 +554,23 @@ pub fn route_overrides(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let items = rows
         .iter()
         .map(|r| {
+            let policy = r
+                .opt_str("route_policy")?
+                .map(|p| fado_store::decoded(SelectionPolicy::parse("route_policy", &p)))
+                .transpose()?;
             Ok((
                 r.i64("id")?,
-                json!({
-                    "bucket": r.str("name")?,
-                    "faas_ids": r.ids("faas_ids")?,
-                    "policy": r.opt_str("route_policy")?,
-                }),
+                RouteOverrideEntry {
+                    bucket: r.str("name")?,
+                    faas_ids: r.ids("faas_ids")?,
+                    policy,
+                },
             ))
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let p = p.page(items, |(id, _)| id.to_string());
-    Reply::ok(json!({
-        "items": p.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-        "next_cursor": p.next_cursor,
-    }))
+    Reply::ok(Page {
+        items: p.items.into_iter().map(|(_, v)| v).collect(),
+        next_cursor: p.next_cursor,
+    })
 }

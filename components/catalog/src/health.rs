@@ -1,8 +1,8 @@
 //! `/healthz` (the instance can answer) and `/readyz` (its dependencies,
 //! PostgreSQL and Redis, answer too).
 
+use fado_model::api::{DependencyCheck, Liveness, Readiness};
 use fado_store::Db;
-use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
@@ -11,7 +11,9 @@ pub fn live(req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" && req.method != "HEAD" {
         return Err(ApiError::method_not_allowed(&["GET", "HEAD"]));
     }
-    Reply::ok(json!({ "status": "ok" }))
+    Reply::ok(Liveness {
+        status: "ok".into(),
+    })
 }
 
 pub fn ready(req: &Req) -> ApiResult<Reply> {
@@ -29,23 +31,18 @@ pub fn ready(req: &Req) -> ApiResult<Reply> {
             .map(drop)
             .map_err(|e| ApiError::new(503, "redis_unavailable", format!("{e:?}")))
     });
-    let check = |r: &ApiResult<()>| match r {
-        Ok(()) => json!({ "ok": true }),
-        Err(e) => json!({ "ok": false, "error": e.message }),
+    let check = |r: &ApiResult<()>| DependencyCheck {
+        ok: r.is_ok(),
+        error: r.as_ref().err().map(|e| e.message.clone()),
     };
-    let body = json!({
-        "status": if postgres.is_ok() && redis.is_ok() { "ready" } else { "not_ready" },
-        "postgres": check(&postgres),
-        "redis": check(&redis),
-    });
-    Ok(Reply {
-        status: if postgres.is_ok() && redis.is_ok() {
-            200
-        } else {
-            503
-        },
-        body: Some(body),
-        location: None,
-        text: None,
-    })
+    let ready = postgres.is_ok() && redis.is_ok();
+    let mut reply = Reply::ok(Readiness {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        postgres: check(&postgres),
+        redis: check(&redis),
+    })?;
+    if !ready {
+        reply.status = 503;
+    }
+    Ok(reply)
 }

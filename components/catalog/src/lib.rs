@@ -31,8 +31,6 @@ use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam
 use spin_sdk::http_component;
 use spin_sdk::variables;
 
-const OPENAPI: &str = include_str!("openapi.json");
-
 /// Redis channel the planner listens on.
 pub const PLANNER_CHANNEL: &str = fado_model::channels::PLANNER;
 
@@ -159,7 +157,8 @@ fn serve(req: &Req, auth: Option<&str>, after: &mut After) -> ApiResult<Reply> {
             return Ok(Reply {
                 status: 200,
                 body: Some(
-                    serde_json::from_str(OPENAPI).expect("the bundled OpenAPI document is JSON"),
+                    serde_json::to_value(fado_openapi::document())
+                        .expect("the OpenAPI document serializes"),
                 ),
                 location: None,
                 text: None,

@@ -2,8 +2,12 @@
 //! replication state, the few buckets and jobs that need attention), never
 //! the whole catalog.
 
+use std::collections::BTreeMap;
+
+use fado_model::api::{
+    BucketCounts, DeadJob, ObjectCounts, PlannerProgress, ResourceSummary, Shortfall,
+};
 use fado_store::{Db, Rows};
-use serde_json::{Value, json};
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -12,12 +16,10 @@ use crate::http::{Reply, Req};
 /// How many problem buckets and jobs the summary names.
 const TOP: i64 = 10;
 
-fn counts(rows: &Rows, key: &str) -> ApiResult<Value> {
-    let mut out = serde_json::Map::new();
-    for r in rows.iter() {
-        out.insert(r.str(key)?, json!(r.i64("n")?));
-    }
-    Ok(Value::Object(out))
+fn counts(rows: &Rows, key: &str) -> ApiResult<BTreeMap<String, i64>> {
+    rows.iter()
+        .map(|r| Ok((r.str(key)?, r.i64("n")?)))
+        .collect()
 }
 
 pub fn summary(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
@@ -27,7 +29,7 @@ pub fn summary(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     Reply::ok(build(&ctx.db)?)
 }
 
-fn build(db: &Db) -> ApiResult<Value> {
+fn build(db: &Db) -> ApiResult<ResourceSummary> {
     let totals = db.query(
         "SELECT (SELECT count(*) FROM clusters) AS clusters,
                 (SELECT count(*) FROM buckets) AS buckets,
@@ -67,30 +69,46 @@ fn build(db: &Db) -> ApiResult<Value> {
         &[],
     )?;
     let p = planner.one()?;
-    Ok(json!({
-        "clusters": t.i64("clusters")?,
-        "faas_deployments": counts(&faas, "health")?,
-        "storage_deployments": counts(&storage, "health")?,
-        "buckets": { "total": t.i64("buckets")?, "under_replicated": t.i64("under_replicated")? },
-        "replicas": counts(&replicas, "state")?,
-        "objects": { "count": t.i64("objects")?, "bytes": t.i64("bytes")? },
-        "jobs": counts(&jobs, "state")?,
-        "under_replicated_buckets": under.iter().map(|r| Ok(json!({
-            "bucket": r.str("name")?,
-            "target_replicas": r.i64("target_replicas")?,
-            "shortfall": r.i64("replica_shortfall")?,
-        }))).collect::<ApiResult<Vec<_>>>()?,
-        "dead_jobs": dead.iter().map(|r| Ok(json!({
-            "id": r.i64("id")?,
-            "kind": r.str("kind")?,
-            "bucket": r.str("bucket_name")?,
-            "last_error": r.opt_str("last_error")?,
-        }))).collect::<ApiResult<Vec<_>>>()?,
-        "planner": {
-            "catalog_generation": p.i64("catalog_generation")?,
-            "planned_generation": p.i64("planned_generation")?,
-            "routes_version": p.i64("routes_version")?,
-            "planned_at": p.opt_time("planned_at")?,
+    Ok(ResourceSummary {
+        clusters: t.i64("clusters")?,
+        faas_deployments: counts(&faas, "health")?,
+        storage_deployments: counts(&storage, "health")?,
+        buckets: BucketCounts {
+            total: t.i64("buckets")?,
+            under_replicated: t.i64("under_replicated")?,
         },
-    }))
+        replicas: counts(&replicas, "state")?,
+        objects: ObjectCounts {
+            count: t.i64("objects")?,
+            bytes: t.i64("bytes")?,
+        },
+        jobs: counts(&jobs, "state")?,
+        under_replicated_buckets: under
+            .iter()
+            .map(|r| {
+                Ok(Shortfall {
+                    bucket: r.str("name")?,
+                    target_replicas: r.i64("target_replicas")?,
+                    shortfall: r.i64("replica_shortfall")?,
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        dead_jobs: dead
+            .iter()
+            .map(|r| {
+                Ok(DeadJob {
+                    id: r.i64("id")?,
+                    kind: r.str("kind")?,
+                    bucket: r.str("bucket_name")?,
+                    last_error: r.opt_str("last_error")?,
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        planner: PlannerProgress {
+            catalog_generation: p.i64("catalog_generation")?,
+            planned_generation: p.i64("planned_generation")?,
+            routes_version: p.i64("routes_version")?,
+            planned_at: p.opt_time("planned_at")?,
+        },
+    })
 }

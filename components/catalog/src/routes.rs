@@ -1,9 +1,9 @@
 //! `GET /api/routes`: the route table as last published by the planner (the
 //! thesis's "raw configuration"), paginated by bucket name.
 
-use fado_model::{BucketRoute, RouteTable};
+use fado_model::api::RouteTablePage;
+use fado_model::{BucketRoute, RouteMeta, RouteTable};
 use fado_store::Db;
-use serde_json::json;
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -40,11 +40,11 @@ pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let (version, meta, routes) = match table {
         None => (0, None, Vec::new()),
         Some(t) => {
-            let meta = json!({
-                "match_header": t.match_header,
-                "missing_header": t.missing_header,
-                "default_policy": t.default_policy,
-            });
+            let meta = RouteMeta {
+                match_header: t.match_header,
+                missing_header: t.missing_header,
+                default_policy: t.default_policy,
+            };
             (t.version, Some(meta), t.routes)
         }
     };
@@ -54,10 +54,10 @@ pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         .take(p.limit as usize + 1)
         .collect();
     let page = p.page(items, |r| r.bucket.clone());
-    let mut body =
-        json!({ "version": version, "items": page.items, "next_cursor": page.next_cursor });
-    if let Some(meta) = meta {
-        body["settings"] = meta;
-    }
-    Reply::ok(body)
+    Reply::ok(RouteTablePage {
+        version,
+        settings: meta,
+        items: page.items,
+        next_cursor: page.next_cursor,
+    })
 }

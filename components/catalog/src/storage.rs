@@ -113,11 +113,11 @@ fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
         validate::region("region", r)?;
     }
     if let Some(k) = &input.access_key {
-        validate::text("access_key", k, 256)?;
+        validate::text("access_key", k, validate::MAX_CREDENTIAL)?;
     }
     let secret_key_enc = match &input.secret_key {
         Some(s) => {
-            validate::text("secret_key", s, 256)?;
+            validate::text("secret_key", s, validate::MAX_CREDENTIAL)?;
             Some(
                 secrets::encrypt(ctx.encryption_key(), s)
                     .map_err(|e| ApiError::new(500, "internal", e.to_string()))?,
@@ -129,11 +129,14 @@ fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
         None => None,
         Some("") => Some(String::new()),
         Some(t) => {
-            validate::text("notify_token", t, 256)?;
-            if t.len() < 16 {
+            validate::text("notify_token", t, validate::MAX_CREDENTIAL)?;
+            if t.chars().count() < validate::MIN_NOTIFY_TOKEN {
                 return Err(ApiError::invalid(
                     "notify_token",
-                    "must be at least 16 characters (use a long random string)",
+                    format!(
+                        "must be at least {} characters (use a long random string)",
+                        validate::MIN_NOTIFY_TOKEN
+                    ),
                 ));
             }
             Some(secrets::token_digest(t))

@@ -7,7 +7,6 @@ pub mod cursor;
 
 use fado_model::FieldError;
 use fado_store::{StoreError, sqlstate};
-use serde_json::json;
 use subtle::ConstantTimeEq;
 
 #[derive(Debug)]
@@ -111,11 +110,14 @@ impl ApiError {
     }
 
     pub fn body(&self) -> serde_json::Value {
-        let mut e = json!({ "code": self.code, "message": self.message });
-        if let Some(f) = &self.field {
-            e["field"] = json!(f);
-        }
-        json!({ "error": e })
+        serde_json::to_value(fado_model::api::ErrorBody {
+            error: fado_model::api::ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
+        })
+        .expect("an error body serializes")
     }
 }
 
@@ -275,6 +277,7 @@ pub async fn read_body(req: spin_sdk::http::IncomingRequest, max: usize) -> ApiR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn only_the_exact_bearer_token_passes() {

@@ -2,18 +2,35 @@
 //! request bodies it accepts, and the rules every writer validates against.
 //! Used by the catalog component, the `fado` CLI and the tests alike.
 
+pub mod api;
+pub mod schema;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 pub use validate::FieldError;
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant,)+
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .description((!description.is_empty()).then_some(description))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {}
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -62,7 +79,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// Life of a replica: it joins routes only when `ready`.
+    /// Life of a replica; it receives invocations only when `ready`.
     ReplicaState {
         Pending = "pending",
         Syncing = "syncing",
@@ -73,7 +90,9 @@ string_enum! {
 }
 
 string_enum! {
-    /// The FaaS platform behind a deployment (decides the default path template).
+    /// The FaaS platform; decides the default path template
+    /// (`/function/{function}` for openfaas, empty for lambda,
+    /// `/{function}` otherwise).
     Platform { Openfaas = "openfaas", Spin = "spin", Knative = "knative", Lambda = "lambda", Other = "other" }
 }
 
@@ -112,7 +131,7 @@ impl Platform {
 }
 
 /// A reference to another resource by numeric id or by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Ref {
     Id(i64),
@@ -129,6 +148,66 @@ impl Ref {
     }
 }
 
+/// A JSON number is an id (`3` or `3.0`: JSON has one number type, and
+/// JSON Schema counts `3.0` as an integer); a string is a name.
+impl<'de> Deserialize<'de> for Ref {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Ref;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an id (an integer) or a name (a string)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Ref, E> {
+                Ok(Ref::Id(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Ref, E> {
+                IntegerVisitor.visit_u64(v).map(Ref::Id)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Ref, E> {
+                IntegerVisitor.visit_f64(v).map(Ref::Id)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Ref, E> {
+                Ok(Ref::Name(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Reads an `i64` from any JSON number with an integral value in range:
+/// `2.0` is the integer 2 to JSON Schema, so it must be to the API too.
+struct IntegerVisitor;
+
+impl serde::de::Visitor<'_> for IntegerVisitor {
+    type Value = i64;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+        // 2^63 is the first f64 past i64::MAX.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if v.fract() != 0.0 || !v.is_finite() {
+            Err(E::custom(format!("{v} is not an integer")))
+        } else if !(-LIMIT..LIMIT).contains(&v) {
+            Err(E::custom(format!("{v} is too large")))
+        } else {
+            Ok(v as i64)
+        }
+    }
+}
+
+/// An integer field that may be left out but not sent as `null`.
+fn not_null_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_any(IntegerVisitor).map(Some)
+}
+
 impl std::fmt::Display for Ref {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -140,20 +219,29 @@ impl std::fmt::Display for Ref {
 
 // ---- resources -------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A site that holds FaaS and storage deployments, with the zones placement
+/// policies refer to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Cluster {
     pub id: i64,
+    #[schema(value_type = schema::Name)]
     pub name: String,
+    #[schema(value_type = schema::Labels)]
     pub zones: Vec<String>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: String,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A FaaS endpoint invocations are routed to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FaasDeployment {
     pub id: i64,
+    #[schema(value_type = schema::Name)]
     pub name: String,
     pub cluster_id: i64,
+    /// The cluster's name.
     pub cluster: String,
     pub platform: Platform,
     pub base_url: String,
@@ -161,110 +249,167 @@ pub struct FaasDeployment {
     pub labels: Vec<String>,
     pub timeout_ms: i64,
     pub health: Health,
+    #[schema(required = true)]
     pub health_detail: Option<String>,
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
     pub health_checked_at: Option<String>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: String,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: String,
 }
 
-/// A storage deployment; its secret key is write-only and never appears here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An S3-compatible service buckets live on. The secret key is write-only
+/// and never returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StorageDeployment {
     pub id: i64,
+    #[schema(value_type = schema::Name)]
     pub name: String,
     pub cluster_id: i64,
+    /// The cluster's name.
     pub cluster: String,
     pub endpoint: String,
+    /// When registered without one: the region the storage asked for when
+    /// checked, else `us-east-1`.
     pub region: String,
     pub path_style: bool,
     pub access_key: String,
-    /// Whether event notifications are accepted (a notify token is set).
+    /// Whether event notifications are accepted (a `notify_token` is set).
     pub notifications: bool,
+    /// `healthy` right after a passed check; a deployment registered
+    /// unchecked is `unknown` until the health checker probes it.
     pub health: Health,
+    #[schema(required = true)]
     pub health_detail: Option<String>,
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
     pub health_checked_at: Option<String>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: String,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A copy of a bucket on a storage deployment other than its master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Replica {
     pub storage_id: i64,
     pub storage: String,
     pub cluster: String,
     pub state: ReplicaState,
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
     pub last_sync_at: Option<String>,
+    /// Objects the replica is behind: the bucket's object count before its
+    /// first full sync, then its queued or running object jobs.
     pub lag_objects: i64,
+    /// The bytes of those objects (as far as known).
     pub lag_bytes: i64,
+    /// Since when it is behind: its creation before the first full sync,
+    /// then its oldest pending object job; null when it is not behind.
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
     pub oldest_unsynced_at: Option<String>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A bucket's hand-set route; `policy` null means the default policy from
+/// the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RouteOverride {
+    /// The FaaS deployments invocations go to, by id, ascending.
     pub faas_ids: Vec<i64>,
+    #[schema(required = true)]
     pub policy: Option<SelectionPolicy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A bucket with its placement policy, overrides and replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Bucket {
     pub id: i64,
     pub name: String,
     pub master_storage_id: i64,
     pub master_storage: String,
     pub master_cluster: String,
+    /// Empty: anywhere.
     pub allowed_zones: Vec<String>,
     pub target_replicas: i64,
-    /// `Some` when replicas are chosen by hand (possibly none).
+    /// Storage deployment ids when replicas are chosen by hand (possibly
+    /// none); null when the planner chooses.
+    #[schema(required = true)]
     pub replica_override: Option<Vec<i64>>,
+    #[schema(required = true)]
     pub route_override: Option<RouteOverride>,
     pub replicas: Vec<Replica>,
-    /// Replicas the planner could not place, and why.
+    /// Replicas the planner could not place (see `plan_notes`).
+    #[schema(minimum = 0)]
     pub replica_shortfall: i64,
+    /// `replica_shortfall > 0`.
     pub under_replicated: bool,
     pub plan_notes: Vec<String>,
     pub object_count: i64,
     pub total_bytes: i64,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: String,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The catalog's metadata of one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ObjectInfo {
     pub key: String,
     pub size: i64,
     pub etag: String,
+    #[schema(required = true)]
     pub content_type: Option<String>,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The load balancer's global settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Settings {
     pub default_policy: SelectionPolicy,
     pub match_header: String,
     pub missing_header: MissingHeader,
+    #[schema(value_type = schema::Timestamp)]
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One entry of the replication job ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub id: i64,
     pub kind: JobKind,
+    /// The bucket's name (a job may outlive its bucket).
     pub bucket: String,
+    #[schema(required = true)]
     pub storage_id: Option<i64>,
+    #[schema(required = true)]
     pub object_key: Option<String>,
     pub state: JobState,
     pub attempts: i64,
     pub max_attempts: i64,
+    #[schema(value_type = schema::Timestamp)]
     pub run_after: String,
+    #[schema(required = true)]
     pub last_error: Option<String>,
-    /// For object jobs: the size of the object to copy, when known.
+    /// Object copy jobs: the size of the object to copy, when known (it
+    /// counts in the replica's `lag_bytes`).
+    #[schema(required = true, minimum = 0)]
     pub object_size: Option<i64>,
+    /// Bytes the job moved, added when an attempt completes.
+    #[schema(minimum = 0)]
     pub bytes_copied: i64,
-    /// How long the last attempt ran.
+    /// How long the last attempt ran, in milliseconds; null before the
+    /// first.
+    #[schema(required = true, minimum = 0)]
     pub last_attempt_ms: Option<i64>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: String,
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
     pub started_at: Option<String>,
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
     pub finished_at: Option<String>,
 }
 
@@ -361,8 +506,10 @@ pub mod router_metrics {
     ];
 }
 
-/// What applies to every route of the published table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What applies to every route of the published table: the settings the
+/// route table was computed with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = RouteSettings)]
 pub struct RouteMeta {
     pub match_header: String,
     pub missing_header: MissingHeader,
@@ -380,7 +527,7 @@ pub struct PublishedRoute {
 }
 
 /// One FaaS deployment a bucket's invocations may go to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RouteTarget {
     pub faas_id: i64,
     pub name: String,
@@ -391,7 +538,8 @@ pub struct RouteTarget {
     pub health: Health,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where one bucket's invocations go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BucketRoute {
     pub bucket: String,
     pub policy: SelectionPolicy,
@@ -421,9 +569,14 @@ pub struct Page<T> {
 }
 
 // ---- request bodies --------------------------------------------------------
+//
+// Every field is an `Option` that may be left out but not sent as `null`
+// (see `not_null`); each names its format for the document with
+// `value_type`, which also keeps it from being documented as nullable.
 
-/// `POST /api/clusters` (all fields) and `PATCH` (any subset).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Fields of a cluster. PATCH changes the fields given; POST needs `name`
+/// (zones default to none); PUT needs both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterInput {
     #[serde(
@@ -431,16 +584,23 @@ pub struct ClusterInput {
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Labels)]
     pub zones: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Fields of a FaaS deployment. At creation `platform` defaults to `other`,
+/// `path_template` to the platform's usual one, `labels` to none and
+/// `timeout_ms` to 30000. PATCH changes the fields given. PUT needs `name`,
+/// `cluster`, `base_url` and `path_template`; fields it leaves out keep
+/// their values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaasInput {
     #[serde(
@@ -448,47 +608,61 @@ pub struct FaasInput {
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Ref)]
     pub cluster: Option<Ref>,
+    // Read as text so that a bad value is refused naming the field.
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Platform)]
     pub platform: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::BaseUrl)]
     pub base_url: Option<String>,
-    /// Defaults to the platform's usual template when omitted at creation.
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::PathTemplate)]
     pub path_template: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Labels)]
     pub labels: Option<Vec<String>>,
     #[serde(
         default,
-        deserialize_with = "not_null",
+        deserialize_with = "not_null_integer",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::TimeoutMs)]
     pub timeout_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Fields of a storage deployment. At creation `path_style` defaults to
+/// true, and `region` to the region the check finds (`us-east-1` when the
+/// storage accepts that, or when unchecked). PATCH changes the fields
+/// given. PUT needs `name`, `cluster`, `endpoint`, `access_key` and
+/// `secret_key`; fields it leaves out keep their values. Giving `cluster`
+/// for a storage deployment that holds a bucket's master copy is refused
+/// with 409, even when it is the current cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorageInput {
     #[serde(
@@ -496,79 +670,99 @@ pub struct StorageInput {
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Ref)]
     pub cluster: Option<Ref>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::BaseUrl)]
     pub endpoint: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Region)]
     pub region: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = bool)]
     pub path_style: Option<bool>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Credential)]
     pub access_key: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = schema::secret_key)]
     pub secret_key: Option<String>,
-    /// Write-only: the bearer token the storage's event notifications carry
-    /// (at least 16 characters); `""` turns notifications off.
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::NotifyToken)]
     pub notify_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Fields of a bucket. PATCH changes the fields given; PUT needs
+/// `allowed_zones` and `target_replicas`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BucketInput {
+    /// Required at creation; on update it may only repeat the current name
+    /// (buckets cannot be renamed).
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::BucketName)]
     pub name: Option<String>,
+    /// Storage deployment holding the master copy; required at creation,
+    /// and on update it may only name the current one. It must lie inside
+    /// `allowed_zones`.
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Ref)]
     pub master_storage: Option<Ref>,
+    /// Zones the bucket's copies may live in; empty (the default) means
+    /// anywhere.
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::Labels)]
     pub allowed_zones: Option<Vec<String>>,
+    /// Defaults to 0.
     #[serde(
         default,
-        deserialize_with = "not_null",
+        deserialize_with = "not_null_integer",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::TargetReplicas)]
     pub target_replicas: Option<i64>,
     /// `null` clears an override; a list (possibly empty) sets one.
     #[serde(
@@ -576,10 +770,13 @@ pub struct BucketInput {
         deserialize_with = "explicit_option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = schema::replica_override)]
     pub replica_override: Option<Option<Vec<Ref>>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Routes a bucket's invocations to these FaaS deployments whatever its
+/// placement; `policy` null or absent uses the default policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteOverrideInput {
     /// Required; an `Option` so that leaving it out is reported by name.
@@ -588,13 +785,16 @@ pub struct RouteOverrideInput {
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = schema::route_override_faas, required = true)]
     pub faas: Option<Vec<Ref>>,
     /// `null` or absent: the default policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SelectionPolicy>)]
     pub policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// PATCH changes the fields given; PUT needs all three.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
     #[serde(
@@ -602,18 +802,21 @@ pub struct SettingsInput {
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = SelectionPolicy)]
     pub default_policy: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = schema::HeaderName)]
     pub match_header: Option<String>,
     #[serde(
         default,
         deserialize_with = "not_null",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = MissingHeader)]
     pub missing_header: Option<String>,
 }
 
@@ -672,6 +875,26 @@ mod tests {
             Ref::from_segment("hpc-cluster"),
             Ref::Name("hpc-cluster".into())
         );
+    }
+
+    #[test]
+    fn integral_numbers_with_a_fraction_part_are_integers() {
+        let r: Vec<Ref> = serde_json::from_str("[3.0, 4064342690212598.0, -1.0]").unwrap();
+        assert_eq!(r, [Ref::Id(3), Ref::Id(4064342690212598), Ref::Id(-1)]);
+        for bad in ["2.5", "1e19", "18446744073709551615", "true", "null", "[]"] {
+            assert!(serde_json::from_str::<Ref>(bad).is_err(), "{bad}");
+        }
+        let b: BucketInput = serde_json::from_str(r#"{"target_replicas": 42.0}"#).unwrap();
+        assert_eq!(b.target_replicas, Some(42));
+        let f: FaasInput = serde_json::from_str(r#"{"timeout_ms": 1e3}"#).unwrap();
+        assert_eq!(f.timeout_ms, Some(1000));
+        for bad in [
+            r#"{"target_replicas": 1.5}"#,
+            r#"{"target_replicas": null}"#,
+            r#"{"target_replicas": "1"}"#,
+        ] {
+            assert!(serde_json::from_str::<BucketInput>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

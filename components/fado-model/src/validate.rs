@@ -30,6 +30,25 @@ impl std::error::Error for FieldError {}
 
 pub type Check = Result<(), FieldError>;
 
+/// Longest access key, secret key or notify token, in characters.
+pub const MAX_CREDENTIAL: usize = 256;
+/// Shortest notify token, in characters.
+pub const MIN_NOTIFY_TOKEN: usize = 16;
+/// Most replicas a bucket may ask for besides its master copy.
+pub const MAX_TARGET_REPLICAS: i64 = 64;
+
+/// A bucket's `target_replicas`.
+pub fn target_replicas(field: &str, v: i64) -> Check {
+    if (0..=MAX_TARGET_REPLICAS).contains(&v) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{v} is out of range (0 to {MAX_TARGET_REPLICAS})"),
+        ))
+    }
+}
+
 /// Names of clusters and deployments: DNS labels starting with a letter, so
 /// a name never looks like a numeric id in a URL.
 pub fn name(field: &str, s: &str) -> Check {

@@ -208,14 +208,15 @@ pub type Out = Option<ResponseOutparam>;
 pub fn respond_json(
     out: &mut Out,
     status: u16,
-    body: &serde_json::Value,
+    body: &impl serde::Serialize,
     extra: &[(&str, String)],
 ) {
     let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
     for (k, v) in extra {
         headers.push((k.to_string(), v.clone().into_bytes()));
     }
-    send(out, status, headers, body.to_string().into_bytes());
+    let bytes = serde_json::to_vec(body).expect("a JSON answer serializes");
+    send(out, status, headers, bytes);
 }
 
 /// Most of a refused request body that is read and dropped before the

@@ -2,9 +2,9 @@
 //! replicas follow through the jobs `fado_store::objects::record` queues.
 
 use fado_api::{ApiError, ApiResult};
+use fado_model::api::ObjectUpload;
 use fado_s3::MultipartUpload;
 use fado_store::objects::{self, Change};
-use serde_json::json;
 use spin_sdk::http::IncomingRequest;
 use wasi::io::streams::{InputStream, StreamError};
 
@@ -105,11 +105,15 @@ fn store(
     crate::respond_json(
         out,
         200,
-        &json!({
-            "bucket": b.name, "key": key, "size": size, "etag": etag,
-            "content_type": content_type, "storage": b.master.storage,
-            "replica_jobs": recorded.jobs,
-        }),
+        &ObjectUpload {
+            bucket: b.name.clone(),
+            key: key.to_string(),
+            size,
+            etag: etag.clone(),
+            content_type,
+            storage: b.master.storage.clone(),
+            replica_jobs: recorded.jobs,
+        },
         &[("etag", format!("\"{etag}\""))],
     );
     Ok(())

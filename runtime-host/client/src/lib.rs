@@ -270,16 +270,16 @@ impl Client {
 
     /// The route table the planner last published, every page merged;
     /// `bucket` narrows it to one bucket's route.
-    pub async fn routes(&self, bucket: Option<&str>) -> Result<RouteTable> {
+    pub async fn routes(&self, bucket: Option<&str>) -> Result<RouteTablePage> {
         let mut query: Vec<(&str, String)> = vec![("limit", MAX_PAGE.to_string())];
         if let Some(b) = bucket {
             query.push(("bucket", b.to_string()));
         }
-        let mut table: RouteTable = self.get_json("/api/routes", &query).await?;
+        let mut table: RouteTablePage = self.get_json("/api/routes", &query).await?;
         while let Some(cursor) = table.next_cursor.take() {
             let mut q = query.clone();
             q.push(("cursor", cursor));
-            let page: RouteTable = self.get_json("/api/routes", &q).await?;
+            let page: RouteTablePage = self.get_json("/api/routes", &q).await?;
             table.items.extend(page.items);
             table.next_cursor = page.next_cursor;
         }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use fado_client::RouteTable;
+use fado_client::RouteTablePage;
 use fado_model::{BucketRoute, Ref, RouteOverrideInput};
 
 use super::output::{self, list, opt};
@@ -109,7 +109,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> Result<()> {
     Ok(())
 }
 
-fn print_table(ctx: &Ctx, table: &RouteTable) -> Result<()> {
+fn print_table(ctx: &Ctx, table: &RouteTablePage) -> Result<()> {
     if ctx.json {
         return output::json(table);
     }

@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", fado_openapi::json());
+}
