@@ -3,40 +3,21 @@
 //! Spin or Knative (`/{function}`) and Lambda function URLs (empty) can all
 //! serve the same invocation.
 
-use fado_model::{FaasDeployment, FaasInput, Health, Platform, required, validate};
-use fado_store::{Db, Param, Row, text_array};
+use fado_model::{FaasDeployment, FaasInput, Platform, required, validate};
+use fado_store::Db;
+use fado_store::faas::{self, Fields};
+use fado_store::lookup::Table;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
 use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
-const COLUMNS: &str = "f.id, f.name, f.cluster_id, c.name AS cluster, f.platform, f.base_url, f.path_template,
-    f.labels, f.timeout_ms, f.health, f.health_detail, f.health_checked_at, f.created_at, f.updated_at";
-const FROM: &str = "faas_deployments f JOIN clusters c ON c.id = f.cluster_id";
-
-pub fn from_row(r: Row<'_>) -> ApiResult<FaasDeployment> {
-    Ok(FaasDeployment {
-        id: r.i64("id")?,
-        name: r.str("name")?,
-        cluster_id: r.i64("cluster_id")?,
-        cluster: r.str("cluster")?,
-        platform: Platform::parse("platform", &r.str("platform")?)?,
-        base_url: r.str("base_url")?,
-        path_template: r.str("path_template")?,
-        labels: r.strings("labels")?,
-        timeout_ms: r.i64("timeout_ms")?,
-        health: Health::parse("health", &r.str("health")?)?,
-        health_detail: r.opt_str("health_detail")?,
-        health_checked_at: r.opt_time("health_checked_at")?,
-        created_at: r.time("created_at")?,
-        updated_at: r.time("updated_at")?,
-    })
-}
+/// A deployment's timeout when none is given.
+const DEFAULT_TIMEOUT_MS: i64 = 30_000;
 
 pub const RESOURCE: Resource = Resource {
-    table: "faas_deployments",
-    noun: "FaaS deployment",
+    table: Table::FaasDeployments,
     list,
     create,
     get: |ctx, id| Reply::ok(get(&ctx.db, id)?),
@@ -46,10 +27,7 @@ pub const RESOURCE: Resource = Resource {
 
 fn delete(ctx: &Ctx, _req: &Req, id: i64) -> ApiResult<Reply> {
     ctx.db.transaction(|db| {
-        db.execute(
-            "DELETE FROM faas_deployments WHERE id = $1",
-            &[Param::Int64(id)],
-        )?;
+        faas::delete(db, id)?;
         ctx.changed()
     })?;
     Reply::no_content()
@@ -59,48 +37,19 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
     let p = req.page("faas-deployments")?;
     let cluster = match req.param("cluster") {
-        Some(c) => match lookup::filter(db, "clusters", "cluster", c)? {
+        Some(c) => match lookup::filter(db, Table::Clusters, "cluster", c)? {
             Some(id) => Some(id),
             // No such cluster: nothing is in it.
             None => return Reply::ok(p.page(Vec::<FaasDeployment>::new(), |x| x.id.to_string())),
         },
         None => None,
     };
-    let rows = db.query(
-        &format!(
-            "SELECT {COLUMNS} FROM {FROM} WHERE f.id > $1 AND ($2::bigint IS NULL OR f.cluster_id = $2)
-             ORDER BY f.id LIMIT $3"
-        ),
-        &[
-            Param::Int64(p.id_cursor()?),
-            cluster.map(Param::Int64).unwrap_or(Param::DbNull),
-            Param::Int64(p.limit + 1),
-        ],
-    )?;
-    let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
+    let items = faas::list(db, p.id_cursor()?, cluster, p.limit + 1)?;
     Reply::ok(p.page(items, |f| f.id.to_string()))
 }
 
-pub fn get(db: &Db, id: i64) -> ApiResult<FaasDeployment> {
-    let rows = db.query(
-        &format!("SELECT {COLUMNS} FROM {FROM} WHERE f.id = $1"),
-        &[Param::Int64(id)],
-    )?;
-    from_row(
-        rows.first()
-            .ok_or_else(|| ApiError::not_found(format!("FaaS deployment {id}")))?,
-    )
-}
-
-/// Validated fields of a create or update; `None` leaves a field unchanged.
-struct Fields {
-    name: Option<String>,
-    cluster_id: Option<i64>,
-    platform: Option<Platform>,
-    base_url: Option<String>,
-    path_template: Option<String>,
-    labels: Option<Vec<String>>,
-    timeout_ms: Option<i64>,
+fn get(db: &Db, id: i64) -> ApiResult<FaasDeployment> {
+    faas::get(db, id)?.ok_or_else(|| ApiError::not_found(format!("FaaS deployment {id}")))
 }
 
 fn validate_input(db: &Db, input: &FaasInput) -> ApiResult<Fields> {
@@ -110,7 +59,7 @@ fn validate_input(db: &Db, input: &FaasInput) -> ApiResult<Fields> {
     let cluster_id = input
         .cluster
         .as_ref()
-        .map(|c| lookup::resolve(db, "clusters", "cluster", c, Some("cluster")))
+        .map(|c| lookup::resolve(db, Table::Clusters, c, Some("cluster")))
         .transpose()?;
     let platform = input
         .platform
@@ -154,21 +103,16 @@ fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let template = f
         .path_template
         .unwrap_or_else(|| platform.default_path_template().to_string());
+    let f = Fields {
+        name: Some(name),
+        platform: Some(platform),
+        path_template: Some(template),
+        labels: Some(f.labels.unwrap_or_default()),
+        timeout_ms: Some(f.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+        ..f
+    };
     let created = ctx.db.transaction(|db| {
-        let rows = db.query(
-            "INSERT INTO faas_deployments (name, cluster_id, platform, base_url, path_template, labels, timeout_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            &[
-                Param::Str(name.clone()),
-                Param::Int64(f.cluster_id.expect("required above")),
-                Param::Str(platform.as_str().into()),
-                Param::Str(f.base_url.clone().expect("required above")),
-                Param::Str(template.clone()),
-                text_array(&f.labels.clone().unwrap_or_default()),
-                Param::Int32(f.timeout_ms.unwrap_or(30_000) as i32),
-            ],
-        )?;
-        let id = rows.one()?.i64("id")?;
+        let id = faas::insert(db, &f)?;
         ctx.changed()?;
         get(db, id)
     })?;
@@ -185,23 +129,7 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
     }
     let f = validate_input(&ctx.db, &input)?;
     let updated = ctx.db.transaction(|db| {
-        db.execute(
-            "UPDATE faas_deployments SET name = coalesce($2, name), cluster_id = coalesce($3, cluster_id),
-                 platform = coalesce($4, platform), base_url = coalesce($5, base_url),
-                 path_template = coalesce($6, path_template), labels = coalesce($7, labels),
-                 timeout_ms = coalesce($8, timeout_ms), updated_at = now()
-             WHERE id = $1",
-            &[
-                Param::Int64(id),
-                fado_store::opt_text(f.name.as_deref()),
-                f.cluster_id.map(Param::Int64).unwrap_or(Param::DbNull),
-                fado_store::opt_text(f.platform.map(|p| p.as_str())),
-                fado_store::opt_text(f.base_url.as_deref()),
-                fado_store::opt_text(f.path_template.as_deref()),
-                f.labels.as_deref().map(text_array).unwrap_or(Param::DbNull),
-                f.timeout_ms.map(|t| Param::Int32(t as i32)).unwrap_or(Param::DbNull),
-            ],
-        )?;
+        faas::update(db, id, &f)?;
         ctx.changed()?;
         get(db, id)
     })?;

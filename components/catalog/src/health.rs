@@ -20,11 +20,7 @@ pub fn ready(req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" && req.method != "HEAD" {
         return Err(ApiError::method_not_allowed(&["GET", "HEAD"]));
     }
-    let postgres = crate::var("pg_address").and_then(|a| {
-        let db = Db::open(&a)?;
-        db.query("SELECT 1", &[])?;
-        Ok(())
-    });
+    let postgres = crate::var("pg_address").and_then(|a| Ok(fado_store::ping(&Db::open(&a)?)?));
     let redis = crate::var("redis_address").and_then(|a| {
         spin_sdk::redis::Connection::open(&a)
             .and_then(|c| c.execute("PING", &[]))

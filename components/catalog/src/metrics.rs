@@ -6,7 +6,6 @@
 
 use std::fmt::Write;
 
-use fado_store::Param;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 use fado_model::{router_metrics, router_state};
@@ -16,17 +15,17 @@ use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
 
-/// The replicator's counters (see its `METRICS_KEY`).
-const METRICS_KEY: &[u8] = b"fado:metrics";
-
 pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
         return Err(ApiError::method_not_allowed(&["GET"]));
     }
-    let counters: Vec<(String, i64)> = hash(&ctx.redis_address, METRICS_KEY)?
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-        .collect();
+    let counters: Vec<(String, i64)> = hash(
+        &ctx.redis_address,
+        fado_model::REPLICATION_METRICS_KEY.as_bytes(),
+    )?
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+    .collect();
     let mut out = String::new();
     let counter = |out: &mut String, name: &str, help: &str| {
         let _ = writeln!(out, "# HELP fado_{name} {help}\n# TYPE fado_{name} counter");
@@ -57,34 +56,18 @@ pub fn render(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         out,
         "# HELP fado_jobs Replication jobs waiting, running or dead, by kind.\n# TYPE fado_jobs gauge"
     );
-    let rows = ctx.db.query(
-        "SELECT kind, state, count(*) AS n FROM jobs WHERE state IN ('queued', 'running', 'dead')
-         GROUP BY kind, state ORDER BY kind, state",
-        &[],
-    )?;
-    for r in rows.iter() {
-        let _ = writeln!(
-            out,
-            "fado_jobs{{kind=\"{}\",state=\"{}\"}} {}",
-            r.str("kind")?,
-            r.str("state")?,
-            r.i64("n")?
-        );
+    for (kind, state, n) in fado_store::summary::job_gauges(&ctx.db)? {
+        let _ = writeln!(out, "fado_jobs{{kind=\"{kind}\",state=\"{state}\"}} {n}");
     }
     let _ = writeln!(
         out,
         "# HELP fado_storage_healthy Whether the last health checks found the storage deployment up (unknown counts as up).\n# TYPE fado_storage_healthy gauge"
     );
-    let rows = ctx.db.query(
-        "SELECT name, health FROM storage_deployments ORDER BY name",
-        &[] as &[Param],
-    )?;
-    for r in rows.iter() {
-        let up = r.str("health")? != "unhealthy";
+    for (name, health) in fado_store::summary::storage_health(&ctx.db)? {
+        let up = health != fado_model::Health::Unhealthy;
         let _ = writeln!(
             out,
-            "fado_storage_healthy{{storage=\"{}\"}} {}",
-            r.str("name")?,
+            "fado_storage_healthy{{storage=\"{name}\"}} {}",
             u8::from(up)
         );
     }

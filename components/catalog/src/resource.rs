@@ -3,15 +3,15 @@
 //! `DELETE`). One dispatcher maps methods to handlers and answers 405 with
 //! the methods allowed, so every resource behaves alike.
 
+use fado_store::lookup::Table;
+
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
 use crate::{Ctx, lookup};
 
 pub struct Resource {
     /// Table the item segment is looked up in.
-    pub table: &'static str,
-    /// What an item is called in messages ("storage deployment").
-    pub noun: &'static str,
+    pub table: Table,
     pub list: fn(&Ctx, &Req) -> ApiResult<Reply>,
     pub create: fn(&Ctx, &Req) -> ApiResult<Reply>,
     pub get: fn(&Ctx, i64) -> ApiResult<Reply>,
@@ -29,7 +29,7 @@ impl Resource {
     }
 
     pub fn item(&self, ctx: &Ctx, req: &Req, segment: &str) -> ApiResult<Reply> {
-        let id = lookup::segment(&ctx.db, self.table, self.noun, segment)?;
+        let id = lookup::segment(&ctx.db, self.table, segment)?;
         match req.method.as_str() {
             "GET" => (self.get)(ctx, id),
             "PATCH" | "PUT" => (self.update)(ctx, req, id),

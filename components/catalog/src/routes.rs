@@ -2,32 +2,11 @@
 //! thesis's "raw configuration"), paginated by bucket name.
 
 use fado_model::api::RouteTablePage;
-use fado_model::{BucketRoute, RouteMeta, RouteTable};
-use fado_store::Db;
+use fado_model::{BucketRoute, RouteMeta};
 
 use crate::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
-
-/// The newest published table, if any.
-pub fn latest(db: &Db) -> ApiResult<Option<RouteTable>> {
-    let rows = db.query(
-        "SELECT routes FROM route_tables ORDER BY version DESC LIMIT 1",
-        &[],
-    )?;
-    match rows.first() {
-        None => Ok(None),
-        Some(r) => serde_json::from_value(r.json("routes")?)
-            .map(Some)
-            .map_err(|e| {
-                ApiError::new(
-                    500,
-                    "internal",
-                    format!("the stored route table is unreadable: {e}"),
-                )
-            }),
-    }
-}
 
 pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     if req.method != "GET" {
@@ -36,7 +15,7 @@ pub fn table(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let p = req.page("routes")?;
     let after = p.text_cursor()?.unwrap_or_default();
     let only = req.param("bucket");
-    let table = latest(&ctx.db)?;
+    let table = fado_store::routes::latest(&ctx.db)?;
     let (version, meta, routes) = match table {
         None => (0, None, Vec::new()),
         Some(t) => {

@@ -1,9 +1,11 @@
 //! `/api/storage-deployments`: the S3-compatible services buckets live on.
 //! The secret key is write-only: stored encrypted, never returned.
 
-use fado_model::{Health, StorageDeployment, StorageInput, required, validate};
+use fado_model::{StorageDeployment, StorageInput, required, validate};
 use fado_s3::{Endpoint, ProbeError};
-use fado_store::{Db, Param, Row, secrets};
+use fado_store::lookup::Table;
+use fado_store::storage::{self, Fields};
+use fado_store::{Db, secrets};
 
 use crate::clusters::shorten;
 use crate::error::{ApiError, ApiResult};
@@ -11,33 +13,8 @@ use crate::http::{Reply, Req};
 use crate::resource::Resource;
 use crate::{Ctx, lookup};
 
-const COLUMNS: &str =
-    "s.id, s.name, s.cluster_id, c.name AS cluster, s.endpoint, s.region, s.path_style,
-    s.access_key, s.notify_token_sha256 IS NOT NULL AS notifications, s.health, s.health_detail, s.health_checked_at, s.created_at, s.updated_at";
-const FROM: &str = "storage_deployments s JOIN clusters c ON c.id = s.cluster_id";
-
-fn from_row(r: Row<'_>) -> ApiResult<StorageDeployment> {
-    Ok(StorageDeployment {
-        id: r.i64("id")?,
-        name: r.str("name")?,
-        cluster_id: r.i64("cluster_id")?,
-        cluster: r.str("cluster")?,
-        endpoint: r.str("endpoint")?,
-        region: r.str("region")?,
-        path_style: r.bool("path_style")?,
-        access_key: r.str("access_key")?,
-        notifications: r.bool("notifications")?,
-        health: Health::parse("health", &r.str("health")?)?,
-        health_detail: r.opt_str("health_detail")?,
-        health_checked_at: r.opt_time("health_checked_at")?,
-        created_at: r.time("created_at")?,
-        updated_at: r.time("updated_at")?,
-    })
-}
-
 pub const RESOURCE: Resource = Resource {
-    table: "storage_deployments",
-    noun: "storage deployment",
+    table: Table::StorageDeployments,
     list,
     create,
     get: |ctx, id| Reply::ok(get(&ctx.db, id)?),
@@ -49,7 +26,7 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     let db = &ctx.db;
     let p = req.page("storage-deployments")?;
     let cluster = match req.param("cluster") {
-        Some(c) => match lookup::filter(db, "clusters", "cluster", c)? {
+        Some(c) => match lookup::filter(db, Table::Clusters, "cluster", c)? {
             Some(id) => Some(id),
             // No such cluster: nothing is in it.
             None => {
@@ -58,41 +35,12 @@ fn list(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
         },
         None => None,
     };
-    let rows = db.query(
-        &format!(
-            "SELECT {COLUMNS} FROM {FROM} WHERE s.id > $1 AND ($2::bigint IS NULL OR s.cluster_id = $2)
-             ORDER BY s.id LIMIT $3"
-        ),
-        &[
-            Param::Int64(p.id_cursor()?),
-            cluster.map(Param::Int64).unwrap_or(Param::DbNull),
-            Param::Int64(p.limit + 1),
-        ],
-    )?;
-    let items = rows.iter().map(from_row).collect::<ApiResult<Vec<_>>>()?;
+    let items = storage::list(db, p.id_cursor()?, cluster, p.limit + 1)?;
     Reply::ok(p.page(items, |s| s.id.to_string()))
 }
 
 fn get(db: &Db, id: i64) -> ApiResult<StorageDeployment> {
-    let rows = db.query(
-        &format!("SELECT {COLUMNS} FROM {FROM} WHERE s.id = $1"),
-        &[Param::Int64(id)],
-    )?;
-    from_row(
-        rows.first()
-            .ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))?,
-    )
-}
-
-struct Fields {
-    name: Option<String>,
-    cluster_id: Option<i64>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    access_key: Option<String>,
-    secret_key_enc: Option<Vec<u8>>,
-    /// `Some("")` turns notifications off.
-    notify_token_sha256: Option<String>,
+    storage::get(db, id)?.ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))
 }
 
 fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
@@ -102,7 +50,7 @@ fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
     let cluster_id = input
         .cluster
         .as_ref()
-        .map(|c| lookup::resolve(&ctx.db, "clusters", "cluster", c, Some("cluster")))
+        .map(|c| lookup::resolve(&ctx.db, Table::Clusters, c, Some("cluster")))
         .transpose()?;
     let endpoint = input
         .endpoint
@@ -148,6 +96,7 @@ fn validate_input(ctx: &Ctx, input: &StorageInput) -> ApiResult<Fields> {
         cluster_id,
         endpoint,
         region: input.region.clone(),
+        path_style: input.path_style,
         access_key: input.access_key.clone(),
         secret_key_enc,
     })
@@ -181,25 +130,16 @@ fn create(ctx: &Ctx, req: &Req) -> ApiResult<Reply> {
     } else {
         false
     };
+    let f = Fields {
+        name: Some(name),
+        region: Some(f.region.unwrap_or_else(|| DEFAULT_REGION.into())),
+        path_style: Some(input.path_style.unwrap_or(true)),
+        ..f
+    };
     let created = ctx.db.transaction(|db| {
-        let rows = db.query(
-            "INSERT INTO storage_deployments (name, cluster_id, endpoint, region, path_style, access_key, secret_key_enc,
-                 notify_token_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, '')) RETURNING id",
-            &[
-                Param::Str(name.clone()),
-                Param::Int64(f.cluster_id.expect("required above")),
-                Param::Str(f.endpoint.clone().expect("required above")),
-                Param::Str(f.region.clone().unwrap_or_else(|| DEFAULT_REGION.into())),
-                Param::Boolean(input.path_style.unwrap_or(true)),
-                Param::Str(f.access_key.clone().expect("required above")),
-                Param::Binary(f.secret_key_enc.clone().expect("required above")),
-                fado_store::opt_text(f.notify_token_sha256.as_deref()),
-            ],
-        )?;
-        let id = rows.one()?.i64("id")?;
+        let id = storage::insert(db, &f)?;
         if verified {
-            mark_healthy(db, id)?;
+            storage::mark_healthy(db, id)?;
         }
         ctx.changed()?;
         get(db, id)
@@ -243,28 +183,9 @@ fn update(ctx: &Ctx, req: &Req, id: i64) -> ApiResult<Reply> {
         if f.cluster_id.is_some_and(|c| c != current) {
             check_not_a_master(db, id, "moving it to another cluster")?;
         }
-        db.execute(
-            "UPDATE storage_deployments SET name = coalesce($2, name), cluster_id = coalesce($3, cluster_id),
-                 endpoint = coalesce($4, endpoint), region = coalesce($5, region),
-                 path_style = coalesce($6, path_style), access_key = coalesce($7, access_key),
-                 secret_key_enc = coalesce($8, secret_key_enc),
-                 notify_token_sha256 = CASE WHEN $9::text IS NULL THEN notify_token_sha256 ELSE nullif($9, '') END,
-                 updated_at = now()
-             WHERE id = $1",
-            &[
-                Param::Int64(id),
-                fado_store::opt_text(f.name.as_deref()),
-                f.cluster_id.map(Param::Int64).unwrap_or(Param::DbNull),
-                fado_store::opt_text(f.endpoint.as_deref()),
-                fado_store::opt_text(f.region.as_deref()),
-                input.path_style.map(Param::Boolean).unwrap_or(Param::DbNull),
-                fado_store::opt_text(f.access_key.as_deref()),
-                f.secret_key_enc.clone().map(Param::Binary).unwrap_or(Param::DbNull),
-                fado_store::opt_text(f.notify_token_sha256.as_deref()),
-            ],
-        )?;
+        storage::update(db, id, &f)?;
         if verified {
-            mark_healthy(db, id)?;
+            storage::mark_healthy(db, id)?;
         }
         ctx.changed()?;
         get(db, id)
@@ -314,31 +235,12 @@ fn stored_endpoint(ctx: &Ctx, id: i64) -> ApiResult<Endpoint> {
         .ok_or_else(|| ApiError::not_found(format!("storage deployment {id}")))
 }
 
-/// A deployment that just passed its check is healthy until a health
-/// check says otherwise.
-fn mark_healthy(db: &Db, id: i64) -> ApiResult<()> {
-    db.execute(
-        "UPDATE storage_deployments SET health = 'healthy', health_failures = 0, health_detail = NULL,
-             health_checked_at = now()
-         WHERE id = $1",
-        &[Param::Int64(id)],
-    )?;
-    Ok(())
-}
-
 /// Refuses `what` for a storage deployment holding master copies, naming them.
 fn check_not_a_master(db: &Db, id: i64, what: &str) -> ApiResult<()> {
-    let rows = db.query(
-        "SELECT name FROM buckets WHERE master_storage_id = $1 ORDER BY name",
-        &[Param::Int64(id)],
-    )?;
-    if rows.is_empty() {
+    let names = storage::masters_on(db, id)?;
+    if names.is_empty() {
         return Ok(());
     }
-    let names = rows
-        .iter()
-        .map(|r| r.str("name"))
-        .collect::<Result<Vec<_>, _>>()?;
     Err(ApiError::conflict(format!(
         "refusing {what}: the storage deployment holds the master copy of {} bucket(s): {}",
         names.len(),
@@ -349,10 +251,7 @@ fn check_not_a_master(db: &Db, id: i64, what: &str) -> ApiResult<()> {
 fn delete(ctx: &Ctx, id: i64) -> ApiResult<Reply> {
     ctx.db.transaction(|db| {
         check_not_a_master(db, id, "to delete it")?;
-        db.execute(
-            "DELETE FROM storage_deployments WHERE id = $1",
-            &[Param::Int64(id)],
-        )?;
+        storage::delete(db, id)?;
         ctx.changed()
     })?;
     Reply::no_content()

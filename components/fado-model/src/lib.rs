@@ -497,6 +497,11 @@ pub mod router_state {
     pub const METRICS_PREFIX: &str = "m:";
 }
 
+/// The replicator's counters: a Redis hash of Prometheus sample names
+/// (`replicated_bytes_total`, `jobs_total{kind="…",outcome="…"}`) to
+/// totals, incremented by the replicator and rendered by `/api/metrics`.
+pub const REPLICATION_METRICS_KEY: &str = "fado:metrics";
+
 /// The router's latency histogram.
 pub mod router_metrics {
     /// Upper bounds (seconds) of the latency histogram's buckets; a field

@@ -1,11 +1,104 @@
-//! The job ledger's writes other than the replicator's own claims: queuing
-//! jobs, and cancelling queued ones a decision made moot. A job that is
-//! already queued for the same target is never queued twice (the ledger's
-//! unique index on queued jobs).
+//! The job ledger (table `jobs`) as the API and the planner use it:
+//! reading it, queuing jobs, cancelling queued ones a decision made moot,
+//! and retrying dead ones (the replicator's claims are its own). A job that
+//! is already queued for the same target is never queued twice (the
+//! ledger's unique index on queued jobs).
 
-use fado_model::JobKind;
+use fado_model::{Job, JobKind, JobState};
 
-use crate::{Db, Param, Result, id_array, text_array};
+use crate::{Db, Param, Result, Row, id_array, opt_text, text_array};
+
+const COLUMNS: &str =
+    "id, kind, bucket_name, storage_id, object_key, state, attempts, max_attempts, run_after,
+    last_error, object_size, bytes_copied, last_attempt_ms, created_at, started_at, finished_at";
+
+fn from_row(r: Row<'_>) -> Result<Job> {
+    Ok(Job {
+        id: r.i64("id")?,
+        kind: r.parse("kind", JobKind::parse)?,
+        bucket: r.str("bucket_name")?,
+        storage_id: r.opt_i64("storage_id")?,
+        object_key: r.opt_str("object_key")?,
+        state: r.parse("state", JobState::parse)?,
+        attempts: r.i64("attempts")?,
+        max_attempts: r.i64("max_attempts")?,
+        run_after: r.time("run_after")?,
+        last_error: r.opt_str("last_error")?,
+        object_size: r.opt_i64("object_size")?,
+        bytes_copied: r.i64("bytes_copied")?,
+        last_attempt_ms: r.opt_i64("last_attempt_ms")?,
+        created_at: r.time("created_at")?,
+        started_at: r.opt_time("started_at")?,
+        finished_at: r.opt_time("finished_at")?,
+    })
+}
+
+/// What a listing of the ledger keeps.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub state: Option<JobState>,
+    pub kind: Option<JobKind>,
+    pub bucket: Option<&'a str>,
+}
+
+/// Up to `limit` jobs with ids above `after` that pass `filter`, in id
+/// order.
+pub fn list(db: &Db, after: i64, filter: &Filter<'_>, limit: i64) -> Result<Vec<Job>> {
+    let rows = db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM jobs WHERE id > $1 AND ($2::text IS NULL OR state = $2)
+                 AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR bucket_name = $4)
+             ORDER BY id LIMIT $5"
+        ),
+        &[
+            Param::Int64(after),
+            opt_text(filter.state.map(|s| s.as_str())),
+            opt_text(filter.kind.map(|k| k.as_str())),
+            opt_text(filter.bucket),
+            Param::Int64(limit),
+        ],
+    )?;
+    rows.iter().map(from_row).collect()
+}
+
+pub fn get(db: &Db, id: i64) -> Result<Option<Job>> {
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"),
+        &[Param::Int64(id)],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// The id of a queued job for the same target as job `id`, if any.
+pub fn queued_twin(db: &Db, id: i64) -> Result<Option<i64>> {
+    let rows = db.query(
+        "SELECT q.id FROM jobs q, jobs d WHERE d.id = $1 AND q.state = 'queued' AND q.kind = d.kind
+             AND q.bucket_name = d.bucket_name AND q.storage_id IS NOT DISTINCT FROM d.storage_id
+             AND q.object_key IS NOT DISTINCT FROM d.object_key",
+        &[Param::Int64(id)],
+    )?;
+    rows.first().map(|r| r.i64("id")).transpose()
+}
+
+/// Whether bucket `name` is still being deleted from storage (a
+/// `delete_bucket` job is queued or running).
+pub fn bucket_being_deleted(db: &Db, name: &str) -> Result<bool> {
+    let rows = db.query(
+        "SELECT 1 FROM jobs WHERE bucket_name = $1 AND kind = 'delete_bucket' AND state IN ('queued', 'running')",
+        &[Param::Str(name.into())],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// Queues job `id` again with a fresh set of attempts.
+pub fn requeue(db: &Db, id: i64) -> Result<()> {
+    db.execute(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_after = now(), lease_owner = NULL,
+             lease_expires_at = NULL, finished_at = NULL, updated_at = now() WHERE id = $1",
+        &[Param::Int64(id)],
+    )?;
+    Ok(())
+}
 
 const ENQUEUE: &str = "INSERT INTO jobs (kind, bucket_name, storage_id)
      SELECT $1, b, s FROM unnest($2::text[], $3::bigint[]) AS u(b, s)

@@ -11,13 +11,24 @@
 // The error type wraps the interface's own `error` variant.
 #![allow(clippy::result_large_err)]
 
+pub mod buckets;
+pub mod clusters;
+pub mod faas;
+pub mod health;
 pub mod jobs;
 pub mod keyvalue;
+pub mod ledger;
+pub mod lookup;
 pub mod objects;
+pub mod planner;
+pub mod reconcile;
+pub mod replicas;
 pub mod routes;
 pub mod secrets;
+pub mod settings;
 pub mod snapshot;
 pub mod storage;
+pub mod summary;
 
 use std::collections::HashMap;
 
@@ -131,7 +142,24 @@ impl Db {
         &self,
         f: impl FnOnce(&Db) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.execute("BEGIN", &[])?;
+        self.run_in("BEGIN", f)
+    }
+
+    /// [`Db::transaction`] at isolation level `REPEATABLE READ`: every
+    /// statement of `f` sees one snapshot of the database.
+    pub fn snapshot_transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.run_in("BEGIN ISOLATION LEVEL REPEATABLE READ", f)
+    }
+
+    fn run_in<T, E: From<StoreError>>(
+        &self,
+        begin: &str,
+        f: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.execute(begin, &[])?;
         match f(self) {
             Ok(v) => {
                 self.execute("COMMIT", &[])?;
@@ -154,6 +182,19 @@ impl Db {
         )?;
         rows.one()?.i64("catalog_generation")
     }
+}
+
+/// `s` for a `LIKE` pattern that matches it literally (`%`, `_` and the
+/// escape character `\` escaped).
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Whether the session answers a statement.
+pub fn ping(db: &Db) -> Result<()> {
+    db.query("SELECT 1", &[]).map(drop)
 }
 
 /// Brings the schema up to date, applying pending migrations under a
@@ -392,6 +433,16 @@ impl<'a> Row<'a> {
             DbValue::DbNull => None,
             other => return Err(bad(column, format!("expected a timestamp, got {other:?}"))),
         })
+    }
+
+    /// A text column read by `parse` (one of `fado_model`'s wire enums:
+    /// `Health::parse`, `JobKind::parse`, …).
+    pub fn parse<T>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(&str, &str) -> std::result::Result<T, fado_model::FieldError>,
+    ) -> Result<T> {
+        decoded(parse(column, &self.str(column)?))
     }
 }
 

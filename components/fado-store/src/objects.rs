@@ -125,3 +125,117 @@ const QUEUE_JOBS: &str = "INSERT INTO jobs (kind, bucket_name, storage_id, objec
      ON CONFLICT (kind, bucket_name, coalesce(storage_id, 0), coalesce(object_key, ''))
          WHERE state = 'queued'
      DO UPDATE SET object_size = EXCLUDED.object_size, updated_at = now()";
+
+/// Up to `limit` of bucket `bucket_id`'s objects after `after` whose keys
+/// start with `prefix` (`%` and `_` in it are literal), in key order.
+pub fn list(
+    db: &Db,
+    bucket_id: i64,
+    after: &str,
+    prefix: &str,
+    limit: i64,
+) -> Result<Vec<fado_model::ObjectInfo>> {
+    let rows = db.query(
+        "SELECT key, size, etag, content_type, updated_at FROM objects
+         WHERE bucket_id = $1 AND key > $2 AND key LIKE $3 ORDER BY key LIMIT $4",
+        &[
+            Param::Int64(bucket_id),
+            Param::Str(after.into()),
+            // LIKE with a literal prefix: the "C" collation lets it use the index.
+            Param::Str(format!("{}%", crate::like_escape(prefix))),
+            Param::Int64(limit),
+        ],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(fado_model::ObjectInfo {
+                key: r.str("key")?,
+                size: r.i64("size")?,
+                etag: r.str("etag")?,
+                content_type: r.opt_str("content_type")?,
+                updated_at: r.time("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Buckets among `names` whose master copy `storage_id` holds, as
+/// `(id, name)`, share-locked until the transaction ends (so their master
+/// and existence hold while their changes are recorded).
+pub fn masters_among(db: &Db, names: &[String], storage_id: i64) -> Result<Vec<(i64, String)>> {
+    let rows = db.query(
+        "SELECT id, name FROM buckets WHERE name = ANY($1) AND master_storage_id = $2
+         ORDER BY id FOR SHARE",
+        &[text_array(names), Param::Int64(storage_id)],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.i64("id")?, r.str("name")?)))
+        .collect()
+}
+
+/// One copy of a bucket: the storage deployment holding it.
+pub struct Copy {
+    pub storage: String,
+    pub endpoint: crate::storage::StoredEndpoint,
+    pub health: fado_model::Health,
+}
+
+fn copy(r: &crate::Row<'_>, encryption_key: &str) -> Result<Copy, crate::storage::EndpointError> {
+    Ok(Copy {
+        storage: r.str("storage")?,
+        endpoint: crate::storage::endpoint_in(r, "", encryption_key)?,
+        health: r.parse("health", fado_model::Health::parse)?,
+    })
+}
+
+/// A copy's columns, from storage deployment `s`.
+fn copy_columns() -> String {
+    format!(
+        "s.name AS storage, {}, s.health",
+        crate::storage::select_list("s", "")
+    )
+}
+
+/// The bucket `segment` names (an id when all digits, else a name): its
+/// id, name and master copy.
+pub fn master(
+    db: &Db,
+    segment: &str,
+    encryption_key: &str,
+) -> Result<Option<(i64, String, Copy)>, crate::storage::EndpointError> {
+    let by_id = segment.bytes().all(|b| b.is_ascii_digit());
+    let rows = db.query(
+        &format!(
+            "SELECT b.id, b.name, {} FROM buckets b
+             JOIN storage_deployments s ON s.id = b.master_storage_id
+             WHERE {}",
+            copy_columns(),
+            if by_id {
+                "b.id = $1::text::bigint"
+            } else {
+                "b.name = $1"
+            }
+        ),
+        &[Param::Str(segment.into())],
+    )?;
+    rows.first()
+        .map(|r| Ok((r.i64("id")?, r.str("name")?, copy(&r, encryption_key)?)))
+        .transpose()
+}
+
+/// Bucket `bucket_id`'s ready replicas, in storage id order.
+pub fn ready_replicas(
+    db: &Db,
+    bucket_id: i64,
+    encryption_key: &str,
+) -> Result<Vec<Copy>, crate::storage::EndpointError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {} FROM replicas r JOIN storage_deployments s ON s.id = r.storage_id
+             WHERE r.bucket_id = $1 AND r.state = 'ready' ORDER BY r.storage_id",
+            copy_columns()
+        ),
+        &[Param::Int64(bucket_id)],
+    )?;
+    rows.iter().map(|r| copy(&r, encryption_key)).collect()
+}

@@ -4,7 +4,23 @@
 
 use fado_model::{BucketRoute, MissingHeader, RouteMeta, RouteTable, RouteTarget, SelectionPolicy};
 
-use crate::{Db, Param, Result, decoded, text_array};
+use crate::{Db, Param, Result, text_array};
+
+/// The newest stored table whole, if any (the API's `/api/routes`).
+pub fn latest(db: &Db) -> Result<Option<RouteTable>> {
+    let rows = db.query(
+        "SELECT routes FROM route_tables ORDER BY version DESC LIMIT 1",
+        &[],
+    )?;
+    rows.first()
+        .map(|r| {
+            serde_json::from_value(r.json("routes")?).map_err(|e| crate::StoreError::Decode {
+                column: "routes".into(),
+                problem: format!("the stored route table is unreadable: {e}"),
+            })
+        })
+        .transpose()
+}
 
 /// What the newest stored table says about some buckets.
 #[derive(Debug, Clone)]
@@ -42,14 +58,8 @@ pub fn newest(db: &Db, buckets: &[String]) -> Result<Option<StoredRoutes>> {
     Ok(Some(StoredRoutes {
         meta: RouteMeta {
             match_header: row.str("match_header")?,
-            missing_header: decoded(MissingHeader::parse(
-                "missing_header",
-                &row.str("missing_header")?,
-            ))?,
-            default_policy: decoded(SelectionPolicy::parse(
-                "default_policy",
-                &row.str("default_policy")?,
-            ))?,
+            missing_header: row.parse("missing_header", MissingHeader::parse)?,
+            default_policy: row.parse("default_policy", SelectionPolicy::parse)?,
         },
         routes: parse("routes", row.json("routes")?)?,
         any: parse("any", row.json("any")?)?,

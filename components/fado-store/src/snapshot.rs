@@ -79,7 +79,7 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
             Ok(StorageRow {
                 id: r.i64("id")?,
                 cluster_id: r.i64("cluster_id")?,
-                health: decoded(Health::parse("health", &r.str("health")?))?,
+                health: r.parse("health", Health::parse)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -97,7 +97,7 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
                 base_url: r.str("base_url")?,
                 path_template: r.str("path_template")?,
                 timeout_ms: r.i64("timeout_ms")?,
-                health: decoded(Health::parse("health", &r.str("health")?))?,
+                health: r.parse("health", Health::parse)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -108,10 +108,10 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
     )?;
     let mut replicas: std::collections::HashMap<i64, Vec<(i64, ReplicaState)>> = Default::default();
     for r in replica_rows.iter() {
-        replicas.entry(r.i64("bucket_id")?).or_default().push((
-            r.i64("storage_id")?,
-            decoded(ReplicaState::parse("state", &r.str("state")?))?,
-        ));
+        replicas
+            .entry(r.i64("bucket_id")?)
+            .or_default()
+            .push((r.i64("storage_id")?, r.parse("state", ReplicaState::parse)?));
     }
     let buckets = db
         .query(
@@ -164,14 +164,8 @@ pub fn load(db: &Db) -> Result<CatalogSnapshot> {
         storage,
         faas,
         buckets,
-        default_policy: decoded(SelectionPolicy::parse(
-            "default_policy",
-            &s.str("default_policy")?,
-        ))?,
+        default_policy: s.parse("default_policy", SelectionPolicy::parse)?,
         match_header: s.str("match_header")?,
-        missing_header: decoded(MissingHeader::parse(
-            "missing_header",
-            &s.str("missing_header")?,
-        ))?,
+        missing_header: s.parse("missing_header", MissingHeader::parse)?,
     })
 }

@@ -19,8 +19,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use fado_model::Health;
 use fado_s3::Endpoint;
-use fado_store::{Db, Param};
+use fado_store::Db;
+use fado_store::health::{self, Checked};
+use fado_store::lookup::Table;
 use spin_sdk::redis_component;
 use spin_sdk::variables;
 
@@ -28,15 +31,6 @@ use spin_sdk::variables;
 const FAILURES_TO_UNHEALTHY: i64 = 2;
 /// How long one probe may take, connection included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-struct Target {
-    id: i64,
-    name: String,
-    health: String,
-    failures: i64,
-    /// `Err` when the stored secret cannot be decrypted.
-    endpoint: Result<Endpoint, String>,
-}
 
 #[redis_component]
 fn on_message(_message: bytes::Bytes) -> Result<()> {
@@ -68,30 +62,15 @@ struct Changed {
 }
 
 fn check_all(db: &Db, key: &str) -> Result<Changed> {
-    let rows = db.query(
-        &format!(
-            "SELECT id, name, {}, health, health_failures FROM storage_deployments ORDER BY id",
-            fado_store::storage::ENDPOINT_COLUMNS.join(", ")
-        ),
-        &[],
-    )?;
-    let mut targets = Vec::new();
-    for r in rows.iter() {
-        targets.push(Target {
-            id: r.i64("id")?,
-            name: r.str("name")?,
-            health: r.str("health")?,
-            failures: r.i64("health_failures")?,
-            endpoint: fado_store::storage::endpoint_or_secret_error(&r, "", key)?
-                .map(Endpoint::from)
-                .map_err(|e| e.to_string()),
-        });
-    }
+    let targets: Vec<(Checked, Result<Endpoint, String>)> = health::storage(db, key)?
+        .into_iter()
+        .map(|(c, e)| (c, e.map(Endpoint::from).map_err(|e| e.to_string())))
+        .collect();
     // Probe concurrently: a dead endpoint costs its timeout once, not once
     // per deployment behind it.
     let outcomes = fado_s3::block_on(futures::future::join_all(targets.iter().map(
-        |t| async move {
-            match &t.endpoint {
+        |(_, endpoint)| async move {
+            match endpoint {
                 Ok(e) => fado_s3::probe(e, PROBE_TIMEOUT)
                     .await
                     .map_err(|e| e.to_string()),
@@ -100,17 +79,10 @@ fn check_all(db: &Db, key: &str) -> Result<Changed> {
         },
     )));
     let mut changed = Changed::default();
-    for (t, outcome) in targets.iter().zip(outcomes) {
-        let seen = Seen {
-            kind: Kind::Storage,
-            id: t.id,
-            name: &t.name,
-            health: &t.health,
-            failures: t.failures,
-        };
-        if record(db, &seen, outcome)? {
+    for ((t, _), outcome) in targets.iter().zip(outcomes) {
+        if record(db, Table::StorageDeployments, t, outcome)? {
             changed.any = true;
-            changed.recovered |= t.health == "unhealthy";
+            changed.recovered |= t.health == Health::Unhealthy;
         }
     }
     Ok(changed)
@@ -118,95 +90,49 @@ fn check_all(db: &Db, key: &str) -> Result<Changed> {
 
 /// Probes every FaaS deployment; returns whether any health changed.
 fn check_faas(db: &Db) -> Result<bool> {
-    let rows = db.query(
-        "SELECT id, name, base_url, health, health_failures FROM faas_deployments ORDER BY id",
-        &[],
-    )?;
-    let mut targets = Vec::new();
-    for r in rows.iter() {
-        targets.push((
-            r.i64("id")?,
-            r.str("name")?,
-            r.str("base_url")?,
-            r.str("health")?,
-            r.i64("health_failures")?,
-        ));
-    }
+    let targets = health::faas(db)?;
     let outcomes = fado_s3::block_on(futures::future::join_all(
-        targets.iter().map(|(_, _, url, _, _)| probe_http(url)),
+        targets.iter().map(|(_, url)| probe_http(url)),
     ));
     let mut changed = false;
-    for ((id, name, _, health, failures), outcome) in targets.iter().zip(outcomes) {
-        let seen = Seen {
-            kind: Kind::Faas,
-            id: *id,
-            name,
-            health,
-            failures: *failures,
-        };
-        changed |= record(db, &seen, outcome)?;
+    for ((t, _), outcome) in targets.iter().zip(outcomes) {
+        changed |= record(db, Table::FaasDeployments, t, outcome)?;
     }
     Ok(changed)
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Storage,
-    Faas,
-}
-
-/// A deployment as the last checks left it.
-struct Seen<'a> {
-    kind: Kind,
-    id: i64,
-    name: &'a str,
-    health: &'a str,
-    failures: i64,
-}
-
 /// Records one probe's outcome: two failures in a row make a deployment
-/// unhealthy, one success healthy; a change bumps the catalog generation.
-/// Returns whether the health changed.
-fn record(db: &Db, seen: &Seen<'_>, outcome: Result<(), String>) -> Result<bool> {
-    let (health, failures, detail) = match outcome {
-        Ok(()) => ("healthy", 0, None),
+/// unhealthy, one success healthy. Returns whether the health changed.
+fn record(db: &Db, table: Table, seen: &Checked, outcome: Result<(), String>) -> Result<bool> {
+    let (now, failures, detail) = match outcome {
+        Ok(()) => (Health::Healthy, 0, None),
         Err(e) => {
             let failures = seen.failures + 1;
-            let health = if failures >= FAILURES_TO_UNHEALTHY {
-                "unhealthy"
+            let now = if failures >= FAILURES_TO_UNHEALTHY {
+                Health::Unhealthy
             } else {
                 seen.health
             };
-            (health, failures, Some(e))
+            (now, failures, Some(e))
         }
     };
-    let flipped = health != seen.health;
-    let (table, what) = match seen.kind {
-        Kind::Storage => ("storage_deployments", "storage"),
-        Kind::Faas => ("faas_deployments", "FaaS deployment"),
-    };
-    db.transaction(|tx| -> Result<()> {
-        tx.execute(
-            &format!(
-                "UPDATE {table} SET health = $2, health_failures = $3, health_detail = $4,
-                     health_checked_at = now()
-                 WHERE id = $1"
-            ),
-            &[
-                Param::Int64(seen.id),
-                Param::Str(health.into()),
-                Param::Int32(failures as i32),
-                fado_store::opt_text(detail.as_deref()),
-            ],
-        )?;
-        if flipped {
-            tx.bump_generation()?;
-        }
-        Ok(())
-    })?;
+    health::record(
+        db,
+        table,
+        seen.id,
+        seen.health,
+        now,
+        failures,
+        detail.as_deref(),
+    )?;
+    let flipped = now != seen.health;
     if flipped {
+        let what = match table {
+            Table::StorageDeployments => "storage",
+            _ => "FaaS deployment",
+        };
         eprintln!(
-            "health-checker: {what} {} is now {health}{}",
+            "health-checker: {what} {} is now {now}{}",
             seen.name,
             detail.map(|d| format!(": {d}")).unwrap_or_default()
         );

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use fado_store::Db;
 use fado_store::objects::{self, Change};
-use fado_store::{Db, Param, text_array};
 
 use crate::error::ApiResult;
 use crate::events::Event;
@@ -40,18 +40,12 @@ pub fn apply(db: &Db, storage_id: i64, events: Vec<Event>) -> ApiResult<Outcome>
     db.transaction(|tx| -> ApiResult<()> {
         // Replicas are read-only, so only the master's events count. FOR
         // SHARE holds each bucket's master (and existence) until the commit.
-        let rows = tx.query(
-            "SELECT id, name FROM buckets WHERE name = ANY($1) AND master_storage_id = $2
-             ORDER BY id FOR SHARE",
-            &[text_array(&names), Param::Int64(storage_id)],
-        )?;
-        for r in rows.iter() {
-            let name = r.str("name")?;
+        for (id, name) in objects::masters_among(tx, &names, storage_id)? {
             let Some(changes) = by_bucket.remove(&name) else {
                 continue;
             };
             out.accepted += changes.len() as u64;
-            out.jobs += objects::record(tx, r.i64("id")?, &name, &changes)?.jobs;
+            out.jobs += objects::record(tx, id, &name, &changes)?.jobs;
         }
         Ok(())
     })?;

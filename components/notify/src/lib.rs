@@ -14,7 +14,7 @@ mod events;
 
 use error::{ApiError, ApiResult};
 use fado_model::Ref;
-use fado_store::{Db, Param, secrets};
+use fado_store::{Db, secrets};
 use serde_json::{Value, json};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
@@ -86,22 +86,14 @@ fn bearer_token(req: &IncomingRequest) -> Option<String> {
 /// the request comes from it.
 fn authenticate(db: &Db, segment: &str, token: Option<&str>) -> ApiResult<i64> {
     let r = Ref::from_segment(segment);
-    let (column, param) = match &r {
-        Ref::Id(id) => ("id", Param::Int64(*id)),
-        Ref::Name(n) => ("name", Param::Str(n.clone())),
-    };
-    let rows = db.query(
-        &format!("SELECT id, notify_token_sha256 FROM storage_deployments WHERE {column} = $1"),
-        &[param],
-    )?;
-    let row = rows.first().ok_or_else(|| {
+    let (id, digest) = fado_store::storage::notify_token(db, &r)?.ok_or_else(|| {
         ApiError::new(
             404,
             "not_found",
             format!("storage deployment {r} does not exist"),
         )
     })?;
-    let Some(digest) = row.opt_str("notify_token_sha256")? else {
+    let Some(digest) = digest else {
         return Err(ApiError::new(
             403,
             "notifications_disabled",
@@ -111,7 +103,7 @@ fn authenticate(db: &Db, segment: &str, token: Option<&str>) -> ApiResult<i64> {
         ));
     };
     match token {
-        Some(t) if secrets::token_matches(t, &digest) => Ok(row.i64("id")?),
+        Some(t) if secrets::token_matches(t, &digest) => Ok(id),
         _ => Err(ApiError::new(
             401,
             "unauthorized",

@@ -2,8 +2,6 @@
 //! order, filtered by `prefix`, a page at a time.
 
 use fado_api::{ApiError, ApiResult};
-use fado_model::ObjectInfo;
-use fado_store::Param;
 
 use crate::{Ctx, Out, location};
 
@@ -47,38 +45,8 @@ pub fn objects(
         Some(c) => fado_api::cursor::decode(&list, c)?,
     };
     let b = location::bucket(ctx, bucket)?;
-    let rows = ctx.db.query(
-        "SELECT key, size, etag, content_type, updated_at FROM objects
-         WHERE bucket_id = $1 AND key > $2 AND key LIKE $3 ORDER BY key LIMIT $4",
-        &[
-            Param::Int64(b.id),
-            Param::Str(after),
-            // LIKE with a literal prefix: the "C" collation lets it use the index.
-            Param::Str(format!("{}%", like_escape(prefix))),
-            Param::Int64(limit + 1),
-        ],
-    )?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(ObjectInfo {
-                key: r.str("key")?,
-                size: r.i64("size")?,
-                etag: r.str("etag")?,
-                content_type: r.opt_str("content_type")?,
-                updated_at: r.time("updated_at")?,
-            })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let items = fado_store::objects::list(&ctx.db, b.id, &after, prefix, limit + 1)?;
     let page = fado_api::cursor::page(&list, items, limit, |o| o.key.clone());
-    let body = serde_json::to_value(page)
-        .map_err(|e| ApiError::new(500, "internal", format!("encoding the response: {e}")))?;
-    crate::respond_json(out, 200, &body, &[]);
+    crate::respond_json(out, 200, &page, &[]);
     Ok(())
-}
-
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }

@@ -4,8 +4,9 @@
 
 use anyhow::Result;
 use fado_model::{BucketRoute, JobKind, ReplicaState, RouteTable, RouteTarget};
+use fado_store::Db;
+use fado_store::planner;
 use fado_store::snapshot::{self, CatalogSnapshot};
-use fado_store::{Db, Param, id_array, text_array};
 use sha2::{Digest, Sha256};
 
 use crate::convert;
@@ -24,34 +25,14 @@ pub struct Outcome {
 }
 
 pub fn plan_and_write(db: &Db) -> Result<Outcome> {
-    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ", &[])?;
-    match write(db) {
-        Ok(o) => {
-            db.execute("COMMIT", &[])?;
-            Ok(o)
-        }
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    db.snapshot_transaction(write)
 }
 
 fn write(db: &Db) -> Result<Outcome> {
-    let state = db
-        .query(
-            "SELECT catalog_generation, routes_version, routes_digest FROM planner_state",
-            &[],
-        )?
-        .one()
-        .and_then(|r| {
-            Ok((
-                r.i64("catalog_generation")?,
-                r.i64("routes_version")?,
-                r.opt_str("routes_digest")?,
-            ))
-        })?;
-    let (generation, routes_version, routes_digest) = state;
+    let progress = planner::progress(db)?;
+    let generation = progress.catalog_generation;
+    let routes_version = progress.routes_version;
+    let routes_digest = progress.routes_digest;
     let mut snap = snapshot::load(db)?;
     let input = convert::snapshot(&snap);
     let plans = fado_placement::plan(&input);
@@ -92,39 +73,18 @@ fn write(db: &Db) -> Result<Outcome> {
     }
 
     if !create.0.is_empty() {
-        db.execute(
-            "INSERT INTO replicas (bucket_id, storage_id, state)
-             SELECT b, s, 'pending' FROM unnest($1::bigint[], $2::bigint[]) AS u(b, s)
-             ON CONFLICT (bucket_id, storage_id)
-             DO UPDATE SET state = 'pending', last_error = NULL, updated_at = now()",
-            &[id_array(&create.0), id_array(&create.1)],
-        )?;
+        planner::replicas_pending(db, &create.0, &create.1)?;
         cancel(db, &create.2, &create.1, JobKind::DeleteReplica)?;
         enqueue(db, JobKind::CreateReplica, &create.2, &create.1)?;
     }
     if !delete.0.is_empty() {
-        db.execute(
-            "UPDATE replicas r SET state = 'deleting', updated_at = now()
-             FROM unnest($1::bigint[], $2::bigint[]) AS d(bucket_id, storage_id)
-             WHERE r.bucket_id = d.bucket_id AND r.storage_id = d.storage_id",
-            &[id_array(&delete.0), id_array(&delete.1)],
-        )?;
+        planner::replicas_deleting(db, &delete.0, &delete.1)?;
         cancel(db, &delete.2, &delete.1, JobKind::CreateReplica)?;
         cancel(db, &delete.2, &delete.1, JobKind::SyncReplica)?;
         enqueue(db, JobKind::DeleteReplica, &delete.2, &delete.1)?;
     }
     if !shortfall.0.is_empty() {
-        db.execute(
-            "UPDATE buckets b SET replica_shortfall = u.shortfall,
-                 plan_notes = CASE WHEN u.notes = '' THEN '{}'::text[] ELSE string_to_array(u.notes, E'\\n') END
-             FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u(id, shortfall, notes)
-             WHERE b.id = u.id",
-            &[
-                id_array(&shortfall.0),
-                Param::ArrayInt32(shortfall.1.iter().copied().map(Some).collect()),
-                text_array(&shortfall.2),
-            ],
-        )?;
+        planner::set_shortfalls(db, &shortfall.0, &shortfall.1, &shortfall.2)?;
     }
 
     let routes = fado_placement::routes(&convert::snapshot(&snap));
@@ -137,28 +97,10 @@ fn write(db: &Db) -> Result<Outcome> {
         None
     } else {
         table.version = routes_version + 1;
-        db.execute(
-            "INSERT INTO route_tables (version, routes) VALUES ($1, $2)",
-            &[
-                Param::Int64(table.version),
-                Param::Jsonb(serde_json::to_vec(&table)?),
-            ],
-        )?;
-        db.execute(
-            "DELETE FROM route_tables WHERE version <= $1",
-            &[Param::Int64(table.version - KEEP_TABLES)],
-        )?;
+        planner::store_route_table(db, &table, KEEP_TABLES)?;
         Some(table.clone())
     };
-    db.execute(
-        "UPDATE planner_progress SET planned_generation = $1, routes_version = $2, routes_digest = $3,
-             planned_at = now()",
-        &[
-            Param::Int64(generation),
-            Param::Int64(table.version),
-            Param::Str(digest),
-        ],
-    )?;
+    planner::record_round(db, generation, table.version, &digest)?;
     Ok(Outcome {
         table: publish,
         routes_version: table.version,

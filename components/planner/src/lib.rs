@@ -117,29 +117,14 @@ fn plan_with_retries(db: &Db) -> Result<apply::Outcome> {
     }
 }
 
-struct PlannerState {
-    catalog_generation: i64,
-    planned_generation: i64,
-    routes_version: i64,
-}
-
 /// Whether the newest catalog generation has been planned.
 fn caught_up(db: &Db) -> Result<bool> {
     let s = state(db)?;
     Ok(s.planned_generation >= s.catalog_generation)
 }
 
-fn state(db: &Db) -> Result<PlannerState> {
-    let rows = db.query(
-        "SELECT catalog_generation, planned_generation, routes_version FROM planner_state",
-        &[],
-    )?;
-    let r = rows.one()?;
-    Ok(PlannerState {
-        catalog_generation: r.i64("catalog_generation")?,
-        planned_generation: r.i64("planned_generation")?,
-        routes_version: r.i64("routes_version")?,
-    })
+fn state(db: &Db) -> Result<fado_store::planner::Progress> {
+    Ok(fado_store::planner::progress(db)?)
 }
 
 /// One round when the catalog is ahead of what was planned (or for a

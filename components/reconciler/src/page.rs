@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 use fado_store::objects::Change;
-use fado_store::{Db, Param};
+use fado_store::{Db, buckets, reconcile};
 use fado_sync::Entry;
 
 use crate::Config;
@@ -12,38 +12,7 @@ use crate::walk::Bucket;
 /// Catalog rows one page reads at most (beyond them, the page is shortened).
 const CATALOG_ROWS: usize = 1000;
 
-/// Where a page starts.
-pub struct Cursor {
-    /// The key the page lists after (`""`: from the start).
-    pub after: String,
-    /// The database's clock before the page was listed: catalog rows
-    /// written since are newer than the listing.
-    pub started: String,
-}
-
-pub fn cursor(db: &Db, bucket_id: i64) -> Result<Option<Cursor>> {
-    let rows = db.query(
-        "SELECT reconcile_after, now() AS started FROM buckets WHERE id = $1",
-        &[Param::Int64(bucket_id)],
-    )?;
-    rows.first()
-        .map(|r| {
-            Ok(Cursor {
-                after: r.str("reconcile_after")?,
-                started: r.time("started")?,
-            })
-        })
-        .transpose()
-}
-
-/// Sends a bucket whose walk cannot start to the back of the line.
-pub fn set_aside(db: &Db, bucket_id: i64) -> Result<()> {
-    db.execute(
-        "UPDATE buckets SET reconciled_at = now() WHERE id = $1",
-        &[Param::Int64(bucket_id)],
-    )?;
-    Ok(())
-}
+pub use fado_store::reconcile::{Cursor, cursor, set_aside};
 
 /// What recording a page did.
 #[derive(Debug, Default)]
@@ -70,13 +39,7 @@ pub fn record(
     };
     db.transaction(|tx| -> Result<Recorded> {
         // Waits for, or sees, a concurrent deletion of the bucket.
-        let gone = tx
-            .query(
-                "SELECT 1 AS x FROM buckets WHERE id = $1 FOR UPDATE",
-                &[Param::Int64(bucket.id)],
-            )?
-            .is_empty();
-        if gone {
+        if !buckets::lock(tx, bucket.id)? {
             return Ok(Recorded::default());
         }
         let (catalog, newer) = catalog(tx, bucket.id, cursor, upto.as_deref())?;
@@ -116,16 +79,10 @@ pub fn record(
         }
         match &settled.end {
             Some(end) => {
-                tx.execute(
-                    "UPDATE buckets SET reconcile_after = $2 WHERE id = $1",
-                    &[Param::Int64(bucket.id), Param::Str(end.clone())],
-                )?;
+                reconcile::advance(tx, bucket.id, end)?;
             }
             None => {
-                tx.execute(
-                    "UPDATE buckets SET reconcile_after = '', reconciled_at = now() WHERE id = $1",
-                    &[Param::Int64(bucket.id)],
-                )?;
+                reconcile::finish(tx, bucket.id)?;
                 out.jobs += queue_resyncs(tx, cfg, bucket)?;
             }
         }
@@ -142,31 +99,17 @@ fn catalog(
     cursor: &Cursor,
     upto: Option<&str>,
 ) -> Result<(Vec<Entry>, Vec<String>)> {
-    let rows = tx.query(
-        "SELECT key, size, etag, updated_at >= $4::text::timestamptz AS newer
-         FROM objects
-         WHERE bucket_id = $1 AND key > $2 AND ($3::text IS NULL OR key <= $3::text)
-         ORDER BY key
-         LIMIT $5",
-        &[
-            Param::Int64(bucket_id),
-            Param::Str(cursor.after.clone()),
-            fado_store::opt_text(upto),
-            Param::Str(cursor.started.clone()),
-            Param::Int64(CATALOG_ROWS as i64 + 1),
-        ],
-    )?;
+    let rows = reconcile::objects(tx, bucket_id, cursor, upto, CATALOG_ROWS as i64 + 1)?;
     let mut entries = Vec::with_capacity(rows.len());
     let mut newer = Vec::new();
-    for r in rows.iter() {
-        let key = r.str("key")?;
-        if r.bool("newer")? {
-            newer.push(key.clone());
+    for o in rows {
+        if o.newer {
+            newer.push(o.key.clone());
         }
         entries.push(Entry {
-            key,
-            size: u64::try_from(r.i64("size")?).unwrap_or(0),
-            etag: r.str("etag")?,
+            key: o.key,
+            size: u64::try_from(o.size).unwrap_or(0),
+            etag: o.etag,
         });
     }
     Ok((entries, newer))

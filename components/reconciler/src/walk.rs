@@ -8,8 +8,8 @@
 
 use anyhow::Result;
 use fado_s3::{Endpoint, Page};
+use fado_store::Db;
 use fado_store::secrets::SecretError;
-use fado_store::{Db, Param};
 
 use crate::Config;
 use crate::page;
@@ -65,27 +65,17 @@ pub fn run(db: &Db, cfg: &Config) -> Result<Totals> {
 /// Master buckets in walk order. Every visit costs at least one listing,
 /// charged to the budget, so `budget` also bounds the visits.
 fn buckets(db: &Db, budget: u64, encryption_key: &str) -> Result<Vec<Bucket>> {
-    let rows = db.query(
-        &format!(
-            "SELECT b.id, b.name, {}
-             FROM buckets b JOIN storage_deployments s ON s.id = b.master_storage_id
-             WHERE s.health <> 'unhealthy'
-             ORDER BY b.reconciled_at NULLS FIRST, b.id
-             LIMIT $1",
-            fado_store::storage::select_list("s", "")
-        ),
-        &[Param::Int64(i64::try_from(budget).unwrap_or(i64::MAX))],
-    )?;
-    rows.iter()
-        .map(|r| {
-            Ok(Bucket {
-                id: r.i64("id")?,
-                name: r.str("name")?,
-                endpoint: fado_store::storage::endpoint_or_secret_error(&r, "", encryption_key)?
-                    .map(Endpoint::from),
+    let limit = i64::try_from(budget).unwrap_or(i64::MAX);
+    Ok(
+        fado_store::reconcile::walk_order(db, limit, encryption_key)?
+            .into_iter()
+            .map(|b| Bucket {
+                id: b.id,
+                name: b.name,
+                endpoint: b.endpoint.map(Endpoint::from),
             })
-        })
-        .collect()
+            .collect(),
+    )
 }
 
 /// Walks `bucket` from its cursor, page by page, until the walk ends or the

@@ -66,7 +66,7 @@ fn on_message(_message: bytes::Bytes) -> Result<()> {
         }
         // Storage pairs and their clients, shared by the batch's jobs.
         let pairs = steps::Pairs::default();
-        let lanes = fado_sync::lanes(batch, ledger::Job::target);
+        let lanes = fado_sync::lanes(batch, ledger::target);
         let ctx = (&db, &cfg, owner.as_str(), &pairs);
         let worked: Vec<Result<bool>> = fado_s3::block_on(
             futures::stream::iter(lanes.into_iter().map(|lane| work_lane(ctx, lane)))
@@ -108,8 +108,11 @@ async fn work_lane(
                     "replicator: job {} ({} {}) failed: {message}",
                     job.id, job.kind, job.bucket
                 );
-                let state = ledger::fail(db, &job, owner, &message, attempt.elapsed())?;
-                let outcome = if state == "queued" { "retry" } else { &state };
+                let failed = ledger::fail(db, &job, owner, &message, attempt.elapsed())?;
+                let outcome = match failed {
+                    fado_store::ledger::Failed::Queued => "retry",
+                    other => other.as_str(),
+                };
                 count(&cfg.redis, &job, outcome, 0);
             }
         }
@@ -119,7 +122,7 @@ async fn work_lane(
 
 /// The Redis hash of FaDO's counters (the catalog serves them at
 /// `/api/metrics`): Redis, not Postgres, so counting costs the ledger nothing.
-pub const METRICS_KEY: &[u8] = b"fado:metrics";
+pub const METRICS_KEY: &[u8] = fado_model::REPLICATION_METRICS_KEY.as_bytes();
 
 /// Counts one job outcome and the bytes it copied. Best effort: a lost
 /// increment is a metrics gap, never a replication fault.

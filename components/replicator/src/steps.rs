@@ -7,8 +7,10 @@ use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 use fado_model::JobKind;
+use fado_model::ReplicaState;
 use fado_s3::{Copier, Endpoint};
-use fado_store::{Db, Param};
+use fado_store::Db;
+use fado_store::replicas::{self, ObjectPair};
 use fado_sync::Entry;
 use futures::StreamExt;
 
@@ -40,7 +42,7 @@ pub async fn run(db: &Db, cfg: &Config, job: &Job, owner: &str, pairs: &Pairs) -
         }
         JobKind::DeleteReplica => delete_replica(db, cfg, job, storage_id).await,
         JobKind::DeleteBucket => {
-            if bucket_lives_on(db, &job.bucket, storage_id)? {
+            if replicas::bucket_lives_on(db, &job.bucket, storage_id)? {
                 // A bucket of the same name was created again and lives
                 // here: the old bucket's removal must not touch it.
                 return Ok(Effect::default());
@@ -65,15 +67,6 @@ fn endpoint(db: &Db, cfg: &Config, storage_id: i64) -> Result<Endpoint> {
         .context("reading a storage endpoint")?
         .map(Endpoint::from)
         .with_context(|| format!("storage deployment {storage_id} no longer exists"))
-}
-
-/// The endpoint in a row's columns named `{prefix}endpoint`, … .
-fn endpoint_of(cfg: &Config, r: &fado_store::Row<'_>, prefix: &str) -> Result<Endpoint> {
-    Ok(
-        fado_store::storage::endpoint_in(r, prefix, &cfg.encryption_key)
-            .context("reading a storage endpoint")?
-            .into(),
-    )
 }
 
 /// A bucket's master and one replica storage, with their clients.
@@ -144,49 +137,6 @@ fn keep_lease(db: &Db, job: &Job, owner: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `sql` (an update of replica rows) in a transaction that bumps the
-/// catalog generation when it changed a row, so the planner re-plans.
-fn change_replicas(db: &Db, sql: &str, params: &[Param]) -> Result<bool> {
-    db.transaction(|tx| -> Result<bool> {
-        let n = tx.execute(sql, params)?;
-        if n > 0 {
-            tx.bump_generation()?;
-        }
-        Ok(n > 0)
-    })
-}
-
-/// The bucket's id and master storage, if the bucket exists.
-fn bucket(db: &Db, name: &str) -> Result<Option<(i64, i64)>> {
-    let rows = db.query(
-        "SELECT id, master_storage_id FROM buckets WHERE name = $1",
-        &[Param::Str(name.into())],
-    )?;
-    rows.first()
-        .map(|r| Ok((r.i64("id")?, r.i64("master_storage_id")?)))
-        .transpose()
-}
-
-fn bucket_lives_on(db: &Db, name: &str, storage_id: i64) -> Result<bool> {
-    let rows = db.query(
-        "SELECT 1 AS x FROM buckets b WHERE b.name = $1 AND (b.master_storage_id = $2
-             OR EXISTS (SELECT 1 FROM replicas r WHERE r.bucket_id = b.id AND r.storage_id = $2 AND r.state <> 'deleting'))",
-        &[Param::Str(name.into()), Param::Int64(storage_id)],
-    )?;
-    Ok(!rows.is_empty())
-}
-
-fn replica_state(db: &Db, bucket_id: i64, storage_id: i64) -> Result<Option<String>> {
-    let rows = db.query(
-        "SELECT state FROM replicas WHERE bucket_id = $1 AND storage_id = $2",
-        &[Param::Int64(bucket_id), Param::Int64(storage_id)],
-    )?;
-    rows.first()
-        .map(|r| r.str("state"))
-        .transpose()
-        .map_err(Into::into)
-}
-
 /// Creates the replica bucket if needed and makes it equal to the master
 /// (copy what is missing or different, delete what the master lacks), then
 /// marks the replica `ready`, which lets the planner route to it.
@@ -197,18 +147,14 @@ async fn sync_replica(
     owner: &str,
     storage_id: i64,
 ) -> Result<Effect> {
-    let Some((bucket_id, master_id)) = bucket(db, &job.bucket)? else {
+    let Some((bucket_id, master_id)) = replicas::bucket(db, &job.bucket)? else {
         return Ok(Effect::default()); // the bucket is gone: nothing to sync
     };
-    match replica_state(db, bucket_id, storage_id)?.as_deref() {
-        None | Some("deleting") => return Ok(Effect::default()), // no longer wanted
+    match replicas::state(db, bucket_id, storage_id)? {
+        None | Some(ReplicaState::Deleting) => return Ok(Effect::default()), // no longer wanted
         _ => {}
     }
-    db.execute(
-        "UPDATE replicas SET state = 'syncing', updated_at = now()
-         WHERE bucket_id = $1 AND storage_id = $2 AND state IN ('pending', 'failed')",
-        &[Param::Int64(bucket_id), Param::Int64(storage_id)],
-    )?;
+    replicas::start_sync(db, bucket_id, storage_id)?;
     let pair = Pair::new(db, cfg, master_id, storage_id)?;
     let (master_client, replica_client) = (&pair.master_client, &pair.replica_client);
     fado_s3::ensure_bucket(replica_client, &job.bucket).await?;
@@ -245,17 +191,7 @@ async fn sync_replica(
     drop(copies);
     fado_s3::delete_keys(replica_client, &job.bucket, &diff.delete).await?;
 
-    let changed = db.transaction(|tx| -> Result<bool> {
-        let n = tx.execute(
-            "UPDATE replicas SET state = 'ready', last_sync_at = now(), last_error = NULL, updated_at = now()
-             WHERE bucket_id = $1 AND storage_id = $2 AND state IN ('pending', 'syncing', 'failed', 'ready')",
-            &[Param::Int64(bucket_id), Param::Int64(storage_id)],
-        )?;
-        if n > 0 {
-            tx.bump_generation()?;
-        }
-        Ok(n > 0)
-    })?;
+    let changed = replicas::mark_synced(db, bucket_id, storage_id)?;
     Ok(Effect {
         catalog_changed: changed,
         bytes,
@@ -265,9 +201,9 @@ async fn sync_replica(
 /// Removes the replica bucket (every object, then the bucket) and the
 /// replica's row.
 async fn delete_replica(db: &Db, cfg: &Config, job: &Job, storage_id: i64) -> Result<Effect> {
-    let bucket = bucket(db, &job.bucket)?;
+    let bucket = replicas::bucket(db, &job.bucket)?;
     if let Some((bucket_id, _)) = bucket
-        && replica_state(db, bucket_id, storage_id)?.as_deref() != Some("deleting")
+        && replicas::state(db, bucket_id, storage_id)? != Some(ReplicaState::Deleting)
     {
         return Ok(Effect::default()); // wanted again: the planner changed its mind
     }
@@ -276,11 +212,7 @@ async fn delete_replica(db: &Db, cfg: &Config, job: &Job, storage_id: i64) -> Re
     let Some((bucket_id, _)) = bucket else {
         return Ok(Effect::default());
     };
-    let changed = change_replicas(
-        db,
-        "DELETE FROM replicas WHERE bucket_id = $1 AND storage_id = $2 AND state = 'deleting'",
-        &[Param::Int64(bucket_id), Param::Int64(storage_id)],
-    )?;
+    let changed = replicas::forget_deleted(db, bucket_id, storage_id)?;
     Ok(Effect {
         catalog_changed: changed,
         bytes: 0,
@@ -372,29 +304,11 @@ impl Pairs {
 /// The master and replica storage of an object step, in one query: `None`
 /// when the bucket is gone or no longer lives on `storage_id`.
 fn object_pair(db: &Db, cfg: &Config, bucket: &str, storage_id: i64) -> Result<Option<Pair>> {
-    let rows = db.query(
-        &format!(
-            "SELECT b.master_storage_id = $2 OR EXISTS (SELECT 1 FROM replicas r WHERE r.bucket_id = b.id
-                        AND r.storage_id = $2 AND r.state <> 'deleting') AS lives_there,
-                    {}, {}
-             FROM buckets b JOIN storage_deployments m ON m.id = b.master_storage_id
-             LEFT JOIN storage_deployments d ON d.id = $2
-             WHERE b.name = $1",
-            fado_store::storage::select_list("m", ""),
-            fado_store::storage::select_list("d", "d_"),
-        ),
-        &[Param::Str(bucket.into()), Param::Int64(storage_id)],
-    )?;
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    if !r.bool("lives_there")? {
-        return Ok(None);
+    match replicas::object_pair(db, bucket, storage_id, &cfg.encryption_key)
+        .context("reading a storage endpoint")?
+    {
+        ObjectPair::Moot => Ok(None),
+        ObjectPair::StorageGone => bail!("storage deployment {storage_id} no longer exists"),
+        ObjectPair::Pair { master, target } => Ok(Some(Pair::of(master.into(), target.into()))),
     }
-    if r.opt_str("d_endpoint")?.is_none() {
-        bail!("storage deployment {storage_id} no longer exists");
-    }
-    let master = endpoint_of(cfg, &r, "")?;
-    let replica = endpoint_of(cfg, &r, "d_")?;
-    Ok(Some(Pair::of(master, replica)))
 }
