@@ -296,8 +296,8 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         );
     }
 
-    // The console URL it prints leads to a page (a placeholder until the
-    // console is built) that says where the API is.
+    // The console URL it prints leads to the console (driven in a browser
+    // by `console.rs`); without scripts, its page says where the API is.
     let page = http()
         .get(format!("{}/console/", demo.api))
         .send()
@@ -305,6 +305,7 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         .unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
+    assert!(page.contains("/console/app.js"), "{page}");
     assert!(page.contains("/api/openapi.json"), "{page}");
 
     // The testbed is registered as the thesis had it.
@@ -318,6 +319,16 @@ async fn the_main_command_starts_routes_by_bucket_stops_and_restarts() {
         .collect();
     names.sort();
     assert_eq!(names, ["cloud-cluster-1", "cloud-cluster-2", "hpc-cluster"]);
+
+    // Opening the console shows that testbed and its bucket.
+    crate::console::browser_test_at(
+        &demo.api,
+        &token,
+        "test_the_demo_shows_its_testbed",
+        serde_json::json!([]),
+        || setup.logs(),
+    )
+    .await;
 
     // Invocations naming the bucket run on a cluster that holds it.
     let held = holders(&demo, &token).await;

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod cli;
+mod console;
 mod demo;
 mod durability;
 mod migrations;

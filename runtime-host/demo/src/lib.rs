@@ -406,7 +406,7 @@ fn banner(r: &Running, layout: &Layout, data: &Path, took: Duration) {
     let api = &r.api;
     println!(
         "\nFaDO is running ({} clusters: {}), started in {:.0} s; state in {}\n\
-         \n  console  {api}/console\
+         \n  console  {api}/console/\
          \n  API      {api}/api\
          \n  ingress  {api}/<function>/...   (header X-FaDO-Bucket: <bucket>)\
          \n  token    {}   (also in {})\
