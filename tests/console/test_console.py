@@ -291,3 +291,71 @@ def test_the_demo_shows_its_testbed(browser):
     browser.find_element(By.LINK_TEXT, "images").click()
     heading(browser, "Bucket images")
     text_shown(browser, "sample.png")
+
+
+# WCAG 2 contrast of each text's colour against the first opaque background
+# behind it; large text (24px, or 18.66px bold) needs 3:1, other text 4.5:1.
+CONTRAST = """
+const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+  const p = m[1].split(',').map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+const lum = ({r, g, b}) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+const background = (el) => { for (let e = el; e; e = e.parentElement) {
+  const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a >= 0.99) return c; } return {r: 255, g: 255, b: 255}; };
+const out = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const t = walker.currentNode; const el = t.parentElement;
+  if (!t.textContent.trim() || !el || !el.getClientRects().length) continue;
+  const s = getComputedStyle(el); if (s.visibility === 'hidden' || s.display === 'none') continue;
+  const fg = parse(s.color), bg = background(el);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+  const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  if (ratio < need) out.push([t.textContent.trim().slice(0, 40), ratio.toFixed(2), need]);
+}
+return out;
+"""
+
+
+def test_text_contrast_and_keyboard_use(browser):
+    """Signed in and moved around with the keyboard alone; every text on
+    the pages visited meets WCAG's contrast minimum."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{URL}/console/")
+    heading(browser, "Sign in")
+    low = browser.execute_script(CONTRAST)
+    assert not low, f"text below its contrast minimum on the sign-in page: {low}"
+    # The token field has the focus; Enter submits.
+    browser.switch_to.active_element.send_keys(TOKEN, Keys.ENTER)
+    heading(browser, "Dashboard")
+    text_shown(browser, "clusters")
+    # After a page change the focus is on the page's content; Shift+Tab
+    # walks back into the navigation, and Enter follows a link.
+    keys = ActionChains(browser)
+    visited = []
+    for _ in range(30):
+        el = browser.switch_to.active_element
+        visited.append(f"{el.tag_name}:{el.text[:20]}")
+        if el.tag_name == "a" and el.text == "Buckets":
+            break
+        keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    else:
+        raise AssertionError(f"Shift+Tab never reached the Buckets link: {visited}")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    heading(browser, "Buckets")
+    for section, title, shown in (
+        ("Dashboard", "Dashboard", "clusters"),
+        ("Buckets", "Buckets", "New bucket"),
+        ("Jobs", "Jobs", "State"),
+        ("Map", "Map", "Map"),
+        ("Settings", "Settings", "Save settings"),
+    ):
+        go(browser, section)
+        heading(browser, title)
+        text_shown(browser, shown)
+        low = browser.execute_script(CONTRAST)
+        assert not low, f"text below its contrast minimum on {section}: {low}"

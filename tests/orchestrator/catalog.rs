@@ -1396,12 +1396,23 @@ async fn dashboard_summary_is_bounded() {
         "INSERT INTO buckets (name, master_storage_id, target_replicas, replica_shortfall)
          SELECT 'bulk-' || g, (SELECT id FROM storage_deployments WHERE name = 's1'), 5, 3
          FROM generate_series(1, 300) g;
-         UPDATE catalog_generation SET value = value + 1;",
+         UPDATE catalog_generation SET value = value + 1;
+         -- Replication lag: two object copies waiting (one of known size),
+         -- and jobs that are not object work or not unfinished.
+         INSERT INTO jobs (kind, bucket_name, storage_id, object_key, object_size, state, created_at)
+         VALUES ('copy_object', 'bulk-1', 1, 'a', 1000, 'queued', '2026-01-02T03:04:05Z'),
+                ('delete_object', 'bulk-2', 1, 'b', NULL, 'running', now()),
+                ('copy_object', 'bulk-3', 1, 'c', 99, 'done', '2020-01-01T00:00:00Z'),
+                ('sync_replica', 'bulk-4', 1, NULL, NULL, 'queued', '2020-01-01T00:00:00Z');",
     )
     .await
     .unwrap();
     let (s, summary) = o.api("GET", "/api/resources", None).await;
     assert_eq!(s, 200, "{summary}");
+    assert_eq!(
+        summary["replication_lag"],
+        json!({"objects": 2, "bytes": 1000, "oldest": "2026-01-02T03:04:05.000000Z"})
+    );
     assert_eq!(summary["buckets"]["total"], 300);
     assert_eq!(summary["clusters"], 3);
     let listed = summary["under_replicated_buckets"]

@@ -4,9 +4,10 @@
 //! (clusters, storage on real embedded S3 servers, FaaS deployments, a
 //! bucket with a policy whose replica becomes ready); an object uploaded and
 //! downloaded; a route override set and cleared; a dead job retried; a
-//! validation error shown next to its field; and a 10,000-bucket catalog
-//! paged through. `FADO_SCREENSHOTS=docs/images` refreshes the README's
-//! screenshots.
+//! validation error shown next to its field; a 10,000-bucket catalog paged
+//! through; keyboard-only use and WCAG text contrast. `demo.rs` opens the
+//! demo's console too. `FADO_SCREENSHOTS=docs/images` refreshes the
+//! README's screenshots.
 
 use std::process::Command;
 
@@ -144,4 +145,10 @@ async fn a_catalog_of_10000_buckets_pages_through_the_api() {
     if let Some(line) = out.lines().find(|l| l.starts_with("console: ")) {
         println!("{line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_contrast_and_keyboard_use() {
+    let o = start().await;
+    browser_test(&o, "test_text_contrast_and_keyboard_use", json!([])).await;
 }

@@ -107,6 +107,21 @@ pub struct ObjectCounts {
     pub bytes: i64,
 }
 
+/// What replicas still lack: the object copies and deletes queued or
+/// running for them (a replica before its first full sync is counted by
+/// its sync job, not here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReplicationLag {
+    #[schema(minimum = 0)]
+    pub objects: i64,
+    /// The bytes of those objects, as far as known.
+    #[schema(minimum = 0)]
+    pub bytes: i64,
+    /// When the oldest of them was queued; null when none is.
+    #[schema(required = true, value_type = Option<schema::Timestamp>)]
+    pub oldest: Option<String>,
+}
+
 /// A bucket short of replicas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Shortfall {
@@ -150,6 +165,7 @@ pub struct ResourceSummary {
     #[schema(schema_with = count_by::<ReplicaState>)]
     pub replicas: BTreeMap<String, i64>,
     pub objects: ObjectCounts,
+    pub replication_lag: ReplicationLag,
     /// Unfinished jobs (not `done`) by state.
     #[schema(schema_with = count_by::<JobState>)]
     pub jobs: BTreeMap<String, i64>,

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use fado_model::api::{
-    BucketCounts, DeadJob, ObjectCounts, PlannerProgress, ResourceSummary, Shortfall,
+    BucketCounts, DeadJob, ObjectCounts, PlannerProgress, ReplicationLag, ResourceSummary,
+    Shortfall,
 };
 
 use crate::{Db, Param, Result, Rows};
@@ -23,7 +24,10 @@ pub fn resources(db: &Db, top: i64) -> Result<ResourceSummary> {
                 (SELECT count(*) FROM buckets) AS buckets,
                 (SELECT count(*) FROM buckets WHERE replica_shortfall > 0) AS under_replicated,
                 (SELECT coalesce(sum(object_count), 0) FROM bucket_stats) AS objects,
-                (SELECT coalesce(sum(total_bytes), 0) FROM bucket_stats) AS bytes",
+                (SELECT coalesce(sum(total_bytes), 0) FROM bucket_stats) AS bytes,
+                l.n AS lag_objects, l.bytes AS lag_bytes, l.oldest AS lag_oldest
+         FROM (SELECT count(*) AS n, coalesce(sum(object_size), 0)::bigint AS bytes, min(created_at) AS oldest
+               FROM jobs WHERE state IN ('queued', 'running') AND kind IN ('copy_object', 'delete_object')) l",
         &[],
     )?;
     let t = totals.one()?;
@@ -69,6 +73,11 @@ pub fn resources(db: &Db, top: i64) -> Result<ResourceSummary> {
         objects: ObjectCounts {
             count: t.i64("objects")?,
             bytes: t.i64("bytes")?,
+        },
+        replication_lag: ReplicationLag {
+            objects: t.i64("lag_objects")?,
+            bytes: t.i64("lag_bytes")?,
+            oldest: t.opt_time("lag_oldest")?,
         },
         jobs: counts(&jobs, "state")?,
         under_replicated_buckets: under
