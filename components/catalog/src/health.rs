@@ -2,6 +2,7 @@
 //! PostgreSQL and Redis, answer too).
 
 use fado_model::api::{DependencyCheck, Liveness, Readiness};
+use fado_model::{LivenessStatus, ReadinessStatus};
 use fado_store::Db;
 
 use crate::error::{ApiError, ApiResult};
@@ -12,7 +13,7 @@ pub fn live(req: &Req) -> ApiResult<Reply> {
         return Err(ApiError::method_not_allowed(&["GET", "HEAD"]));
     }
     Reply::ok(Liveness {
-        status: "ok".into(),
+        status: LivenessStatus::Ok,
     })
 }
 
@@ -33,7 +34,11 @@ pub fn ready(req: &Req) -> ApiResult<Reply> {
     };
     let ready = postgres.is_ok() && redis.is_ok();
     let mut reply = Reply::ok(Readiness {
-        status: if ready { "ready" } else { "not_ready" }.into(),
+        status: if ready {
+            ReadinessStatus::Ready
+        } else {
+            ReadinessStatus::NotReady
+        },
         postgres: check(&postgres),
         redis: check(&redis),
     })?;

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{BucketRoute, Health, JobState, Replica, ReplicaState, RouteMeta, schema};
+use crate::{
+    BucketRoute, Health, JobState, LivenessStatus, ReadinessStatus, Replica, ReplicaState,
+    RouteMeta, schema,
+};
 
 /// Every failure answers with this body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -206,31 +209,14 @@ pub struct DependencyCheck {
 /// `GET /readyz`: whether PostgreSQL and Redis answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
-    #[schema(value_type = ReadinessStatus)]
-    pub status: String,
+    pub status: ReadinessStatus,
     pub postgres: DependencyCheck,
     pub redis: DependencyCheck,
-}
-
-/// Whether both dependencies answer.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum ReadinessStatus {
-    Ready,
-    NotReady,
 }
 
 /// `GET /healthz`: the catalog can answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Liveness {
-    #[schema(value_type = LivenessStatus)]
-    pub status: String,
-}
-
-/// Always `ok`.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum LivenessStatus {
-    Ok,
+    pub status: LivenessStatus,
 }

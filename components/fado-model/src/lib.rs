@@ -119,6 +119,16 @@ string_enum! {
     JobState { Queued = "queued", Running = "running", Done = "done", Dead = "dead" }
 }
 
+string_enum! {
+    /// Whether both dependencies answer (`GET /readyz`).
+    ReadinessStatus { Ready = "ready", NotReady = "not_ready" }
+}
+
+string_enum! {
+    /// Always `ok` (`GET /healthz`).
+    LivenessStatus { Ok = "ok" }
+}
+
 impl Platform {
     /// The usual invocation path for functions on this platform.
     pub fn default_path_template(self) -> &'static str {

@@ -150,7 +150,8 @@ struct Resource {
     /// Operation ids: `listX`, `createX`, … with X this.
     id: &'static str,
     list_filter: fn() -> Parameter,
-    /// `list`, `page`, `item`, `input`: schema names.
+    /// Adds an answer of a page of items, of one item; a body of the
+    /// input with the fields a request requires; a PATCH body.
     page: fn(Op, u16, &str) -> Op,
     one: fn(Op, u16, &str) -> Op,
     input: fn(Op, &[&str]) -> Op,
@@ -168,11 +169,7 @@ fn answers_with<T: ToSchema>(o: Op, status: u16, description: &str) -> Op {
 }
 
 fn body_of<T: ToSchema>(o: Op, required: &[&str]) -> Op {
-    if required.is_empty() {
-        o.body(schema::reference::<T>())
-    } else {
-        o.body_requiring::<T>(required)
-    }
+    o.body_requiring::<T>(required)
 }
 
 fn patch_of<T: ToSchema>(o: Op) -> Op {

@@ -6,10 +6,25 @@
 
 use fado_model::Health;
 
-use crate::lookup::Table;
 use crate::secrets::SecretError;
 use crate::storage::{ENDPOINT_COLUMNS, StoredEndpoint, endpoint_or_secret_error};
 use crate::{Db, Param, Result, Row, opt_text};
+
+/// The deployments that have a health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Storage,
+    Faas,
+}
+
+impl Kind {
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Storage => "storage_deployments",
+            Kind::Faas => "faas_deployments",
+        }
+    }
+}
 
 /// A deployment as the last checks left it.
 #[derive(Debug, Clone)]
@@ -64,25 +79,19 @@ pub fn faas(db: &Db) -> Result<Vec<(Checked, String)>> {
         .collect()
 }
 
-/// Records a check of deployment `id` of `table` (storage or FaaS):
+/// Records a check of deployment `id` of `kind`:
 /// its health, failures in a row and the failure's detail; bumps the
 /// catalog generation when the health is not `before`.
 pub fn record(
     db: &Db,
-    table: Table,
+    kind: Kind,
     id: i64,
     before: Health,
     health: Health,
     failures: i64,
     detail: Option<&str>,
 ) -> Result<()> {
-    let table = match table {
-        Table::StorageDeployments => "storage_deployments",
-        Table::FaasDeployments => "faas_deployments",
-        other => {
-            return Err(crate::StoreError::Other(format!("{other:?} has no health")));
-        }
-    };
+    let table = kind.table();
     db.transaction(|tx| {
         tx.execute(
             &format!(

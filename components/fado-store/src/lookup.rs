@@ -24,19 +24,22 @@ impl Table {
     }
 }
 
+/// The condition selecting the row `r` names: its column and the value
+/// for parameter `$1`.
+pub(crate) fn by_ref(r: &Ref) -> (&'static str, Param) {
+    match r {
+        Ref::Id(id) => ("id", Param::Int64(*id)),
+        Ref::Name(n) => ("name", Param::Str(n.clone())),
+    }
+}
+
 /// The id of the row of `table` that `r` names, if there is one.
 pub fn find(db: &Db, table: Table, r: &Ref) -> Result<Option<i64>> {
-    let t = table.name();
-    let rows = match r {
-        Ref::Id(id) => db.query(
-            &format!("SELECT id FROM {t} WHERE id = $1"),
-            &[Param::Int64(*id)],
-        )?,
-        Ref::Name(n) => db.query(
-            &format!("SELECT id FROM {t} WHERE name = $1"),
-            &[Param::Str(n.clone())],
-        )?,
-    };
+    let (column, param) = by_ref(r);
+    let rows = db.query(
+        &format!("SELECT id FROM {} WHERE {column} = $1", table.name()),
+        &[param],
+    )?;
     rows.first().map(|row| row.i64("id")).transpose()
 }
 

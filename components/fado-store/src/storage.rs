@@ -284,10 +284,7 @@ pub fn placed(db: &Db, ids: &[i64]) -> crate::Result<Vec<Placed>> {
 /// The deployment `r` names: its id, and the digest of its notify token
 /// (`None`: notifications are off).
 pub fn notify_token(db: &Db, r: &fado_model::Ref) -> crate::Result<Option<(i64, Option<String>)>> {
-    let (column, param) = match r {
-        fado_model::Ref::Id(id) => ("id", Param::Int64(*id)),
-        fado_model::Ref::Name(n) => ("name", Param::Str(n.clone())),
-    };
+    let (column, param) = crate::lookup::by_ref(r);
     let rows = db.query(
         &format!("SELECT id, notify_token_sha256 FROM storage_deployments WHERE {column} = $1"),
         &[param],

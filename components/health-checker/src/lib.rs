@@ -22,8 +22,7 @@ use anyhow::{Context, Result};
 use fado_model::Health;
 use fado_s3::Endpoint;
 use fado_store::Db;
-use fado_store::health::{self, Checked};
-use fado_store::lookup::Table;
+use fado_store::health::{self, Checked, Kind};
 use spin_sdk::redis_component;
 use spin_sdk::variables;
 
@@ -80,7 +79,7 @@ fn check_all(db: &Db, key: &str) -> Result<Changed> {
     )));
     let mut changed = Changed::default();
     for ((t, _), outcome) in targets.iter().zip(outcomes) {
-        if record(db, Table::StorageDeployments, t, outcome)? {
+        if record(db, Kind::Storage, t, outcome)? {
             changed.any = true;
             changed.recovered |= t.health == Health::Unhealthy;
         }
@@ -96,14 +95,14 @@ fn check_faas(db: &Db) -> Result<bool> {
     ));
     let mut changed = false;
     for ((t, _), outcome) in targets.iter().zip(outcomes) {
-        changed |= record(db, Table::FaasDeployments, t, outcome)?;
+        changed |= record(db, Kind::Faas, t, outcome)?;
     }
     Ok(changed)
 }
 
 /// Records one probe's outcome: two failures in a row make a deployment
 /// unhealthy, one success healthy. Returns whether the health changed.
-fn record(db: &Db, table: Table, seen: &Checked, outcome: Result<(), String>) -> Result<bool> {
+fn record(db: &Db, kind: Kind, seen: &Checked, outcome: Result<(), String>) -> Result<bool> {
     let (now, failures, detail) = match outcome {
         Ok(()) => (Health::Healthy, 0, None),
         Err(e) => {
@@ -118,7 +117,7 @@ fn record(db: &Db, table: Table, seen: &Checked, outcome: Result<(), String>) ->
     };
     health::record(
         db,
-        table,
+        kind,
         seen.id,
         seen.health,
         now,
@@ -127,9 +126,9 @@ fn record(db: &Db, table: Table, seen: &Checked, outcome: Result<(), String>) ->
     )?;
     let flipped = now != seen.health;
     if flipped {
-        let what = match table {
-            Table::StorageDeployments => "storage",
-            _ => "FaaS deployment",
+        let what = match kind {
+            Kind::Storage => "storage",
+            Kind::Faas => "FaaS deployment",
         };
         eprintln!(
             "health-checker: {what} {} is now {now}{}",
